@@ -1,0 +1,10 @@
+//! DELETE /api/products/{id}: deletes a product.
+use lambda_http::{Error, run, service_fn};
+use stockroom::{api, db::Db};
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), Error> {
+    stockroom::telemetry::init();
+    let db = Db::from_env(stockroom::db::INVENTORY_DATABASE_URL).await?;
+    run(service_fn(|request| api::products::delete(&db, request))).await
+}

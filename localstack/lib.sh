@@ -1,0 +1,178 @@
+# Shared by the localstack/ scripts: settings, progress output, and idempotent install/start steps.
+# Every setting can be overridden from the environment; README.md lists them.
+
+set -euo pipefail
+
+REPO_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# Per-checkout state: pid files and logs.
+STATE_DIR=${STOCKROOM_STATE_DIR:-$REPO_DIR/.stack}
+# Tools installed once per machine and reused by every checkout (cargo-lambda's venv).
+TOOLS_DIR=${STOCKROOM_TOOLS_DIR:-$HOME/.cache/stockroom}
+CARGO_LAMBDA_VERSION=1.9.2
+
+PG_PORT=${STOCKROOM_PG_PORT:-55432}
+# PostgreSQL runs as the `postgres` user, which must reach its data dir: keep it out of $HOME.
+PG_DIR=${STOCKROOM_PG_DIR:-/var/tmp/stockroom/pg-$PG_PORT}
+API_PORT=${STOCKROOM_API_PORT:-9000}
+
+INVENTORY_DATABASE_URL=${INVENTORY_DATABASE_URL:-postgres://postgres@127.0.0.1:$PG_PORT/inventory_db}
+export INVENTORY_DATABASE_URL
+
+step() { printf '\033[1m==> %s\033[0m\n' "$*"; }
+info() { printf '    %s\n' "$*"; }
+die() { printf '\033[31merror: %s\033[0m\n' "$*" >&2; exit 1; }
+
+mkdir -p "$STATE_DIR"
+
+as_postgres() {
+    if [ "$(id -u)" = 0 ]; then
+        # runuser keeps the caller's environment out of the server's way.
+        runuser -u postgres -- "$@"
+    else
+        "$@"
+    fi
+}
+
+pg_bin() {
+    local dir
+    for dir in /usr/lib/postgresql/*/bin; do
+        [ -x "$dir/pg_ctl" ] && { echo "$dir"; return 0; }
+    done
+    return 1
+}
+
+ensure_postgres_installed() {
+    if pg_bin >/dev/null; then
+        info "PostgreSQL $("$(pg_bin)/postgres" --version | awk '{print $3}') is installed"
+        return
+    fi
+    step "Installing PostgreSQL from Debian's packages"
+    [ "$(id -u)" = 0 ] || die "PostgreSQL is missing; run as root or install the 'postgresql' package"
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql >/dev/null
+    pg_bin >/dev/null || die "PostgreSQL install did not provide pg_ctl"
+}
+
+pg_ready() {
+    "$(pg_bin)/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT"
+}
+
+start_postgres() {
+    local bin
+    bin=$(pg_bin)
+    if pg_ready; then
+        info "PostgreSQL already answers on 127.0.0.1:$PG_PORT"
+        return
+    fi
+    if [ ! -s "$PG_DIR/data/PG_VERSION" ]; then
+        step "Creating a PostgreSQL cluster in $PG_DIR"
+        mkdir -p "$PG_DIR/data"
+        [ "$(id -u)" = 0 ] && chown -R postgres:postgres "$PG_DIR"
+        as_postgres "$bin/initdb" -D "$PG_DIR/data" -U postgres --auth=trust -E UTF8 >"$PG_DIR/initdb.log" 2>&1 ||
+            die "initdb failed; see $PG_DIR/initdb.log"
+    fi
+    step "Starting PostgreSQL on 127.0.0.1:$PG_PORT"
+    as_postgres "$bin/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/postgres.log" -w -t 30 \
+        -o "-p $PG_PORT -k $PG_DIR -c listen_addresses=127.0.0.1 -c max_connections=200" start >/dev/null ||
+        die "PostgreSQL did not start; see $PG_DIR/postgres.log"
+}
+
+stop_postgres() {
+    local bin
+    bin=$(pg_bin) || return 0
+    if [ -s "$PG_DIR/data/postmaster.pid" ]; then
+        step "Stopping PostgreSQL"
+        as_postgres "$bin/pg_ctl" -D "$PG_DIR/data" -m fast -w stop >/dev/null || true
+    fi
+}
+
+psql_admin() {
+    "$(pg_bin)/psql" -h 127.0.0.1 -p "$PG_PORT" -U postgres -v ON_ERROR_STOP=1 -qAt "$@"
+}
+
+create_databases() {
+    local db
+    for db in inventory_db; do
+        if [ -z "$(psql_admin -d postgres -c "SELECT 1 FROM pg_database WHERE datname = '$db'")" ]; then
+            psql_admin -d postgres -c "CREATE DATABASE $db" >/dev/null
+            info "created database $db"
+        fi
+    done
+}
+
+migrate() {
+    step "Applying migrations"
+    cargo run --quiet -p stockroom-migrate -- inventory_db "$INVENTORY_DATABASE_URL" | sed 's/^/    /'
+}
+
+ensure_cargo_lambda() {
+    CARGO_LAMBDA="$TOOLS_DIR/venv/bin/cargo-lambda"
+    if [ -x "$CARGO_LAMBDA" ] && "$CARGO_LAMBDA" lambda --version 2>/dev/null | grep -q "$CARGO_LAMBDA_VERSION"; then
+        info "cargo-lambda $CARGO_LAMBDA_VERSION is installed"
+        return
+    fi
+    step "Installing cargo-lambda $CARGO_LAMBDA_VERSION from PyPI into $TOOLS_DIR/venv"
+    mkdir -p "$TOOLS_DIR"
+    python3 -m venv "$TOOLS_DIR/venv"
+    "$TOOLS_DIR/venv/bin/pip" install -q "cargo-lambda==$CARGO_LAMBDA_VERSION"
+}
+
+pid_alive() { [ -s "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+
+# Starts `cargo lambda watch` in the background on $1 (port), recording its pid in $2, logging to $3.
+start_watch() {
+    local port=$1 pidfile=$2 log=$3
+    if pid_alive "$pidfile"; then
+        info "cargo lambda watch already runs (pid $(cat "$pidfile")) on 127.0.0.1:$port"
+        return
+    fi
+    step "Building the functions"
+    (cd "$REPO_DIR" && cargo build --quiet --workspace --bins)
+    step "Starting cargo lambda watch on 127.0.0.1:$port"
+    (cd "$REPO_DIR" && exec setsid "$CARGO_LAMBDA" lambda watch --invoke-address 127.0.0.1 --invoke-port "$port" \
+        --env-var "INVENTORY_DATABASE_URL=$INVENTORY_DATABASE_URL" --concurrency 4 >"$log" 2>&1) &
+    echo $! >"$pidfile"
+    local i
+    for i in $(seq 1 120); do
+        if curl -s -o /dev/null "http://127.0.0.1:$port/"; then
+            info "listening (log: $log)"
+            return
+        fi
+        pid_alive "$pidfile" || die "cargo lambda watch exited; see $log"
+        sleep 1
+    done
+    die "cargo lambda watch did not listen on port $port within 120 s; see $log"
+}
+
+stop_watch() {
+    local pidfile=$1
+    if pid_alive "$pidfile"; then
+        step "Stopping cargo lambda watch (pid $(cat "$pidfile"))"
+        # setsid made it a process-group leader: stop it with the functions it spawned.
+        kill -TERM -- "-$(cat "$pidfile")" 2>/dev/null || true
+        local i
+        for i in $(seq 1 20); do pid_alive "$pidfile" || break; sleep 0.5; done
+        pid_alive "$pidfile" && kill -KILL -- "-$(cat "$pidfile")" 2>/dev/null || true
+    fi
+    rm -f "$pidfile"
+}
+
+# Waits until GET $1 answers with status $2 (the functions compile on first use).
+wait_for_status() {
+    local url=$1 want=$2 got i
+    for i in $(seq 1 300); do
+        got=$(curl -s -o /dev/null -w '%{http_code}' --max-time 120 "$url" || true)
+        [ "$got" = "$want" ] && return 0
+        sleep 1
+    done
+    die "$url did not answer $want (last: $got)"
+}
+
+ensure_stack() {
+    step "Checking tools"
+    ensure_postgres_installed
+    ensure_cargo_lambda
+    start_postgres
+    create_databases
+    migrate
+}

@@ -1,0 +1,27 @@
+//! `GET /health`: the state of each dependency, 503 when one is down.
+
+use lambda_http::Request;
+use lambda_http::http::StatusCode;
+use serde_json::json;
+
+use crate::db::Db;
+use crate::http::{HandlerResult, json_response};
+
+pub async fn check(db: &Db, _request: Request) -> HandlerResult {
+    let (status, database) = match db.ping().await {
+        Ok(()) => (StatusCode::OK, json!({ "status": "ok" })),
+        Err(err) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            json!({ "status": "unavailable", "error": err.to_string() }),
+        ),
+    };
+    let overall = if status == StatusCode::OK {
+        "ok"
+    } else {
+        "unavailable"
+    };
+    Ok(json_response(
+        status,
+        &json!({ "status": overall, "checks": { "database": database } }),
+    ))
+}

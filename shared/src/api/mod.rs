@@ -1,0 +1,5 @@
+//! The HTTP handlers, one per Lambda function. Each takes the clients its `main` built once and
+//! the request API Gateway (or `cargo lambda watch`) delivered.
+
+pub mod health;
+pub mod products;

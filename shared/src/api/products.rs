@@ -1,0 +1,105 @@
+//! The product catalogue: `/api/products` and `/api/products/{id}`.
+
+use lambda_http::http::{StatusCode, header};
+use lambda_http::{Request, RequestExt};
+
+use crate::ApiError;
+use crate::db::Db;
+use crate::http::{
+    HandlerResult, error_response, json_body, json_response, no_content, path_id, query_param,
+    reply,
+};
+use crate::pagination::Page;
+use crate::product::{Product, ProductInput};
+use crate::product_store;
+
+fn missing(id: i64) -> ApiError {
+    ApiError::not_found(format!("no product with id {id}"))
+}
+
+/// `POST /api/products` → 201 with the product.
+pub async fn create(db: &Db, request: Request) -> HandlerResult {
+    let outcome = async {
+        let input = ProductInput::from_json(&json_body(&request)?)?;
+        let mut conn = db.conn().await?;
+        let product = product_store::insert(&*conn, &input).await;
+        Ok::<_, ApiError>(conn.check(product)?)
+    };
+    reply(StatusCode::CREATED, outcome.await)
+}
+
+/// `GET /api/products` → 200 with every product, or one keyset page with `?limit=&after=`. A full
+/// page carries a `Link: <...>; rel="next"` header.
+pub async fn list(db: &Db, request: Request) -> HandlerResult {
+    let outcome = async {
+        let page = Page::from_query(
+            query_param(&request, "limit").as_deref(),
+            query_param(&request, "after").as_deref(),
+        )?;
+        let mut conn = db.conn().await?;
+        let products = product_store::list(&*conn, page).await;
+        let products = conn.check(products)?;
+        Ok::<_, ApiError>((page, products))
+    };
+    let (page, products) = match outcome.await {
+        Ok(listed) => listed,
+        Err(err) => return Ok(error_response(&err)),
+    };
+    let mut response = json_response(StatusCode::OK, &products);
+    let next = page.next_after(products.len(), products.last().map(|p| p.id));
+    if let (Some(after), Page::Keyset { limit, .. }) = (next, page) {
+        let link = format!(
+            "<{}?limit={limit}&after={after}>; rel=\"next\"",
+            request.raw_http_path()
+        );
+        if let Ok(value) = link.parse() {
+            response.headers_mut().insert(header::LINK, value);
+        }
+    }
+    Ok(response)
+}
+
+/// `GET /api/products/{id}` → 200 with the product, 404 when there is none.
+pub async fn get(db: &Db, request: Request) -> HandlerResult {
+    let id = match path_id(&request, "id", "product") {
+        Ok(id) => id,
+        Err(err) => return Ok(error_response(&err)),
+    };
+    reply(StatusCode::OK, find(db, id).await)
+}
+
+async fn find(db: &Db, id: i64) -> Result<Product, ApiError> {
+    let mut conn = db.conn().await?;
+    let product = product_store::get(&*conn, id).await;
+    conn.check(product)?.ok_or_else(|| missing(id))
+}
+
+/// `PUT /api/products/{id}` replaces name, description, price and stock → 200 with the product.
+pub async fn update(db: &Db, request: Request) -> HandlerResult {
+    let outcome = async {
+        let id = path_id(&request, "id", "product")?;
+        let input = ProductInput::from_json(&json_body(&request)?)?;
+        let mut conn = db.conn().await?;
+        let product = product_store::replace(&*conn, id, &input).await;
+        conn.check(product)?.ok_or_else(|| missing(id))
+    };
+    reply(StatusCode::OK, outcome.await)
+}
+
+/// `DELETE /api/products/{id}` → 204, 404 when there is none.
+pub async fn delete(db: &Db, request: Request) -> HandlerResult {
+    let outcome = async {
+        let id = path_id(&request, "id", "product")?;
+        let mut conn = db.conn().await?;
+        let deleted = product_store::delete(&*conn, id).await;
+        if conn.check(deleted)? {
+            Ok(())
+        } else {
+            Err(missing(id))
+        }
+    };
+    Ok(match outcome.await {
+        Ok(()) => no_content(),
+        Err(err) => error_response(&err),
+    })
+}

@@ -1,0 +1,194 @@
+//! One PostgreSQL connection per Lambda execution environment.
+//!
+//! An environment handles one request at a time, so a pool would only hold idle sockets against
+//! RDS's connection limit. The connection is opened during init (which Lambda runs at full CPU) and
+//! reopened whenever it is found dead: when an environment thaws after minutes frozen, the server
+//! or a NAT may have dropped the socket. Statements go through `query_typed`, which uses unnamed
+//! statements, and nothing sets session state, so RDS Proxy can multiplex without pinning.
+
+use std::time::Duration;
+
+use std::time::SystemTime;
+
+use tokio::sync::{Mutex, MutexGuard};
+use tokio_postgres::error::SqlState;
+use tokio_postgres::{Client, Config, NoTls};
+
+/// Environment variable holding the inventory database's connection URL.
+pub const INVENTORY_DATABASE_URL: &str = "INVENTORY_DATABASE_URL";
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// A connection unused for longer than this is checked before use.
+const IDLE_CHECK_AFTER: Duration = Duration::from_secs(30);
+
+#[derive(Debug)]
+pub enum DbError {
+    /// The database cannot be reached or dropped the connection: worth a retry later (503).
+    Unavailable(String),
+    /// The database answered with an error (a bug of ours, or a constraint we map ourselves).
+    Query(tokio_postgres::Error),
+}
+
+impl std::fmt::Display for DbError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Unavailable(reason) => write!(f, "database unavailable: {reason}"),
+            Self::Query(err) => write!(f, "database error: {err}"),
+        }
+    }
+}
+
+impl std::error::Error for DbError {}
+
+impl From<tokio_postgres::Error> for DbError {
+    fn from(err: tokio_postgres::Error) -> Self {
+        let unavailable_state = err.code().is_some_and(|code| {
+            [
+                SqlState::ADMIN_SHUTDOWN,
+                SqlState::CRASH_SHUTDOWN,
+                SqlState::CANNOT_CONNECT_NOW,
+                SqlState::TOO_MANY_CONNECTIONS,
+            ]
+            .contains(code)
+        });
+        let io_failure = std::error::Error::source(&err)
+            .is_some_and(|source| source.downcast_ref::<std::io::Error>().is_some());
+        if err.is_closed() || unavailable_state || io_failure {
+            Self::Unavailable(err.to_string())
+        } else {
+            Self::Query(err)
+        }
+    }
+}
+
+/// The connection of this execution environment, reopened on demand.
+pub struct Db {
+    config: Config,
+    slot: Mutex<Slot>,
+}
+
+#[derive(Default)]
+struct Slot {
+    client: Option<Client>,
+    last_used: Option<SystemTime>,
+}
+
+/// Exclusive use of the live connection for one request. Pass every database result through
+/// [`Conn::check`], which turns errors into [`DbError`] and discards a connection that proved dead.
+pub struct Conn<'a> {
+    slot: MutexGuard<'a, Slot>,
+}
+
+impl Db {
+    /// Parses a `postgres://` URL; does not connect.
+    pub fn new(url: &str) -> Result<Self, DbError> {
+        let mut config: Config = url
+            .parse()
+            .map_err(|err| DbError::Unavailable(format!("invalid database URL: {err}")))?;
+        config
+            .connect_timeout(CONNECT_TIMEOUT)
+            .keepalives(true)
+            .keepalives_idle(Duration::from_secs(30));
+        if config.get_application_name().is_none() {
+            config.application_name(
+                std::env::var("AWS_LAMBDA_FUNCTION_NAME")
+                    .as_deref()
+                    .unwrap_or("stockroom"),
+            );
+        }
+        Ok(Self {
+            config,
+            slot: Mutex::new(Slot::default()),
+        })
+    }
+
+    /// Reads the URL from `var` and connects eagerly, during init. A missing or invalid URL is a
+    /// deployment mistake and fails init; an unreachable database does not: requests answer 503
+    /// and the next one tries again.
+    pub async fn from_env(var: &str) -> Result<Self, DbError> {
+        let url = std::env::var(var)
+            .map_err(|_| DbError::Unavailable(format!("environment variable {var} is not set")))?;
+        let db = Self::new(&url)?;
+        if let Err(err) = db.conn().await {
+            tracing::warn!(%err, "could not connect during init; will retry per request");
+        }
+        Ok(db)
+    }
+
+    /// The live connection. One that is closed is replaced; one idle for a while (the environment
+    /// may have been frozen, and the server or a NAT may have dropped the socket without our
+    /// noticing) is first checked with an empty query, so no statement is ever sent down a dead
+    /// socket and no request has to be retried.
+    pub async fn conn(&self) -> Result<Conn<'_>, DbError> {
+        let mut slot = self.slot.lock().await;
+        let idle = slot.last_used.is_none_or(|at| {
+            at.elapsed().is_ok_and(|idle| idle > IDLE_CHECK_AFTER) || at > SystemTime::now()
+        });
+        let usable = match &slot.client {
+            Some(client) if client.is_closed() => false,
+            Some(client) if idle => tokio::time::timeout(CONNECT_TIMEOUT, client.simple_query(""))
+                .await
+                .is_ok_and(|answer| answer.is_ok()),
+            Some(_) => true,
+            None => false,
+        };
+        if !usable {
+            slot.client = None;
+            slot.client = Some(self.connect().await?);
+        }
+        slot.last_used = Some(SystemTime::now());
+        Ok(Conn { slot })
+    }
+
+    async fn connect(&self) -> Result<Client, DbError> {
+        let (client, connection) =
+            tokio::time::timeout(CONNECT_TIMEOUT, self.config.connect(NoTls))
+                .await
+                .map_err(|_| DbError::Unavailable("timed out connecting".into()))??;
+        tokio::spawn(async move {
+            if let Err(err) = connection.await {
+                tracing::warn!(%err, "database connection ended");
+            }
+        });
+        Ok(client)
+    }
+
+    /// Checks that the database answers.
+    pub async fn ping(&self) -> Result<(), DbError> {
+        let mut conn = self.conn().await?;
+        let answer = conn.simple_query("SELECT 1").await;
+        conn.check(answer).map(drop)
+    }
+}
+
+impl Conn<'_> {
+    /// Converts a database result, dropping the connection when the error shows it is unusable,
+    /// so the next request starts on a new session (the server rolls back anything abandoned).
+    pub fn check<T>(&mut self, result: Result<T, tokio_postgres::Error>) -> Result<T, DbError> {
+        let result = result.map_err(DbError::from);
+        if matches!(result, Err(DbError::Unavailable(_))) {
+            self.slot.client = None;
+        }
+        result
+    }
+}
+
+impl std::ops::Deref for Conn<'_> {
+    type Target = Client;
+
+    fn deref(&self) -> &Client {
+        self.slot
+            .client
+            .as_ref()
+            .expect("a Conn always holds a client")
+    }
+}
+
+impl std::ops::DerefMut for Conn<'_> {
+    fn deref_mut(&mut self) -> &mut Client {
+        self.slot
+            .client
+            .as_mut()
+            .expect("a Conn always holds a client")
+    }
+}

@@ -1,0 +1,132 @@
+//! The one JSON error shape every endpoint answers with:
+//! `{"error":{"code":"validation_failed","message":"...","field":"price"}}`.
+
+use lambda_http::http::StatusCode;
+use serde::Serialize;
+
+use crate::db::DbError;
+
+/// An error a client can act on: an HTTP status, a stable machine-readable `code`, a human message
+/// and, for validation failures, the offending field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+    pub field: Option<&'static str>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+            field: None,
+        }
+    }
+
+    /// 400: the request could not be read (malformed JSON, a body that is not an object).
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, message)
+    }
+
+    /// 422: the request was read but a field's value is not acceptable.
+    pub fn validation(field: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            field: Some(field),
+            ..Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "validation_failed",
+                message,
+            )
+        }
+    }
+
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", message)
+    }
+
+    /// 503: a dependency is down; the client may retry.
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "service_unavailable",
+            message,
+        )
+    }
+
+    /// 500: a bug or an unexpected database answer. The detail goes to the log, not to the client.
+    pub fn internal() -> Self {
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal_error",
+            "internal error; the request was not applied",
+        )
+    }
+
+    /// The JSON body of this error.
+    pub fn body(&self) -> serde_json::Value {
+        #[derive(Serialize)]
+        struct Inner<'a> {
+            code: &'a str,
+            message: &'a str,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            field: Option<&'a str>,
+        }
+        serde_json::json!({ "error": Inner { code: self.code, message: &self.message, field: self.field } })
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} {}: {}",
+            self.status.as_u16(),
+            self.code,
+            self.message
+        )
+    }
+}
+
+impl std::error::Error for ApiError {}
+
+impl From<DbError> for ApiError {
+    fn from(err: DbError) -> Self {
+        match err {
+            DbError::Unavailable(reason) => {
+                tracing::warn!(%reason, "database unavailable");
+                Self::unavailable("the database is unavailable; retry later")
+            }
+            DbError::Query(err) => {
+                tracing::error!(error = %err, detail = ?err.as_db_error(), "database query failed");
+                Self::internal()
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validation_error_names_its_field() {
+        let body = ApiError::validation("price", "price must not be negative").body();
+        assert_eq!(
+            body,
+            serde_json::json!({"error": {"code": "validation_failed", "message": "price must not be negative", "field": "price"}})
+        );
+    }
+
+    #[test]
+    fn errors_without_a_field_omit_it() {
+        let err = ApiError::not_found("no product with id 7");
+        assert_eq!(err.status, StatusCode::NOT_FOUND);
+        assert_eq!(
+            err.body(),
+            serde_json::json!({"error": {"code": "not_found", "message": "no product with id 7"}})
+        );
+    }
+}

@@ -1,0 +1,108 @@
+//! Request and response plumbing shared by every HTTP function.
+//!
+//! Handlers never return `Err` to the runtime: API Gateway would turn that into a bare 500. Every
+//! outcome, including a database outage, becomes a JSON response with the right status.
+
+use lambda_http::http::{StatusCode, header};
+use lambda_http::{Body, Request, RequestExt, Response};
+use serde::Serialize;
+
+use crate::ApiError;
+use crate::json::JsonObject;
+
+/// What every HTTP handler returns; the error side is never used.
+pub type HandlerResult = Result<Response<Body>, lambda_http::Error>;
+
+pub fn json_response<T: Serialize>(status: StatusCode, value: &T) -> Response<Body> {
+    match serde_json::to_string(value) {
+        Ok(body) => Response::builder()
+            .status(status)
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::Text(body))
+            .expect("static status and header are valid"),
+        Err(err) => {
+            tracing::error!(%err, "response did not serialise");
+            error_response(&ApiError::internal())
+        }
+    }
+}
+
+pub fn error_response(err: &ApiError) -> Response<Body> {
+    if err.status.is_server_error() {
+        tracing::warn!(
+            status = err.status.as_u16(),
+            code = err.code,
+            "request failed"
+        );
+    }
+    json_response(err.status, &err.body())
+}
+
+/// The response for a handler's outcome: `status` with the value, or the error's JSON.
+pub fn reply<T: Serialize>(status: StatusCode, outcome: Result<T, ApiError>) -> HandlerResult {
+    Ok(match outcome {
+        Ok(value) => json_response(status, &value),
+        Err(err) => error_response(&err),
+    })
+}
+
+pub fn no_content() -> Response<Body> {
+    Response::builder()
+        .status(StatusCode::NO_CONTENT)
+        .body(Body::Empty)
+        .expect("static status is valid")
+}
+
+/// The body as one JSON object. A declared content type other than JSON is refused with 415; a
+/// missing one is accepted, as the original service did.
+pub fn json_body(request: &Request) -> Result<JsonObject, ApiError> {
+    if let Some(content_type) = request.headers().get(header::CONTENT_TYPE) {
+        let media_type = content_type
+            .to_str()
+            .unwrap_or_default()
+            .split(';')
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_ascii_lowercase();
+        if media_type != "application/json" && !media_type.ends_with("+json") {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "the request body must be application/json",
+            ));
+        }
+    }
+    let text = match request.body() {
+        Body::Empty => "",
+        Body::Text(text) => text.as_str(),
+        Body::Binary(bytes) => std::str::from_utf8(bytes).map_err(|_| {
+            ApiError::bad_request("malformed_json", "the request body is not UTF-8 text")
+        })?,
+        _ => {
+            return Err(ApiError::bad_request(
+                "invalid_body",
+                "unsupported body encoding",
+            ));
+        }
+    };
+    JsonObject::parse(text)
+}
+
+/// The positive integer id in the path parameter `name`. Anything else names no resource: 404.
+pub fn path_id(request: &Request, name: &str, resource: &str) -> Result<i64, ApiError> {
+    let params = request.path_parameters();
+    let raw = params.first(name).unwrap_or_default();
+    raw.parse::<i64>()
+        .ok()
+        .filter(|id| *id > 0)
+        .ok_or_else(|| ApiError::not_found(format!("no {resource} with id '{raw}'")))
+}
+
+/// A query-string parameter, if present.
+pub fn query_param(request: &Request, name: &str) -> Option<String> {
+    request
+        .query_string_parameters_ref()
+        .and_then(|params| params.first(name))
+        .map(str::to_owned)
+}

@@ -1,0 +1,171 @@
+//! Versioned SQL migrations, embedded in the binary and applied by `stockroom-migrate`.
+//!
+//! Each database has an ordered list of SQL files under `shared/migrations/<database>/`. Applying
+//! takes an advisory lock (two deploys cannot migrate at once), runs every missing migration and
+//! records it in `schema_migrations` with a checksum, all in one transaction: PostgreSQL DDL is
+//! transactional, so a failed migration leaves the schema as it was. A migration edited after it
+//! was applied is refused rather than silently skipped.
+
+use tokio_postgres::Client;
+use tokio_postgres::types::Type;
+
+use crate::db::INVENTORY_DATABASE_URL;
+
+pub struct Migration {
+    pub version: i32,
+    pub name: &'static str,
+    pub sql: &'static str,
+}
+
+/// A database Stockroom owns, with the environment variable that holds its URL.
+pub struct Database {
+    pub name: &'static str,
+    pub url_var: &'static str,
+    pub migrations: &'static [Migration],
+}
+
+pub const DATABASES: &[Database] = &[Database {
+    name: "inventory_db",
+    url_var: INVENTORY_DATABASE_URL,
+    migrations: &[Migration {
+        version: 1,
+        name: "products",
+        sql: include_str!("../migrations/inventory_db/0001_products.sql"),
+    }],
+}];
+
+pub fn database(name: &str) -> Option<&'static Database> {
+    DATABASES.iter().find(|db| db.name == name)
+}
+
+/// Any fixed number: it only has to be the same for every migrator.
+const LOCK_KEY: i64 = 0x5354_4f43_4b52_4f4f;
+
+#[derive(Debug)]
+pub enum MigrateError {
+    Db(tokio_postgres::Error),
+    Changed { version: i32, name: &'static str },
+}
+
+impl std::fmt::Display for MigrateError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Db(err) => write!(f, "migration failed: {err}"),
+            Self::Changed { version, name } => write!(
+                f,
+                "migration {version} ({name}) was edited after it was applied; add a new migration instead"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for MigrateError {}
+
+impl From<tokio_postgres::Error> for MigrateError {
+    fn from(err: tokio_postgres::Error) -> Self {
+        Self::Db(err)
+    }
+}
+
+/// FNV-1a: enough to notice an edited file, with no extra dependency.
+pub fn checksum(sql: &str) -> String {
+    let hash = sql.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+    });
+    format!("{hash:016x}")
+}
+
+/// Connects to `url` and [`apply`]s the migrations.
+pub async fn apply_url(url: &str, migrations: &[Migration]) -> Result<Vec<i32>, MigrateError> {
+    let (mut client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
+    let driver = tokio::spawn(connection);
+    let applied = apply(&mut client, migrations).await;
+    drop(client);
+    let _ = driver.await;
+    applied
+}
+
+/// Applies the migrations not yet applied; returns the versions it applied, in order.
+pub async fn apply(
+    client: &mut Client,
+    migrations: &[Migration],
+) -> Result<Vec<i32>, MigrateError> {
+    let tx = client.transaction().await?;
+    tx.query_typed(
+        "SELECT pg_advisory_xact_lock($1)",
+        &[(&LOCK_KEY, Type::INT8)],
+    )
+    .await?;
+    tx.batch_execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (
+             version    INTEGER PRIMARY KEY,
+             name       TEXT NOT NULL,
+             checksum   TEXT NOT NULL,
+             applied_at TIMESTAMPTZ NOT NULL DEFAULT now()
+         )",
+    )
+    .await?;
+    let applied: Vec<(i32, String)> = tx
+        .query_typed("SELECT version, checksum FROM schema_migrations", &[])
+        .await?
+        .iter()
+        .map(|row| (row.get(0), row.get(1)))
+        .collect();
+    let mut done = Vec::new();
+    for migration in migrations {
+        let sum = checksum(migration.sql);
+        match applied
+            .iter()
+            .find(|(version, _)| *version == migration.version)
+        {
+            Some((_, recorded)) if *recorded == sum => continue,
+            Some(_) => {
+                return Err(MigrateError::Changed {
+                    version: migration.version,
+                    name: migration.name,
+                });
+            }
+            None => {}
+        }
+        tx.batch_execute(migration.sql).await?;
+        tx.query_typed(
+            "INSERT INTO schema_migrations (version, name, checksum) VALUES ($1, $2, $3)",
+            &[
+                (&migration.version, Type::INT4),
+                (&migration.name, Type::TEXT),
+                (&sum, Type::TEXT),
+            ],
+        )
+        .await?;
+        done.push(migration.version);
+    }
+    tx.commit().await?;
+    Ok(done)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_are_strictly_increasing() {
+        for db in DATABASES {
+            let versions: Vec<i32> = db.migrations.iter().map(|m| m.version).collect();
+            assert!(
+                versions.windows(2).all(|w| w[0] < w[1]),
+                "{}: {versions:?}",
+                db.name
+            );
+            assert_eq!(versions.first(), Some(&1), "{}", db.name);
+        }
+    }
+
+    #[test]
+    fn checksum_notices_any_edit() {
+        assert_eq!(checksum("CREATE TABLE a ()"), checksum("CREATE TABLE a ()"));
+        assert_ne!(
+            checksum("CREATE TABLE a ()"),
+            checksum("CREATE TABLE a  ()")
+        );
+    }
+}

@@ -1,0 +1,141 @@
+//! Helpers for calling handlers with the event API Gateway's HTTP API (payload 2.0) delivers, against
+//! the real PostgreSQL that `localstack/test` starts.
+
+#![allow(dead_code)] // each test binary uses a different part
+
+use std::collections::HashMap;
+
+use lambda_http::http::StatusCode;
+use lambda_http::{Body, Request, Response};
+use serde_json::{Value, json};
+use stockroom::db::{Db, INVENTORY_DATABASE_URL};
+
+/// A captured HTTP API request event, as AWS documents it; each test rewrites the route parts.
+const FIXTURE: &str = include_str!("../fixtures/apigw-v2-request.json");
+
+pub fn database_url() -> String {
+    std::env::var(INVENTORY_DATABASE_URL).unwrap_or_else(|_| {
+        panic!("{INVENTORY_DATABASE_URL} is not set: run the tests with localstack/test")
+    })
+}
+
+pub async fn db() -> Db {
+    Db::new(&database_url()).expect("valid database URL")
+}
+
+/// An HTTP API event for `method path` matched by `route` (e.g. `GET /api/products/{id}`).
+pub struct Event {
+    value: Value,
+}
+
+impl Event {
+    pub fn new(method: &str, route: &str, path: &str) -> Self {
+        let mut value: Value = serde_json::from_str(FIXTURE).expect("fixture is JSON");
+        value["routeKey"] = json!(format!("{method} {route}"));
+        value["requestContext"]["routeKey"] = json!(format!("{method} {route}"));
+        value["rawPath"] = json!(path);
+        value["requestContext"]["http"]["method"] = json!(method);
+        value["requestContext"]["http"]["path"] = json!(path);
+        value["rawQueryString"] = json!("");
+        value["pathParameters"] = json!({});
+        value["queryStringParameters"] = json!({});
+        value["body"] = Value::Null;
+        Self { value }
+    }
+
+    pub fn path_param(mut self, name: &str, value: &str) -> Self {
+        self.value["pathParameters"][name] = json!(value);
+        self
+    }
+
+    pub fn query(mut self, params: &[(&str, &str)]) -> Self {
+        let map: HashMap<&str, &str> = params.iter().copied().collect();
+        self.value["queryStringParameters"] = json!(map);
+        self.value["rawQueryString"] = json!(
+            params
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join("&")
+        );
+        self
+    }
+
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.value["headers"][name] = json!(value);
+        self
+    }
+
+    pub fn json_body(self, body: &str) -> Self {
+        self.header("content-type", "application/json")
+            .raw_body(body)
+    }
+
+    pub fn raw_body(mut self, body: &str) -> Self {
+        self.value["body"] = json!(body);
+        self
+    }
+
+    /// The request exactly as lambda_http decodes the event.
+    pub fn request(&self) -> Request {
+        lambda_http::request::from_str(&self.value.to_string()).expect("a valid HTTP API event")
+    }
+}
+
+pub struct Answer {
+    pub status: StatusCode,
+    pub headers: lambda_http::http::HeaderMap,
+    pub text: String,
+}
+
+impl Answer {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.text)
+            .unwrap_or_else(|err| panic!("response is not JSON ({err}): {}", self.text))
+    }
+
+    /// Asserts the shared error shape and returns `(code, field)`.
+    pub fn error(&self) -> (String, Option<String>) {
+        let body = self.json();
+        let error = body["error"]
+            .as_object()
+            .unwrap_or_else(|| panic!("no error object: {body}"));
+        assert!(
+            error["message"].as_str().is_some_and(|m| !m.is_empty()),
+            "{body}"
+        );
+        (
+            error["code"].as_str().expect("code").to_owned(),
+            error
+                .get("field")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+        )
+    }
+}
+
+pub fn answer(response: Response<Body>) -> Answer {
+    let (parts, body) = response.into_parts();
+    let text = match body {
+        Body::Empty => String::new(),
+        Body::Text(text) => text,
+        Body::Binary(bytes) => String::from_utf8(bytes).expect("UTF-8 body"),
+        _ => unreachable!("no other body kinds"),
+    };
+    Answer {
+        status: parts.status,
+        headers: parts.headers,
+        text,
+    }
+}
+
+/// A name no other test (or earlier run) uses.
+pub fn unique(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("{prefix}-{nanos}-{}", N.fetch_add(1, Ordering::Relaxed))
+}
