@@ -18,9 +18,10 @@ API_PORT=${STOCKROOM_API_PORT:-9000}
 INVENTORY_DATABASE_URL=${INVENTORY_DATABASE_URL:-postgres://postgres@127.0.0.1:$PG_PORT/inventory_db}
 export INVENTORY_DATABASE_URL
 
-step() { printf '\033[1m==> %s\033[0m\n' "$*"; }
+if [ -t 1 ]; then BOLD=$'\033[1m' RED=$'\033[31m' PLAIN=$'\033[0m'; else BOLD='' RED='' PLAIN=''; fi
+step() { printf '%s==> %s%s\n' "$BOLD" "$*" "$PLAIN"; }
 info() { printf '    %s\n' "$*"; }
-die() { printf '\033[31merror: %s\033[0m\n' "$*" >&2; exit 1; }
+die() { printf '%serror: %s%s\n' "$RED" "$*" "$PLAIN" >&2; exit 1; }
 
 mkdir -p "$STATE_DIR"
 
@@ -168,8 +169,24 @@ wait_for_status() {
     die "$url did not answer $want (last: $got)"
 }
 
+ensure_base_tools() {
+    command -v curl >/dev/null && command -v python3 >/dev/null && return
+    step "Installing curl and python3 from Debian's packages"
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends curl python3 python3-venv >/dev/null
+}
+
+# cfn-lint validates template.yaml offline; it shares cargo-lambda's venv.
+ensure_cfn_lint() {
+    CFN_LINT="$TOOLS_DIR/venv/bin/cfn-lint"
+    [ -x "$CFN_LINT" ] && return
+    step "Installing cfn-lint from PyPI into $TOOLS_DIR/venv"
+    "$TOOLS_DIR/venv/bin/pip" install -q cfn-lint
+}
+
 ensure_stack() {
     step "Checking tools"
+    ensure_base_tools
     ensure_postgres_installed
     ensure_cargo_lambda
     start_postgres

@@ -1,5 +1,6 @@
 //! The HTTP handlers, one per Lambda function. Each takes the clients its `main` built once and
 //! the request API Gateway (or `cargo lambda watch`) delivered.
 
+pub mod fallback;
 pub mod health;
 pub mod products;

@@ -1,0 +1,155 @@
+//! The local router (`[workspace.metadata.lambda.watch.router]` in Cargo.toml), the deployed routes
+//! (HttpApi events in template.yaml) and the fallback's route table must describe the same API.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use serde_yaml::Value as Yaml;
+
+/// `(METHOD, path, function)`
+type Route = (String, String, String);
+
+const FALLBACK: &str = "not-found";
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_owned()
+}
+
+/// Routes of the local router; `(None, path)` for method-less (catch-all) entries.
+fn router() -> Vec<(Option<String>, String, String)> {
+    let manifest: toml::Table = std::fs::read_to_string(repo().join("Cargo.toml"))
+        .unwrap()
+        .parse()
+        .unwrap();
+    let router = manifest["workspace"]["metadata"]["lambda"]["watch"]["router"]
+        .as_table()
+        .expect("router table");
+    let mut routes = Vec::new();
+    for (path, target) in router {
+        match target {
+            toml::Value::String(function) => routes.push((None, path.clone(), function.clone())),
+            toml::Value::Array(entries) => {
+                for entry in entries {
+                    let method = entry["method"].as_str().expect("method").to_uppercase();
+                    let function = entry["function"].as_str().expect("function").to_owned();
+                    routes.push((Some(method), path.clone(), function));
+                }
+            }
+            other => panic!("unexpected router entry for {path}: {other:?}"),
+        }
+    }
+    routes
+}
+
+/// HttpApi events of template.yaml as `(method, path, binary)`; `None` for the `$default` route.
+fn template() -> Vec<(Option<(String, String)>, String)> {
+    let text = std::fs::read_to_string(repo().join("template.yaml")).unwrap();
+    let doc: Yaml = serde_yaml::from_str(&text).unwrap();
+    let mut routes = Vec::new();
+    for (_, resource) in doc["Resources"].as_mapping().unwrap() {
+        if resource["Type"] != "AWS::Serverless::Function" {
+            continue;
+        }
+        let binary = resource["Metadata"]["BuildProperties"]["Binary"]
+            .as_str()
+            .expect("Binary")
+            .to_owned();
+        let Some(events) = resource["Properties"]["Events"].as_mapping() else {
+            continue;
+        };
+        for (_, event) in events {
+            if event["Type"] != "HttpApi" {
+                continue;
+            }
+            let props = &event["Properties"];
+            let route = match (props["Method"].as_str(), props["Path"].as_str()) {
+                (Some(method), Some(path)) => Some((method.to_uppercase(), path.to_owned())),
+                (None, None) => None,
+                other => panic!("{binary}: Method and Path go together: {other:?}"),
+            };
+            routes.push((route, binary.clone()));
+        }
+    }
+    routes
+}
+
+fn api_routes_of_router() -> BTreeSet<Route> {
+    router()
+        .into_iter()
+        .filter(|(_, _, function)| function != FALLBACK)
+        .map(|(method, path, function)| (method.expect("API routes name a method"), path, function))
+        .collect()
+}
+
+#[test]
+fn router_and_template_route_the_same_requests_to_the_same_functions() {
+    let deployed: BTreeSet<Route> = template()
+        .into_iter()
+        .filter_map(|(route, binary)| route.map(|(method, path)| (method, path, binary)))
+        .collect();
+    assert!(!deployed.is_empty());
+    assert_eq!(api_routes_of_router(), deployed);
+}
+
+#[test]
+fn unmatched_requests_reach_the_fallback_in_both() {
+    let defaults: Vec<String> = template()
+        .into_iter()
+        .filter(|(route, _)| route.is_none())
+        .map(|(_, b)| b)
+        .collect();
+    assert_eq!(defaults, [FALLBACK], "template.yaml's $default route");
+    let router = router();
+    assert!(
+        router.contains(&(None, "/{*path}".into(), FALLBACK.into())),
+        "catch-all route"
+    );
+    // The fallback entries the router needs for other methods of our paths must never shadow a real route.
+    let api = api_routes_of_router();
+    for (method, path, function) in router
+        .iter()
+        .filter(|(m, _, f)| f == FALLBACK && m.is_some())
+    {
+        let method = method.as_ref().unwrap();
+        assert!(
+            api.iter().any(|(_, p, _)| p == path),
+            "{function} entry for unknown path {path}"
+        );
+        assert!(
+            !api.iter().any(|(m, p, _)| m == method && p == path),
+            "{method} {path} is shadowed"
+        );
+    }
+}
+
+#[test]
+fn the_fallback_knows_every_route() {
+    let known: BTreeSet<(String, String)> = stockroom::api::fallback::ROUTES
+        .iter()
+        .map(|(m, p)| (m.to_string(), p.to_string()))
+        .collect();
+    let api: BTreeSet<(String, String)> = api_routes_of_router()
+        .into_iter()
+        .map(|(m, p, _)| (m, p))
+        .collect();
+    assert_eq!(known, api);
+}
+
+#[test]
+fn every_function_crate_is_deployed_and_every_deployed_function_exists() {
+    let crates: BTreeSet<String> = std::fs::read_dir(repo().join("functions"))
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+        .collect();
+    let deployed: BTreeSet<String> = template().into_iter().map(|(_, binary)| binary).collect();
+    assert_eq!(crates, deployed);
+    for (_, _, function) in router() {
+        assert!(
+            crates.contains(&function),
+            "router names unknown function {function}"
+        );
+    }
+}

@@ -1,0 +1,94 @@
+//! The answer for requests no route matches: the JSON error shape, 405 with `Allow` when the path
+//! exists under other methods, 404 otherwise. API Gateway sends them here through its `$default`
+//! route, and `cargo lambda watch` through a catch-all route.
+
+use lambda_http::http::{StatusCode, header};
+use lambda_http::{Request, RequestExt};
+
+use crate::ApiError;
+use crate::http::{HandlerResult, error_response};
+
+/// Every route of the HTTP API as `(method, path template)`; `e2e/tests/routes.rs` checks that it
+/// matches `template.yaml` and the local router.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("GET", "/health"),
+    ("GET", "/api/products"),
+    ("POST", "/api/products"),
+    ("GET", "/api/products/{id}"),
+    ("PUT", "/api/products/{id}"),
+    ("DELETE", "/api/products/{id}"),
+];
+
+/// Whether `path` fits `template`, where a `{name}` segment matches any one non-empty segment.
+fn matches(template: &str, path: &str) -> bool {
+    let path = path
+        .strip_suffix('/')
+        .filter(|p| !p.is_empty())
+        .unwrap_or(path);
+    let mut wanted = template.split('/');
+    let mut given = path.split('/');
+    loop {
+        match (wanted.next(), given.next()) {
+            (None, None) => return true,
+            (Some(w), Some(g)) if w.starts_with('{') && !g.is_empty() => {}
+            (Some(w), Some(g)) if w == g => {}
+            _ => return false,
+        }
+    }
+}
+
+/// The methods the API accepts on `path`.
+pub fn allowed_methods(path: &str) -> Vec<&'static str> {
+    ROUTES
+        .iter()
+        .filter(|(_, template)| matches(template, path))
+        .map(|(method, _)| *method)
+        .collect()
+}
+
+pub async fn not_found(request: Request) -> HandlerResult {
+    let path = request.raw_http_path();
+    let method = request.method().as_str();
+    let allowed = allowed_methods(path);
+    if allowed.is_empty() {
+        return Ok(error_response(&ApiError::new(
+            StatusCode::NOT_FOUND,
+            "route_not_found",
+            format!("no route for {method} {path}"),
+        )));
+    }
+    let mut response = error_response(&ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!(
+            "{method} is not allowed on {path}; use {}",
+            allowed.join(", ")
+        ),
+    ));
+    if let Ok(value) = allowed.join(", ").parse() {
+        response.headers_mut().insert(header::ALLOW, value);
+    }
+    Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn templates_match_whole_segments() {
+        assert!(matches("/api/products/{id}", "/api/products/7"));
+        assert!(matches("/api/products/{id}", "/api/products/abc/"));
+        assert!(matches("/api/products", "/api/products/"));
+        assert!(!matches("/api/products/{id}", "/api/products/"));
+        assert!(!matches("/api/products/{id}", "/api/products/7/x"));
+        assert!(!matches("/api/products", "/api/productsx"));
+    }
+
+    #[test]
+    fn allowed_methods_follow_the_route_table() {
+        assert_eq!(allowed_methods("/api/products"), ["GET", "POST"]);
+        assert_eq!(allowed_methods("/api/products/3"), ["GET", "PUT", "DELETE"]);
+        assert!(allowed_methods("/api/nothing").is_empty());
+    }
+}

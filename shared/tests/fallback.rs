@@ -1,0 +1,53 @@
+//! The not-found function, and a check that every function binary's handler is exercised here.
+
+mod common;
+
+use common::{Event, answer};
+use lambda_http::http::StatusCode;
+use stockroom::api::fallback;
+
+#[tokio::test]
+async fn unknown_paths_are_a_json_404() {
+    let event = Event::new("GET", "$default", "/api/nothing/here");
+    let a = answer(fallback::not_found(event.request()).await.unwrap());
+    assert_eq!(a.status, StatusCode::NOT_FOUND);
+    assert_eq!(a.error().0, "route_not_found");
+}
+
+#[tokio::test]
+async fn other_methods_on_known_paths_are_405_with_allow() {
+    let event = Event::new("PATCH", "$default", "/api/products/12");
+    let a = answer(fallback::not_found(event.request()).await.unwrap());
+    assert_eq!(a.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(a.headers["allow"], "GET, PUT, DELETE");
+    assert_eq!(a.error().0, "method_not_allowed");
+}
+
+/// Each function binary and the handler its `main` hands requests to. The test files of this
+/// directory call these handlers with HTTP API events; a new function must be added here (and
+/// tested) or this fails.
+const FUNCTIONS: &[(&str, &str)] = &[
+    ("health", "api::health::check"),
+    ("not-found", "api::fallback::not_found"),
+    ("products-create", "api::products::create"),
+    ("products-delete", "api::products::delete"),
+    ("products-get", "api::products::get"),
+    ("products-list", "api::products::list"),
+    ("products-update", "api::products::update"),
+];
+
+#[test]
+fn every_function_runs_a_handler_tested_here() {
+    let functions = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../functions");
+    let mut found: Vec<String> = std::fs::read_dir(&functions)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    found.sort();
+    let listed: Vec<&str> = FUNCTIONS.iter().map(|(f, _)| *f).collect();
+    assert_eq!(found, listed);
+    for (function, handler) in FUNCTIONS {
+        let main = std::fs::read_to_string(functions.join(function).join("src/main.rs")).unwrap();
+        assert!(main.contains(handler), "{function} does not run {handler}");
+    }
+}
