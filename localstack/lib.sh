@@ -16,7 +16,11 @@ PG_DIR=${STOCKROOM_PG_DIR:-/var/tmp/stockroom/pg-$PG_PORT}
 API_PORT=${STOCKROOM_API_PORT:-9000}
 
 INVENTORY_DATABASE_URL=${INVENTORY_DATABASE_URL:-postgres://postgres@127.0.0.1:$PG_PORT/inventory_db}
-export INVENTORY_DATABASE_URL
+ORDER_DATABASE_URL=${ORDER_DATABASE_URL:-postgres://postgres@127.0.0.1:$PG_PORT/order_db}
+# The order functions reach inventory_db only as stockroom_orders, which may only call the
+# stock reservation functions.
+STOCK_RESERVATION_DATABASE_URL=${STOCK_RESERVATION_DATABASE_URL:-postgres://stockroom_orders@127.0.0.1:$PG_PORT/inventory_db}
+export INVENTORY_DATABASE_URL ORDER_DATABASE_URL STOCK_RESERVATION_DATABASE_URL
 
 if [ -t 1 ]; then BOLD=$'\033[1m' RED=$'\033[31m' PLAIN=$'\033[0m'; else BOLD='' RED='' PLAIN=''; fi
 step() { printf '%s==> %s%s\n' "$BOLD" "$*" "$PLAIN"; }
@@ -93,7 +97,7 @@ psql_admin() {
 
 create_databases() {
     local db
-    for db in inventory_db; do
+    for db in inventory_db order_db; do
         if [ -z "$(psql_admin -d postgres -c "SELECT 1 FROM pg_database WHERE datname = '$db'")" ]; then
             psql_admin -d postgres -c "CREATE DATABASE $db" >/dev/null
             info "created database $db"
@@ -104,6 +108,10 @@ create_databases() {
 migrate() {
     step "Applying migrations"
     cargo run --quiet -p stockroom-migrate -- inventory_db "$INVENTORY_DATABASE_URL" | sed 's/^/    /'
+    cargo run --quiet -p stockroom-migrate -- order_db "$ORDER_DATABASE_URL" | sed 's/^/    /'
+    # The migration creates the role without LOGIN (a deployment gives it credentials); locally
+    # the cluster trusts loopback, so it only needs to be allowed to log in.
+    psql_admin -d postgres -c "ALTER ROLE stockroom_orders LOGIN" >/dev/null
 }
 
 ensure_cargo_lambda() {
@@ -131,7 +139,9 @@ start_watch() {
     (cd "$REPO_DIR" && cargo build --quiet --workspace --bins)
     step "Starting cargo lambda watch on 127.0.0.1:$port"
     (cd "$REPO_DIR" && exec setsid "$CARGO_LAMBDA" lambda watch --invoke-address 127.0.0.1 --invoke-port "$port" \
-        --env-var "INVENTORY_DATABASE_URL=$INVENTORY_DATABASE_URL" --concurrency 4 >"$log" 2>&1) &
+        --env-var "INVENTORY_DATABASE_URL=$INVENTORY_DATABASE_URL" \
+        --env-var "ORDER_DATABASE_URL=$ORDER_DATABASE_URL" \
+        --env-var "STOCK_RESERVATION_DATABASE_URL=$STOCK_RESERVATION_DATABASE_URL" --concurrency 4 >"$log" 2>&1) &
     echo $! >"$pidfile"
     local i
     for i in $(seq 1 120); do
@@ -145,10 +155,11 @@ start_watch() {
     die "cargo lambda watch did not listen on port $port within 120 s; see $log"
 }
 
+# Stops a process group started with setsid (cargo lambda watch, the reconciler timer).
 stop_watch() {
     local pidfile=$1
     if pid_alive "$pidfile"; then
-        step "Stopping cargo lambda watch (pid $(cat "$pidfile"))"
+        step "Stopping $(basename "$pidfile" .pid) (pid $(cat "$pidfile"))"
         # setsid made it a process-group leader: stop it with the functions it spawned.
         kill -TERM -- "-$(cat "$pidfile")" 2>/dev/null || true
         local i

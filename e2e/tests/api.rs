@@ -1,94 +1,11 @@
 //! End to end over HTTP: requests to `cargo lambda watch` (started by `localstack/test`), routed to
 //! the function binaries exactly as API Gateway routes them, against the real PostgreSQL.
 
-use serde_json::{Value, json};
-use ureq::Agent;
+use serde_json::json;
 
-fn base() -> String {
-    std::env::var("STOCKROOM_E2E_URL").unwrap_or_else(|_| {
-        panic!("STOCKROOM_E2E_URL is not set: run the tests with localstack/test")
-    })
-}
+mod common;
 
-fn agent() -> Agent {
-    Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(std::time::Duration::from_secs(60)))
-        .build()
-        .into()
-}
-
-struct Reply {
-    status: u16,
-    headers: Vec<(String, String)>,
-    text: String,
-}
-
-impl Reply {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.text).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text))
-    }
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
-    }
-    fn error_code(&self) -> String {
-        self.json()["error"]["code"]
-            .as_str()
-            .unwrap_or_else(|| panic!("no error code: {}", self.text))
-            .to_owned()
-    }
-}
-
-fn call(method: &str, path: &str, body: Option<&str>) -> Reply {
-    let url = format!("{}{path}", base());
-    let agent = agent();
-    let response = match (method, body) {
-        ("GET", _) => agent.get(&url).call(),
-        ("DELETE", _) => agent.delete(&url).call(),
-        ("PATCH", _) => agent
-            .patch(&url)
-            .header("content-type", "application/json")
-            .send(body.unwrap_or("{}")),
-        ("POST", Some(body)) => agent
-            .post(&url)
-            .header("content-type", "application/json")
-            .send(body),
-        ("PUT", Some(body)) => agent
-            .put(&url)
-            .header("content-type", "application/json")
-            .send(body),
-        other => panic!("unsupported {other:?}"),
-    };
-    let mut response = response.unwrap_or_else(|e| panic!("{method} {url}: {e}"));
-    let status = response.status().as_u16();
-    let headers = response
-        .headers()
-        .iter()
-        .map(|(n, v)| {
-            (
-                n.as_str().to_owned(),
-                v.to_str().unwrap_or_default().to_owned(),
-            )
-        })
-        .collect();
-    let text = response.body_mut().read_to_string().unwrap();
-    Reply {
-        status,
-        headers,
-        text,
-    }
-}
-
-fn unique(prefix: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!("{prefix}-{nanos}")
-}
+use common::{call, unique};
 
 #[test]
 fn health_reports_the_database() {

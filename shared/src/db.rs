@@ -16,6 +16,11 @@ use tokio_postgres::{Client, Config, NoTls};
 
 /// Environment variable holding the inventory database's connection URL.
 pub const INVENTORY_DATABASE_URL: &str = "INVENTORY_DATABASE_URL";
+/// Environment variable holding the order database's connection URL.
+pub const ORDER_DATABASE_URL: &str = "ORDER_DATABASE_URL";
+/// Environment variable holding the URL through which the order functions reach inventory_db's
+/// stock reservation functions (as the role `stockroom_orders`, which may do nothing else).
+pub const STOCK_RESERVATION_DATABASE_URL: &str = "STOCK_RESERVATION_DATABASE_URL";
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// A connection unused for longer than this is checked before use.
@@ -165,11 +170,16 @@ impl Conn<'_> {
     /// Converts a database result, dropping the connection when the error shows it is unusable,
     /// so the next request starts on a new session (the server rolls back anything abandoned).
     pub fn check<T>(&mut self, result: Result<T, tokio_postgres::Error>) -> Result<T, DbError> {
-        let result = result.map_err(DbError::from);
-        if matches!(result, Err(DbError::Unavailable(_))) {
+        result.map_err(|err| self.fail(err))
+    }
+
+    /// Converts a database error, dropping the connection when the error shows it is unusable.
+    pub fn fail(&mut self, err: tokio_postgres::Error) -> DbError {
+        let err = DbError::from(err);
+        if matches!(err, DbError::Unavailable(_)) {
             self.slot.client = None;
         }
-        result
+        err
     }
 }
 

@@ -13,7 +13,10 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
-    pub field: Option<&'static str>,
+    /// The request field at fault, e.g. `price` or `items[2].quantity`.
+    pub field: Option<String>,
+    /// Facts a client can act on, e.g. `{"product_id": 3, "requested": 5, "available": 2}`.
+    pub details: Option<serde_json::Value>,
 }
 
 impl ApiError {
@@ -23,6 +26,7 @@ impl ApiError {
             code,
             message: message.into(),
             field: None,
+            details: None,
         }
     }
 
@@ -32,15 +36,30 @@ impl ApiError {
     }
 
     /// 422: the request was read but a field's value is not acceptable.
-    pub fn validation(field: &'static str, message: impl Into<String>) -> Self {
+    pub fn validation(field: impl Into<String>, message: impl Into<String>) -> Self {
         Self {
-            field: Some(field),
+            field: Some(field.into()),
             ..Self::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "validation_failed",
                 message,
             )
         }
+    }
+
+    /// 409: the request is valid but conflicts with the current state (stock, order status).
+    pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, code, message)
+    }
+
+    pub fn with_field(mut self, field: impl Into<String>) -> Self {
+        self.field = Some(field.into());
+        self
+    }
+
+    pub fn with_details(mut self, details: serde_json::Value) -> Self {
+        self.details = Some(details);
+        self
     }
 
     pub fn not_found(message: impl Into<String>) -> Self {
@@ -73,8 +92,15 @@ impl ApiError {
             message: &'a str,
             #[serde(skip_serializing_if = "Option::is_none")]
             field: Option<&'a str>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            details: Option<&'a serde_json::Value>,
         }
-        serde_json::json!({ "error": Inner { code: self.code, message: &self.message, field: self.field } })
+        serde_json::json!({ "error": Inner {
+            code: self.code,
+            message: &self.message,
+            field: self.field.as_deref(),
+            details: self.details.as_ref(),
+        } })
     }
 }
 

@@ -17,6 +17,8 @@ use crate::ApiError;
 #[derive(Debug)]
 pub struct JsonObject {
     fields: HashMap<String, Box<RawValue>>,
+    /// Prepended to field names in errors, e.g. `items[2].` for an object inside an array.
+    prefix: String,
 }
 
 impl JsonObject {
@@ -29,13 +31,62 @@ impl JsonObject {
             ));
         }
         serde_json::from_str(text)
-            .map(|fields| Self { fields })
+            .map(|fields| Self {
+                fields,
+                prefix: String::new(),
+            })
             .map_err(|err| match err.classify() {
                 serde_json::error::Category::Data => {
                     ApiError::bad_request("invalid_body", "the request body must be a JSON object")
                 }
                 _ => ApiError::bad_request("malformed_json", format!("malformed JSON: {err}")),
             })
+    }
+
+    /// The name of `field` as the client sees it in errors.
+    fn name(&self, field: &str) -> String {
+        format!("{}{field}", self.prefix)
+    }
+
+    /// A required, non-empty array of at most `max` objects, each readable like this one.
+    pub fn required_objects(
+        &self,
+        field: &'static str,
+        max: usize,
+    ) -> Result<Vec<JsonObject>, ApiError> {
+        let name = self.name(field);
+        let raw = self
+            .raw(field)
+            .ok_or_else(|| ApiError::validation(&name, format!("{name} is required")))?;
+        let items: Vec<&RawValue> = serde_json::from_str(raw)
+            .map_err(|_| ApiError::validation(&name, format!("{name} must be an array")))?;
+        if items.is_empty() {
+            return Err(ApiError::validation(
+                &name,
+                format!("{name} must not be empty"),
+            ));
+        }
+        if items.len() > max {
+            return Err(ApiError::validation(
+                &name,
+                format!("{name} must have at most {max} entries"),
+            ));
+        }
+        items
+            .iter()
+            .enumerate()
+            .map(|(i, item)| {
+                let item_name = format!("{name}[{i}]");
+                serde_json::from_str(item.get())
+                    .map(|fields| JsonObject {
+                        fields,
+                        prefix: format!("{item_name}."),
+                    })
+                    .map_err(|_| {
+                        ApiError::validation(&item_name, format!("{item_name} must be an object"))
+                    })
+            })
+            .collect()
     }
 
     /// The raw text of a field; `None` when it is absent or `null`.
@@ -52,13 +103,14 @@ impl JsonObject {
         field: &'static str,
         max_chars: usize,
     ) -> Result<String, ApiError> {
+        let name = self.name(field);
         let value = self
             .optional_string(field, max_chars)?
-            .ok_or_else(|| ApiError::validation(field, format!("{field} is required")))?;
+            .ok_or_else(|| ApiError::validation(&name, format!("{name} is required")))?;
         if value.is_empty() {
             return Err(ApiError::validation(
-                field,
-                format!("{field} must not be empty"),
+                &name,
+                format!("{name} must not be empty"),
             ));
         }
         Ok(value)
@@ -73,13 +125,14 @@ impl JsonObject {
         let Some(raw) = self.raw(field) else {
             return Ok(None);
         };
+        let name = self.name(field);
         let value: String = serde_json::from_str(raw)
-            .map_err(|_| ApiError::validation(field, format!("{field} must be a string")))?;
+            .map_err(|_| ApiError::validation(&name, format!("{name} must be a string")))?;
         let value = value.trim();
         if value.chars().count() > max_chars {
             return Err(ApiError::validation(
-                field,
-                format!("{field} must be at most {max_chars} characters"),
+                &name,
+                format!("{name} must be at most {max_chars} characters"),
             ));
         }
         Ok(Some(value.to_owned()))
@@ -87,10 +140,11 @@ impl JsonObject {
 
     /// A required JSON number, read exactly as written.
     pub fn required_decimal(&self, field: &'static str) -> Result<Decimal, ApiError> {
+        let name = self.name(field);
         let raw = self
             .raw(field)
-            .ok_or_else(|| ApiError::validation(field, format!("{field} is required")))?;
-        parse_number(raw).map_err(|problem| problem.into_error(field))
+            .ok_or_else(|| ApiError::validation(&name, format!("{name} is required")))?;
+        parse_number(raw).map_err(|problem| problem.into_error(&name))
     }
 
     /// A required whole number within `range`. `10` and `10.0` are both ten; `10.5` is refused.
@@ -100,11 +154,12 @@ impl JsonObject {
         range: RangeInclusive<i64>,
     ) -> Result<i64, ApiError> {
         let value = self.required_decimal(field)?;
+        let name = self.name(field);
         let out_of_range = || {
             ApiError::validation(
-                field,
+                &name,
                 format!(
-                    "{field} must be between {} and {}",
+                    "{name} must be between {} and {}",
                     range.start(),
                     range.end()
                 ),
@@ -112,8 +167,8 @@ impl JsonObject {
         };
         if !value.fract().is_zero() {
             return Err(ApiError::validation(
-                field,
-                format!("{field} must be an integer"),
+                &name,
+                format!("{name} must be an integer"),
             ));
         }
         let value = value.to_i64().ok_or_else(out_of_range)?;
@@ -146,7 +201,7 @@ pub enum NumberProblem {
 }
 
 impl NumberProblem {
-    fn into_error(self, field: &'static str) -> ApiError {
+    fn into_error(self, field: &str) -> ApiError {
         match self {
             Self::NotANumber => ApiError::validation(field, format!("{field} must be a number")),
             Self::OutOfRange => ApiError::validation(field, format!("{field} is out of range")),
@@ -236,7 +291,7 @@ mod tests {
         let err = obj(r#"{"price": "10.00"}"#)
             .required_decimal("price")
             .unwrap_err();
-        assert_eq!(err.field, Some("price"));
+        assert_eq!(err.field.as_deref(), Some("price"));
         assert_eq!(err.message, "price must be a number");
     }
 
@@ -311,7 +366,7 @@ mod tests {
         assert_eq!(parse_query_integer("limit", "5", 1..=10).unwrap(), 5);
         for bad in ["0", "11", "-1", "x", "1.5", ""] {
             let err = parse_query_integer("limit", bad, 1..=10).unwrap_err();
-            assert_eq!(err.field, Some("limit"), "{bad}");
+            assert_eq!(err.field.as_deref(), Some("limit"), "{bad}");
             assert_eq!(err.status, StatusCode::UNPROCESSABLE_ENTITY);
         }
     }

@@ -12,9 +12,13 @@ pub mod http;
 pub mod json;
 pub mod migrate;
 pub mod money;
+pub mod order;
+pub mod order_store;
+pub mod ordering;
 pub mod pagination;
 pub mod product;
 pub mod product_store;
+pub mod reservation;
 pub mod telemetry;
 
 pub use error::ApiError;

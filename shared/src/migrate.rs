@@ -9,7 +9,7 @@
 use tokio_postgres::Client;
 use tokio_postgres::types::Type;
 
-use crate::db::INVENTORY_DATABASE_URL;
+use crate::db::{INVENTORY_DATABASE_URL, ORDER_DATABASE_URL};
 
 pub struct Migration {
     pub version: i32,
@@ -24,15 +24,33 @@ pub struct Database {
     pub migrations: &'static [Migration],
 }
 
-pub const DATABASES: &[Database] = &[Database {
-    name: "inventory_db",
-    url_var: INVENTORY_DATABASE_URL,
-    migrations: &[Migration {
-        version: 1,
-        name: "products",
-        sql: include_str!("../migrations/inventory_db/0001_products.sql"),
-    }],
-}];
+pub const DATABASES: &[Database] = &[
+    Database {
+        name: "inventory_db",
+        url_var: INVENTORY_DATABASE_URL,
+        migrations: &[
+            Migration {
+                version: 1,
+                name: "products",
+                sql: include_str!("../migrations/inventory_db/0001_products.sql"),
+            },
+            Migration {
+                version: 2,
+                name: "stock_reservations",
+                sql: include_str!("../migrations/inventory_db/0002_stock_reservations.sql"),
+            },
+        ],
+    },
+    Database {
+        name: "order_db",
+        url_var: ORDER_DATABASE_URL,
+        migrations: &[Migration {
+            version: 1,
+            name: "orders",
+            sql: include_str!("../migrations/order_db/0001_orders.sql"),
+        }],
+    },
+];
 
 pub fn database(name: &str) -> Option<&'static Database> {
     DATABASES.iter().find(|db| db.name == name)

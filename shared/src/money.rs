@@ -116,7 +116,7 @@ mod tests {
     #[test]
     fn refuses_fractions_of_a_cent_instead_of_rounding() {
         let err = money("1.005").unwrap_err();
-        assert_eq!(err.field, Some("price"));
+        assert_eq!(err.field.as_deref(), Some("price"));
         assert_eq!(err.message, "price must have at most two decimal places");
     }
 

@@ -83,7 +83,7 @@ mod tests {
             (None, Some("x"), "after"),
         ] {
             let err = Page::from_query(limit, after).unwrap_err();
-            assert_eq!(err.field, Some(field));
+            assert_eq!(err.field.as_deref(), Some(field));
             assert_eq!(err.status.as_u16(), 422);
         }
     }

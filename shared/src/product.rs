@@ -104,7 +104,7 @@ mod tests {
         for (body, field) in cases {
             let err = input(body).unwrap_err();
             assert_eq!(err.code, "validation_failed", "{body}");
-            assert_eq!(err.field, Some(field), "{body}");
+            assert_eq!(err.field.as_deref(), Some(field), "{body}");
         }
     }
 }

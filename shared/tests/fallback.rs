@@ -23,12 +23,19 @@ async fn other_methods_on_known_paths_are_405_with_allow() {
     assert_eq!(a.error().0, "method_not_allowed");
 }
 
-/// Each function binary and the handler its `main` hands requests to. The test files of this
-/// directory call these handlers with HTTP API events; a new function must be added here (and
+/// Each function binary and the handler its `main` hands events to. The test files of this
+/// directory call these handlers with the events AWS delivers (HTTP API, EventBridge schedule); a new function must be added here (and
 /// tested) or this fails.
 const FUNCTIONS: &[(&str, &str)] = &[
     ("health", "api::health::check"),
     ("not-found", "api::fallback::not_found"),
+    ("orders-bulk", "api::orders::bulk"),
+    ("orders-cancel", "api::orders::cancel"),
+    ("orders-create", "api::orders::create"),
+    ("orders-get", "api::orders::get"),
+    ("orders-list", "api::orders::list"),
+    ("orders-list-by-user", "api::orders::list_by_user"),
+    ("orders-reconciler", "reconciler::run"),
     ("products-create", "api::products::create"),
     ("products-delete", "api::products::delete"),
     ("products-get", "api::products::get"),

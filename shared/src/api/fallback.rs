@@ -17,10 +17,16 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/products/{id}"),
     ("PUT", "/api/products/{id}"),
     ("DELETE", "/api/products/{id}"),
+    ("GET", "/api/orders"),
+    ("POST", "/api/orders"),
+    ("POST", "/api/orders/bulk"),
+    ("GET", "/api/orders/{id}"),
+    ("POST", "/api/orders/{id}/cancel"),
+    ("GET", "/api/orders/user/{user_id}"),
 ];
 
 /// Whether `path` fits `template`, where a `{name}` segment matches any one non-empty segment.
-fn matches(template: &str, path: &str) -> bool {
+pub fn path_matches(template: &str, path: &str) -> bool {
     let path = path
         .strip_suffix('/')
         .filter(|p| !p.is_empty())
@@ -41,7 +47,7 @@ fn matches(template: &str, path: &str) -> bool {
 pub fn allowed_methods(path: &str) -> Vec<&'static str> {
     ROUTES
         .iter()
-        .filter(|(_, template)| matches(template, path))
+        .filter(|(_, template)| path_matches(template, path))
         .map(|(method, _)| *method)
         .collect()
 }
@@ -77,12 +83,12 @@ mod tests {
 
     #[test]
     fn templates_match_whole_segments() {
-        assert!(matches("/api/products/{id}", "/api/products/7"));
-        assert!(matches("/api/products/{id}", "/api/products/abc/"));
-        assert!(matches("/api/products", "/api/products/"));
-        assert!(!matches("/api/products/{id}", "/api/products/"));
-        assert!(!matches("/api/products/{id}", "/api/products/7/x"));
-        assert!(!matches("/api/products", "/api/productsx"));
+        assert!(path_matches("/api/products/{id}", "/api/products/7"));
+        assert!(path_matches("/api/products/{id}", "/api/products/abc/"));
+        assert!(path_matches("/api/products", "/api/products/"));
+        assert!(!path_matches("/api/products/{id}", "/api/products/"));
+        assert!(!path_matches("/api/products/{id}", "/api/products/7/x"));
+        assert!(!path_matches("/api/products", "/api/productsx"));
     }
 
     #[test]

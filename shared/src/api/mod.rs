@@ -3,4 +3,6 @@
 
 pub mod fallback;
 pub mod health;
+pub mod orders;
 pub mod products;
+pub mod reconciler;

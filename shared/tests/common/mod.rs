@@ -139,3 +139,58 @@ pub fn unique(prefix: &str) -> String {
         .as_nanos();
     format!("{prefix}-{nanos}-{}", N.fetch_add(1, Ordering::Relaxed))
 }
+
+/// The order functions' connections, as their `main` builds them.
+pub async fn order_dbs() -> stockroom::ordering::OrderDbs {
+    let url = |var: &str| {
+        std::env::var(var)
+            .unwrap_or_else(|_| panic!("{var} is not set: run the tests with localstack/test"))
+    };
+    stockroom::ordering::OrderDbs {
+        orders: Db::new(&url(stockroom::db::ORDER_DATABASE_URL)).unwrap(),
+        stock: Db::new(&url(stockroom::db::STOCK_RESERVATION_DATABASE_URL)).unwrap(),
+    }
+}
+
+/// Runs one SQL statement with full rights on a database (to set up or inspect what the API hides).
+pub async fn admin_query(var: &str, sql: &str) -> Vec<tokio_postgres::Row> {
+    let url = std::env::var(var).unwrap_or_else(|_| panic!("{var} is not set"));
+    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    client.simple_query("SELECT 1").await.unwrap();
+    client
+        .query(sql, &[])
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+}
+
+/// Creates a product with `stock` units at `price`; returns its id.
+pub async fn product_with_stock(price: &str, stock: i32) -> i64 {
+    let name = unique("stocked");
+    let rows = admin_query(
+        INVENTORY_DATABASE_URL,
+        &format!("INSERT INTO products (name, price, stock) VALUES ('{name}', {price}, {stock}) RETURNING id"),
+    )
+    .await;
+    rows[0].get(0)
+}
+
+pub async fn stock_of(product_id: i64) -> i32 {
+    admin_query(
+        INVENTORY_DATABASE_URL,
+        &format!("SELECT stock FROM products WHERE id = {product_id}"),
+    )
+    .await[0]
+        .get(0)
+}
+
+/// The scheduled event EventBridge delivers to the reconciler.
+pub fn scheduled_event()
+-> lambda_http::LambdaEvent<aws_lambda_events::eventbridge::EventBridgeEvent> {
+    let payload =
+        serde_json::from_str(include_str!("../fixtures/eventbridge-scheduled-event.json"))
+            .expect("fixture");
+    lambda_http::LambdaEvent::new(payload, lambda_http::Context::default())
+}

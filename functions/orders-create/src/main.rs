@@ -1,0 +1,10 @@
+//! POST /api/orders: places one order, reserving its stock.
+use lambda_http::{Error, run, service_fn};
+use stockroom::{api, ordering::OrderDbs};
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), Error> {
+    stockroom::telemetry::init();
+    let dbs = OrderDbs::from_env().await?;
+    run(service_fn(|request| api::orders::create(&dbs, request))).await
+}

@@ -1,0 +1,37 @@
+//! The scheduled reconciler: an EventBridge schedule invokes it; it settles what crashed or
+//! timed-out requests left behind (see [`crate::ordering::reconcile`]).
+
+use std::time::Duration;
+
+use aws_lambda_events::eventbridge::EventBridgeEvent;
+use lambda_http::LambdaEvent;
+
+use crate::ordering::{self, OrderDbs, Reconciled};
+
+/// Environment variable: seconds an order may stay `pending` or `cancelling` before the
+/// reconciler settles it. Must exceed the order functions' timeout, so a live request is never
+/// overtaken.
+pub const PENDING_TIMEOUT_VAR: &str = "ORDER_PENDING_TIMEOUT_SECONDS";
+pub const DEFAULT_PENDING_TIMEOUT: Duration = Duration::from_secs(60);
+
+pub fn pending_timeout_from_env() -> Result<Duration, String> {
+    match std::env::var(PENDING_TIMEOUT_VAR) {
+        Err(_) => Ok(DEFAULT_PENDING_TIMEOUT),
+        Ok(text) => text.parse().map(Duration::from_secs).map_err(|_| {
+            format!("{PENDING_TIMEOUT_VAR} must be a whole number of seconds, not {text:?}")
+        }),
+    }
+}
+
+/// Handles one scheduled event; the summary is the invocation's result (and its log line). A
+/// database failure fails the invocation, and the next schedule tries again.
+pub async fn run(
+    dbs: &OrderDbs,
+    pending_timeout: Duration,
+    event: LambdaEvent<EventBridgeEvent>,
+) -> Result<Reconciled, lambda_http::Error> {
+    tracing::info!(schedule = ?event.payload.resources, "reconciling orders");
+    let done = ordering::reconcile(dbs, pending_timeout).await?;
+    tracing::info!(?done, "reconciled");
+    Ok(done)
+}

@@ -1,0 +1,370 @@
+//! Placing and cancelling orders across two databases without a distributed transaction.
+//!
+//! Orders live in `order_db`, stock in `inventory_db`; the order side never touches product rows.
+//! Placing is a saga whose every step is idempotent by the request's order reference:
+//!
+//! 1. `order_db`: claim the `Idempotency-Key` (if any) and write the orders `pending`, in one
+//!    transaction.
+//! 2. `inventory_db`: `reserve_stock(order_ref, lines)` takes all the stock or none, in one
+//!    transaction (a conditional decrement, so it can never oversell).
+//! 3. `order_db`: confirm the orders with the reserved prices (or mark them `failed` when the
+//!    stock or the product was missing), and store the response for the key.
+//!
+//! A crash or timeout between steps leaves `pending` orders; [`reconcile`] settles them later:
+//! it voids the reference in inventory (from then on it can never reserve) and confirms the orders
+//! if their stock was reserved after all, or fails them if not. `docs/architecture.md` walks
+//! through every failure case.
+
+use std::time::Duration;
+
+use lambda_http::http::StatusCode;
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::ApiError;
+use crate::db::{Db, DbError, ORDER_DATABASE_URL, STOCK_RESERVATION_DATABASE_URL};
+use crate::order::{Order, OrderKind, OrderLine, OrderRequest, OrderStatus};
+use crate::order_store::{self, CancelStart, Claim};
+use crate::reservation::{self, ReservationState, ReserveError};
+
+/// How long an `Idempotency-Key` is remembered.
+pub const IDEMPOTENCY_KEY_TTL: Duration = Duration::from_secs(24 * 60 * 60);
+/// Longest accepted `Idempotency-Key`.
+pub const IDEMPOTENCY_KEY_MAX_CHARS: usize = 255;
+
+/// The two connections the order functions hold: `order_db`, and inventory's reservation contract.
+pub struct OrderDbs {
+    pub orders: Db,
+    pub stock: Db,
+}
+
+impl OrderDbs {
+    pub async fn from_env() -> Result<Self, DbError> {
+        Ok(Self {
+            orders: Db::from_env(ORDER_DATABASE_URL).await?,
+            stock: Db::from_env(STOCK_RESERVATION_DATABASE_URL).await?,
+        })
+    }
+}
+
+/// The HTTP answer to an order request: fresh, or replayed for a repeated `Idempotency-Key`.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub body: String,
+    pub replayed: bool,
+}
+
+impl Reply {
+    fn error(err: &ApiError) -> Self {
+        Self {
+            status: err.status,
+            body: err.body().to_string(),
+            replayed: false,
+        }
+    }
+}
+
+/// Checks an `Idempotency-Key` header value: 1 to 255 visible ASCII characters.
+pub fn validate_key(key: &str) -> Result<(), ApiError> {
+    let fine = !key.is_empty()
+        && key.len() <= IDEMPOTENCY_KEY_MAX_CHARS
+        && key.bytes().all(|b| b.is_ascii_graphic());
+    if fine {
+        Ok(())
+    } else {
+        Err(ApiError::validation(
+            "Idempotency-Key",
+            format!(
+                "Idempotency-Key must be 1 to {IDEMPOTENCY_KEY_MAX_CHARS} visible ASCII characters"
+            ),
+        ))
+    }
+}
+
+/// Where step 1 left a request.
+enum Begun {
+    /// The orders are pending under this reference (new, or left by an earlier try with the key).
+    Pending(Uuid, Vec<(i64, OrderLine)>),
+    /// The key already has a settled response.
+    Replay(u16, String),
+}
+
+/// Step 1: claim the key and write the pending orders, atomically.
+async fn begin(
+    dbs: &OrderDbs,
+    request: &OrderRequest,
+    key: Option<&str>,
+) -> Result<Begun, ApiError> {
+    let mut conn = dbs.orders.conn().await?;
+    let outcome = async {
+        let tx = conn.transaction().await?;
+        let order_ref = Uuid::new_v4();
+        if let Some(key) = key {
+            match order_store::claim_key(
+                &tx,
+                key,
+                &request.canonical(),
+                order_ref,
+                IDEMPOTENCY_KEY_TTL,
+            )
+            .await?
+            {
+                Claim::New => {}
+                Claim::Used { request: used, .. } if used != request.canonical() => {
+                    return Ok(Err(ApiError::new(
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        "idempotency_key_reused",
+                        "this Idempotency-Key was used with a different request",
+                    )
+                    .with_field("Idempotency-Key")));
+                }
+                Claim::Used {
+                    response: Some((status, body)),
+                    ..
+                } => return Ok(Ok(Begun::Replay(status, body))),
+                Claim::Used { order_ref, .. } => {
+                    let lines = order_store::lines_of(&tx, order_ref).await?;
+                    return Ok(Ok(Begun::Pending(order_ref, lines)));
+                }
+            }
+        }
+        let lines = order_store::insert_pending(&tx, order_ref, request).await?;
+        tx.commit().await?;
+        Ok::<_, tokio_postgres::Error>(Ok(Begun::Pending(order_ref, lines)))
+    }
+    .await;
+    conn.check(outcome)?
+}
+
+/// The error for a reservation the inventory refused, naming the request item.
+fn refusal(request: &OrderRequest, err: &ReserveError) -> Option<ApiError> {
+    let field_of = |product_id: i64| {
+        let index = request
+            .lines
+            .iter()
+            .position(|l| l.product_id == product_id)
+            .unwrap_or(0);
+        request.line_field(index)
+    };
+    match *err {
+        ReserveError::UnknownProduct { product_id } => Some(
+            ApiError::not_found(format!("no product with id {product_id}"))
+                .with_field(field_of(product_id))
+                .with_details(serde_json::json!({ "product_id": product_id })),
+        ),
+        ReserveError::InsufficientStock {
+            product_id,
+            requested,
+            available,
+        } => Some(
+            ApiError::conflict(
+                "insufficient_stock",
+                format!("product {product_id} has {available} in stock; {requested} requested"),
+            )
+            .with_field(field_of(product_id))
+            .with_details(serde_json::json!({
+                "product_id": product_id, "requested": requested, "available": available
+            })),
+        ),
+        ReserveError::Voided => Some(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "order_abandoned",
+            "the order took too long and was not placed; nothing was charged to stock",
+        )),
+        ReserveError::Db(_) => None,
+    }
+}
+
+fn body_of(kind: OrderKind, orders: &[Order]) -> String {
+    match kind {
+        OrderKind::Single => serde_json::to_string(&orders[0]),
+        OrderKind::Bulk => serde_json::to_string(orders),
+    }
+    .expect("orders serialise")
+}
+
+/// Places an order request (steps 1–3). Never oversells; on any failure nothing stays reserved,
+/// or the reconciler will release it.
+pub async fn place(dbs: &OrderDbs, request: &OrderRequest, key: Option<&str>) -> Reply {
+    let (order_ref, lines) = match begin(dbs, request, key).await {
+        Ok(Begun::Pending(order_ref, lines)) => (order_ref, lines),
+        Ok(Begun::Replay(status, body)) => {
+            return Reply {
+                status: StatusCode::from_u16(status).unwrap_or(StatusCode::OK),
+                body,
+                replayed: true,
+            };
+        }
+        Err(err) => return Reply::error(&err),
+    };
+    let settled = match reservation::reserve(&dbs.stock, order_ref, &lines).await {
+        Ok(reserved) => confirm(dbs, order_ref, &reserved)
+            .await
+            .map(|orders| Reply {
+                status: StatusCode::CREATED,
+                body: body_of(request.kind, &orders),
+                replayed: false,
+            }),
+        Err(ReserveError::Db(err)) => Err(err.into()),
+        Err(refused) => {
+            let error = refusal(request, &refused).expect("not a database error");
+            fail(dbs, order_ref).await.map(|()| Reply::error(&error))
+        }
+    };
+    let reply = match settled {
+        Ok(reply) => reply,
+        // Unsettled: the orders stay pending; a retry with the key, or the reconciler, settles them.
+        Err(err) => return Reply::error(&err),
+    };
+    if let Some(key) = key {
+        let mut conn = match dbs.orders.conn().await {
+            Ok(conn) => conn,
+            Err(err) => return Reply::error(&err.into()),
+        };
+        let stored =
+            order_store::store_response(&*conn, key, reply.status.as_u16(), &reply.body).await;
+        if let Err(err) = conn.check(stored) {
+            // The orders are settled; only the replay record is missing, and a retry rebuilds it.
+            tracing::warn!(%err, "could not store the idempotent response");
+        }
+    }
+    reply
+}
+
+/// Step 3: confirm with the reserved prices; the confirmed orders, or an error if the reconciler
+/// settled them otherwise first.
+async fn confirm(
+    dbs: &OrderDbs,
+    order_ref: Uuid,
+    reserved: &[reservation::ReservedLine],
+) -> Result<Vec<Order>, ApiError> {
+    let mut conn = dbs.orders.conn().await?;
+    let confirmed = async {
+        let tx = conn.transaction().await?;
+        order_store::confirm(&tx, order_ref, reserved).await?;
+        let orders = order_store::by_ref(&tx, order_ref).await?;
+        tx.commit().await?;
+        Ok(orders)
+    }
+    .await;
+    let orders = conn.check(confirmed)?;
+    if orders.iter().all(|o| o.status == OrderStatus::Confirmed) {
+        Ok(orders)
+    } else {
+        Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "order_abandoned",
+            "the order took too long and was not placed; nothing was charged to stock",
+        ))
+    }
+}
+
+async fn fail(dbs: &OrderDbs, order_ref: Uuid) -> Result<(), ApiError> {
+    let mut conn = dbs.orders.conn().await?;
+    let failed = order_store::fail(&*conn, order_ref).await;
+    conn.check(failed)?;
+    Ok(())
+}
+
+/// Cancels a confirmed order and returns its stock: `cancelling` → release → `cancelled`. A
+/// cancel interrupted after the first step is finished by a retry or by the reconciler.
+pub async fn cancel(dbs: &OrderDbs, id: i64) -> Result<Order, ApiError> {
+    let start = {
+        let mut conn = dbs.orders.conn().await?;
+        let start = order_store::begin_cancel(&*conn, id).await;
+        conn.check(start)?
+    };
+    let order_ref = match start {
+        CancelStart::Started(order_ref) => order_ref,
+        CancelStart::NotFound => return Err(ApiError::not_found(format!("no order with id {id}"))),
+        CancelStart::NotConfirmed(status) => {
+            return Err(ApiError::conflict(
+                "order_not_confirmed",
+                format!(
+                    "order {id} is {}; only confirmed orders can be cancelled",
+                    status.as_str()
+                ),
+            )
+            .with_details(serde_json::json!({ "status": status })));
+        }
+    };
+    reservation::release(&dbs.stock, order_ref, Some(id)).await?;
+    let mut conn = dbs.orders.conn().await?;
+    let finished = order_store::finish_cancel(&*conn, id).await;
+    conn.check(finished)?
+        .ok_or_else(|| ApiError::not_found(format!("no order with id {id}")))
+}
+
+/// What one reconciler run did.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
+pub struct Reconciled {
+    /// Order references whose request died after reserving: now confirmed.
+    pub confirmed: usize,
+    /// Order references whose request died before reserving: now failed, never to reserve.
+    pub failed: usize,
+    /// Orders whose cancel was interrupted: stock returned, now cancelled.
+    pub cancelled: usize,
+    /// Reservations without a live order: stock returned.
+    pub released: usize,
+    /// Idempotency keys past their expiry, deleted.
+    pub expired_keys: u64,
+}
+
+/// Settles everything left unsettled for longer than `after`: run on a schedule.
+pub async fn reconcile(dbs: &OrderDbs, after: Duration) -> Result<Reconciled, DbError> {
+    let mut done = Reconciled::default();
+
+    let pending = {
+        let mut conn = dbs.orders.conn().await?;
+        let refs = order_store::stale_pending(&*conn, after).await;
+        conn.check(refs)?
+    };
+    for order_ref in pending {
+        match reservation::void(&dbs.stock, order_ref).await? {
+            ReservationState::Reserved => {
+                let held = reservation::held_lines(&dbs.stock, order_ref).await?;
+                let mut conn = dbs.orders.conn().await?;
+                let confirmed = order_store::confirm(&*conn, order_ref, &held).await;
+                conn.check(confirmed)?;
+                done.confirmed += 1;
+            }
+            ReservationState::Void => {
+                let mut conn = dbs.orders.conn().await?;
+                let failed = order_store::fail(&*conn, order_ref).await;
+                conn.check(failed)?;
+                done.failed += 1;
+            }
+        }
+    }
+
+    let cancelling = {
+        let mut conn = dbs.orders.conn().await?;
+        let orders = order_store::stale_cancelling(&*conn, after).await;
+        conn.check(orders)?
+    };
+    for (id, order_ref) in cancelling {
+        reservation::release(&dbs.stock, order_ref, Some(id)).await?;
+        let mut conn = dbs.orders.conn().await?;
+        let finished = order_store::finish_cancel(&*conn, id).await;
+        conn.check(finished)?;
+        done.cancelled += 1;
+    }
+
+    for order_ref in reservation::stale(&dbs.stock, after).await? {
+        let holds = {
+            let mut conn = dbs.orders.conn().await?;
+            let holds = order_store::holds_stock(&*conn, order_ref).await;
+            conn.check(holds)?
+        };
+        if !holds {
+            reservation::release(&dbs.stock, order_ref, None).await?;
+            done.released += 1;
+        }
+    }
+
+    let mut conn = dbs.orders.conn().await?;
+    let expired = order_store::expire_keys(&*conn).await;
+    done.expired_keys = conn.check(expired)?;
+    Ok(done)
+}

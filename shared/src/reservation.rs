@@ -1,0 +1,164 @@
+//! The order service's side of the stock reservation contract: calls to the SECURITY DEFINER
+//! functions in inventory_db (see `migrations/inventory_db/0002_stock_reservations.sql`), made as
+//! the role `stockroom_orders`, which can do nothing else there.
+
+use std::time::Duration;
+
+use rust_decimal::Decimal;
+use serde_json::json;
+use tokio_postgres::types::Type;
+use uuid::Uuid;
+
+use crate::Money;
+use crate::db::{Db, DbError};
+use crate::order::OrderLine;
+
+/// A reserved line: one order, its product, quantity and the unit price at reservation time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReservedLine {
+    pub line: i64,
+    pub product_id: i64,
+    pub quantity: i32,
+    pub unit_price: Money,
+}
+
+#[derive(Debug)]
+pub enum ReserveError {
+    UnknownProduct {
+        product_id: i64,
+    },
+    InsufficientStock {
+        product_id: i64,
+        requested: i64,
+        available: i64,
+    },
+    /// The reference was given up (by the reconciler) before this reservation got through.
+    Voided,
+    Db(DbError),
+}
+
+impl From<DbError> for ReserveError {
+    fn from(err: DbError) -> Self {
+        Self::Db(err)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReservationState {
+    Reserved,
+    Void,
+}
+
+/// The SQLSTATE and JSON details of an error raised by `reserve_stock`.
+fn contract_error(err: &tokio_postgres::Error) -> Option<ReserveError> {
+    let db = err.as_db_error()?;
+    let detail: serde_json::Value = db
+        .detail()
+        .and_then(|d| serde_json::from_str(d).ok())
+        .unwrap_or_default();
+    let int = |key: &str| detail[key].as_i64().unwrap_or_default();
+    match db.code().code() {
+        "SR001" => Some(ReserveError::UnknownProduct {
+            product_id: int("product_id"),
+        }),
+        "SR002" => Some(ReserveError::InsufficientStock {
+            product_id: int("product_id"),
+            requested: int("requested"),
+            available: int("available"),
+        }),
+        "SR003" => Some(ReserveError::Voided),
+        _ => None,
+    }
+}
+
+fn reserved_line(row: &tokio_postgres::Row) -> ReservedLine {
+    ReservedLine {
+        line: row.get("line"),
+        product_id: row.get("product_id"),
+        quantity: row.get("quantity"),
+        unit_price: Money::from_stored(row.get::<_, Decimal>("unit_price")),
+    }
+}
+
+/// Reserves every line (keyed by its order id) or none. Idempotent by `order_ref`: called again,
+/// it returns what was reserved the first time.
+pub async fn reserve(
+    db: &Db,
+    order_ref: Uuid,
+    lines: &[(i64, OrderLine)],
+) -> Result<Vec<ReservedLine>, ReserveError> {
+    let payload = serde_json::Value::from(
+        lines
+            .iter()
+            .map(
+                |(id, l)| json!({ "line": id, "product_id": l.product_id, "quantity": l.quantity }),
+            )
+            .collect::<Vec<_>>(),
+    )
+    .to_string();
+    let mut conn = db.conn().await?;
+    let rows = conn
+        .query_typed(
+            "SELECT line, product_id, quantity, unit_price FROM reserve_stock($1, $2::jsonb)",
+            &[(&order_ref, Type::UUID), (&payload, Type::TEXT)],
+        )
+        .await;
+    match rows {
+        Ok(rows) => Ok(rows.iter().map(reserved_line).collect()),
+        Err(err) => match contract_error(&err) {
+            Some(business) => Err(business),
+            None => Err(ReserveError::Db(conn.fail(err))),
+        },
+    }
+}
+
+/// Returns the stock of one order (`line`) or of the whole reference, at most once.
+pub async fn release(db: &Db, order_ref: Uuid, line: Option<i64>) -> Result<i32, DbError> {
+    let mut conn = db.conn().await?;
+    let row = conn
+        .query_typed_one(
+            "SELECT release_stock($1, $2)",
+            &[(&order_ref, Type::UUID), (&line, Type::INT8)],
+        )
+        .await;
+    Ok(conn.check(row)?.get(0))
+}
+
+/// Makes sure a reference can no longer reserve if it has not yet; tells which it is.
+pub async fn void(db: &Db, order_ref: Uuid) -> Result<ReservationState, DbError> {
+    let mut conn = db.conn().await?;
+    let row = conn
+        .query_typed_one("SELECT void_reservation($1)", &[(&order_ref, Type::UUID)])
+        .await;
+    let status: String = conn.check(row)?.get(0);
+    Ok(if status == "reserved" {
+        ReservationState::Reserved
+    } else {
+        ReservationState::Void
+    })
+}
+
+/// The lines of a reservation that still hold stock.
+pub async fn held_lines(db: &Db, order_ref: Uuid) -> Result<Vec<ReservedLine>, DbError> {
+    let mut conn = db.conn().await?;
+    let rows = conn
+        .query_typed(
+            "SELECT line, product_id, quantity, unit_price FROM reservation_lines($1) WHERE NOT released",
+            &[(&order_ref, Type::UUID)],
+        )
+        .await;
+    Ok(conn.check(rows)?.iter().map(reserved_line).collect())
+}
+
+/// References older than `age` that still hold stock.
+pub async fn stale(db: &Db, age: Duration) -> Result<Vec<Uuid>, DbError> {
+    let seconds = i64::try_from(age.as_secs()).unwrap_or(i64::MAX);
+    let mut conn = db.conn().await?;
+    let rows = conn
+        .query_typed(
+            "SELECT stale_reservations($1 * interval '1 second')",
+            &[(&seconds, Type::INT8)],
+        )
+        .await;
+    Ok(conn.check(rows)?.iter().map(|row| row.get(0)).collect())
+}

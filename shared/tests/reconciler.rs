@@ -1,0 +1,242 @@
+//! Crashes between the saga's steps, and the scheduled reconciler (called with the EventBridge
+//! event AWS delivers) settling what they left. Each "crash" runs the real steps a function runs,
+//! then stops, as a process killed at that point would.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{admin_query, order_dbs, product_with_stock, scheduled_event, stock_of};
+use stockroom::api::reconciler;
+use stockroom::db::{INVENTORY_DATABASE_URL, ORDER_DATABASE_URL};
+use stockroom::json::JsonObject;
+use stockroom::order::OrderRequest;
+use stockroom::ordering::{self, OrderDbs};
+use stockroom::reservation::{self, ReserveError};
+use stockroom::{order_store, ordering::Reconciled};
+
+use uuid::Uuid;
+
+const TIMEOUT: Duration = Duration::from_secs(60);
+
+fn request(product: i64, quantity: i32) -> OrderRequest {
+    OrderRequest::single(
+        &JsonObject::parse(&format!(
+            r#"{{"product_id":{product},"quantity":{quantity}}}"#
+        ))
+        .unwrap(),
+    )
+    .unwrap()
+}
+
+/// Step 1 of placing, then the process dies: pending orders, nothing reserved.
+async fn crash_after_pending(
+    dbs: &OrderDbs,
+    request: &OrderRequest,
+) -> (Uuid, Vec<(i64, stockroom::order::OrderLine)>) {
+    let order_ref = Uuid::new_v4();
+    let conn = dbs.orders.conn().await.unwrap();
+    let lines = order_store::insert_pending(&*conn, order_ref, request)
+        .await
+        .unwrap();
+    (order_ref, lines)
+}
+
+/// Makes a reference's rows look older than the reconciler's timeout.
+async fn age(order_ref: Uuid) {
+    admin_query(ORDER_DATABASE_URL, &format!("UPDATE orders SET updated_at = now() - interval '1 hour' WHERE order_ref = '{order_ref}'")).await;
+    admin_query(INVENTORY_DATABASE_URL, &format!("UPDATE stock_reservations SET created_at = now() - interval '1 hour' WHERE order_ref = '{order_ref}'")).await;
+}
+
+async fn run_reconciler(dbs: &OrderDbs) -> Reconciled {
+    reconciler::run(dbs, TIMEOUT, scheduled_event())
+        .await
+        .expect("reconciler run")
+}
+
+async fn statuses(order_ref: Uuid) -> Vec<String> {
+    admin_query(
+        ORDER_DATABASE_URL,
+        &format!("SELECT status FROM orders WHERE order_ref = '{order_ref}' ORDER BY id"),
+    )
+    .await
+    .iter()
+    .map(|row| row.get(0))
+    .collect()
+}
+
+#[tokio::test]
+async fn died_after_writing_pending_the_order_fails_and_stock_is_untouched() {
+    let dbs = order_dbs().await;
+    let product = product_with_stock("4.00", 10).await;
+    let (order_ref, _) = crash_after_pending(&dbs, &request(product, 3)).await;
+    age(order_ref).await;
+    // Reconcilers of other tests may run at the same time and settle it first: that is safe
+    // (every step is idempotent), so only the outcome is checked.
+    run_reconciler(&dbs).await;
+    assert_eq!(statuses(order_ref).await, ["failed"]);
+    assert_eq!(stock_of(product).await, 10);
+    // The reference is void: a request that wakes up now cannot reserve with it.
+    let late = reservation::reserve(&dbs.stock, order_ref, &[]).await;
+    assert!(matches!(late, Err(ReserveError::Voided)), "{late:?}");
+}
+
+#[tokio::test]
+async fn died_after_reserving_the_order_is_confirmed_with_its_price() {
+    let dbs = order_dbs().await;
+    let product = product_with_stock("4.25", 10).await;
+    let (order_ref, lines) = crash_after_pending(&dbs, &request(product, 2)).await;
+    reservation::reserve(&dbs.stock, order_ref, &lines)
+        .await
+        .unwrap();
+    assert_eq!(stock_of(product).await, 8);
+    age(order_ref).await;
+    // Reconcilers of other tests may run at the same time and settle it first: that is safe
+    // (every step is idempotent), so only the outcome is checked.
+    run_reconciler(&dbs).await;
+    assert_eq!(statuses(order_ref).await, ["confirmed"]);
+    let row = &admin_query(
+        ORDER_DATABASE_URL,
+        &format!(
+            "SELECT unit_price::text, total_price::text FROM orders WHERE order_ref = '{order_ref}'"
+        ),
+    )
+    .await[0];
+    assert_eq!(
+        (row.get::<_, String>(0), row.get::<_, String>(1)),
+        ("4.25".into(), "8.50".into())
+    );
+    assert_eq!(stock_of(product).await, 8);
+}
+
+#[tokio::test]
+async fn a_slow_request_overtaken_by_the_reconciler_reserves_nothing() {
+    let dbs = order_dbs().await;
+    let product = product_with_stock("1.00", 5).await;
+    let (order_ref, lines) = crash_after_pending(&dbs, &request(product, 1)).await;
+    age(order_ref).await;
+    run_reconciler(&dbs).await;
+    // The request was only slow: it now tries to reserve.
+    let late = reservation::reserve(&dbs.stock, order_ref, &lines).await;
+    assert!(matches!(late, Err(ReserveError::Voided)), "{late:?}");
+    assert_eq!(stock_of(product).await, 5);
+    assert_eq!(statuses(order_ref).await, ["failed"]);
+}
+
+#[tokio::test]
+async fn a_retry_with_the_key_finishes_what_a_crash_left() {
+    let dbs = order_dbs().await;
+    let product = product_with_stock("1.00", 5).await;
+    let key = common::unique("key");
+    let req = request(product, 2);
+    // Step 1 with the key, then reserve, then the process dies before confirming.
+    let order_ref = Uuid::new_v4();
+    let lines = {
+        let mut conn = dbs.orders.conn().await.unwrap();
+        let tx = conn.transaction().await.unwrap();
+        order_store::claim_key(
+            &tx,
+            &key,
+            &req.canonical(),
+            order_ref,
+            ordering::IDEMPOTENCY_KEY_TTL,
+        )
+        .await
+        .unwrap();
+        let lines = order_store::insert_pending(&tx, order_ref, &req)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        lines
+    };
+    reservation::reserve(&dbs.stock, order_ref, &lines)
+        .await
+        .unwrap();
+    let reply = ordering::place(&dbs, &req, Some(&key)).await;
+    assert_eq!(reply.status.as_u16(), 201, "{}", reply.body);
+    let order: serde_json::Value = serde_json::from_str(&reply.body).unwrap();
+    assert_eq!(order["id"], lines[0].0);
+    assert_eq!(stock_of(product).await, 3, "reserved once");
+}
+
+#[tokio::test]
+async fn an_interrupted_cancel_is_finished_and_returns_the_stock_once() {
+    let dbs = order_dbs().await;
+    let product = product_with_stock("1.00", 5).await;
+    let reply = ordering::place(&dbs, &request(product, 3), None).await;
+    let id = serde_json::from_str::<serde_json::Value>(&reply.body).unwrap()["id"]
+        .as_i64()
+        .unwrap();
+    assert_eq!(stock_of(product).await, 2);
+    // First step of the cancel, then the process dies.
+    let order_ref = {
+        let conn = dbs.orders.conn().await.unwrap();
+        match order_store::begin_cancel(&*conn, id).await.unwrap() {
+            order_store::CancelStart::Started(order_ref) => order_ref,
+            other => panic!("{other:?}"),
+        }
+    };
+    age(order_ref).await;
+    // Reconcilers of other tests may run at the same time and settle it first: that is safe
+    // (every step is idempotent), so only the outcome is checked.
+    run_reconciler(&dbs).await;
+    assert_eq!(statuses(order_ref).await, ["cancelled"]);
+    assert_eq!(stock_of(product).await, 5);
+    run_reconciler(&dbs).await;
+    assert_eq!(stock_of(product).await, 5, "released once");
+}
+
+#[tokio::test]
+async fn a_reservation_without_an_order_is_released() {
+    let dbs = order_dbs().await;
+    let product = product_with_stock("1.00", 5).await;
+    let order_ref = Uuid::new_v4();
+    let line = stockroom::order::OrderLine {
+        product_id: product,
+        quantity: 4,
+    };
+    reservation::reserve(&dbs.stock, order_ref, &[(i64::MAX, line)])
+        .await
+        .unwrap();
+    assert_eq!(stock_of(product).await, 1);
+    age(order_ref).await;
+    // Reconcilers of other tests may run at the same time and settle it first: that is safe
+    // (every step is idempotent), so only the outcome is checked.
+    run_reconciler(&dbs).await;
+    assert_eq!(stock_of(product).await, 5);
+}
+
+#[tokio::test]
+async fn fresh_work_is_left_alone() {
+    let dbs = order_dbs().await;
+    let product = product_with_stock("1.00", 5).await;
+    let (order_ref, _) = crash_after_pending(&dbs, &request(product, 1)).await;
+    run_reconciler(&dbs).await;
+    assert_eq!(
+        statuses(order_ref).await,
+        ["pending"],
+        "younger than the timeout"
+    );
+}
+
+#[tokio::test]
+async fn the_order_role_can_only_call_the_reservation_contract() {
+    let url = std::env::var(stockroom::db::STOCK_RESERVATION_DATABASE_URL).unwrap();
+    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    for sql in [
+        "UPDATE products SET stock = 1000000",
+        "SELECT * FROM products",
+        "DELETE FROM stock_reservations",
+        "SELECT * FROM stock_reservation_lines",
+    ] {
+        let err = client.simple_query(sql).await.unwrap_err();
+        assert_eq!(
+            err.code(),
+            Some(&tokio_postgres::error::SqlState::INSUFFICIENT_PRIVILEGE),
+            "{sql}"
+        );
+    }
+}
