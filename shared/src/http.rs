@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use crate::ApiError;
 use crate::json::JsonObject;
+use crate::pagination::Page;
 
 /// What every HTTP handler returns; the error side is never used.
 pub type HandlerResult = Result<Response<Body>, lambda_http::Error>;
@@ -97,6 +98,39 @@ pub fn path_id(request: &Request, name: &str, resource: &str) -> Result<i64, Api
         .ok()
         .filter(|id| *id > 0)
         .ok_or_else(|| ApiError::not_found(format!("no {resource} with id '{raw}'")))
+}
+
+/// The page a list request asks for (`?limit=N&after=ID`).
+pub fn page(request: &Request) -> Result<Page, ApiError> {
+    Page::from_query(
+        query_param(request, "limit").as_deref(),
+        query_param(request, "after").as_deref(),
+    )
+}
+
+/// 200 with a listed page (or the error). A full keyset page carries
+/// `Link: <path?limit=N&after=LAST>; rel="next"`.
+pub fn list_reply<T: Serialize>(
+    request: &Request,
+    listed: Result<(Page, Vec<T>), ApiError>,
+    id_of: fn(&T) -> i64,
+) -> HandlerResult {
+    let (page, items) = match listed {
+        Ok(listed) => listed,
+        Err(err) => return Ok(error_response(&err)),
+    };
+    let mut response = json_response(StatusCode::OK, &items);
+    let next = page.next_after(items.len(), items.last().map(id_of));
+    if let (Some(after), Page::Keyset { limit, .. }) = (next, page) {
+        let link = format!(
+            "<{}?limit={limit}&after={after}>; rel=\"next\"",
+            request.raw_http_path()
+        );
+        if let Ok(value) = link.parse() {
+            response.headers_mut().insert(header::LINK, value);
+        }
+    }
+    Ok(response)
 }
 
 /// A query-string parameter, if present.

@@ -6,14 +6,11 @@ use lambda_http::{Body, Request, RequestExt, Response};
 
 use crate::ApiError;
 use crate::db::Db;
-use crate::http::{
-    HandlerResult, error_response, json_body, json_response, path_id, query_param, reply,
-};
+use crate::http::{HandlerResult, error_response, json_body, list_reply, page, path_id, reply};
 use crate::json::JsonObject;
 use crate::order::{Order, OrderRequest};
 use crate::order_store;
 use crate::ordering::{self, OrderDbs};
-use crate::pagination::Page;
 
 /// Response header telling a client its keyed request was answered from the first attempt.
 pub const REPLAYED_HEADER: &str = "idempotent-replayed";
@@ -80,31 +77,13 @@ pub async fn list_by_user(orders: &Db, request: Request) -> HandlerResult {
 }
 
 async fn list_orders(db: &Db, request: &Request, user_id: Option<i64>) -> HandlerResult {
-    let outcome = async {
-        let page = Page::from_query(
-            query_param(request, "limit").as_deref(),
-            query_param(request, "after").as_deref(),
-        )?;
+    let listed = async {
+        let page = page(request)?;
         let mut conn = db.conn().await?;
         let orders = order_store::list(&*conn, page, user_id).await;
-        Ok::<_, ApiError>((page, conn.check(orders)?))
+        Ok((page, conn.check(orders)?))
     };
-    let (page, orders) = match outcome.await {
-        Ok(listed) => listed,
-        Err(err) => return Ok(error_response(&err)),
-    };
-    let mut response = json_response(StatusCode::OK, &orders);
-    let next = page.next_after(orders.len(), orders.last().map(|o| o.id));
-    if let (Some(after), Page::Keyset { limit, .. }) = (next, page) {
-        let link = format!(
-            "<{}?limit={limit}&after={after}>; rel=\"next\"",
-            request.raw_http_path()
-        );
-        if let Ok(value) = link.parse() {
-            response.headers_mut().insert(header::LINK, value);
-        }
-    }
-    Ok(response)
+    list_reply(request, listed.await, |o: &Order| o.id)
 }
 
 /// `GET /api/orders/{id}` → the order, 404 when there is none.

@@ -1,15 +1,13 @@
 //! The product catalogue: `/api/products` and `/api/products/{id}`.
 
-use lambda_http::http::{StatusCode, header};
-use lambda_http::{Request, RequestExt};
+use lambda_http::Request;
+use lambda_http::http::StatusCode;
 
 use crate::ApiError;
 use crate::db::Db;
 use crate::http::{
-    HandlerResult, error_response, json_body, json_response, no_content, path_id, query_param,
-    reply,
+    HandlerResult, error_response, json_body, list_reply, no_content, page, path_id, reply,
 };
-use crate::pagination::Page;
 use crate::product::{Product, ProductInput};
 use crate::product_store;
 
@@ -31,32 +29,13 @@ pub async fn create(db: &Db, request: Request) -> HandlerResult {
 /// `GET /api/products` → 200 with every product, or one keyset page with `?limit=&after=`. A full
 /// page carries a `Link: <...>; rel="next"` header.
 pub async fn list(db: &Db, request: Request) -> HandlerResult {
-    let outcome = async {
-        let page = Page::from_query(
-            query_param(&request, "limit").as_deref(),
-            query_param(&request, "after").as_deref(),
-        )?;
+    let listed = async {
+        let page = page(&request)?;
         let mut conn = db.conn().await?;
         let products = product_store::list(&*conn, page).await;
-        let products = conn.check(products)?;
-        Ok::<_, ApiError>((page, products))
+        Ok((page, conn.check(products)?))
     };
-    let (page, products) = match outcome.await {
-        Ok(listed) => listed,
-        Err(err) => return Ok(error_response(&err)),
-    };
-    let mut response = json_response(StatusCode::OK, &products);
-    let next = page.next_after(products.len(), products.last().map(|p| p.id));
-    if let (Some(after), Page::Keyset { limit, .. }) = (next, page) {
-        let link = format!(
-            "<{}?limit={limit}&after={after}>; rel=\"next\"",
-            request.raw_http_path()
-        );
-        if let Ok(value) = link.parse() {
-            response.headers_mut().insert(header::LINK, value);
-        }
-    }
-    Ok(response)
+    list_reply(&request, listed.await, |p: &Product| p.id)
 }
 
 /// `GET /api/products/{id}` → 200 with the product, 404 when there is none.
