@@ -9,11 +9,16 @@ STATE_DIR=${STOCKROOM_STATE_DIR:-$REPO_DIR/.stack}
 # Tools installed once per machine and reused by every checkout (cargo-lambda's venv).
 TOOLS_DIR=${STOCKROOM_TOOLS_DIR:-$HOME/.cache/stockroom}
 CARGO_LAMBDA_VERSION=1.9.2
+TANSU_VERSION=0.6.0
 
 PG_PORT=${STOCKROOM_PG_PORT:-55432}
 # PostgreSQL runs as the `postgres` user, which must reach its data dir: keep it out of $HOME.
 PG_DIR=${STOCKROOM_PG_DIR:-/var/tmp/stockroom/pg-$PG_PORT}
 API_PORT=${STOCKROOM_API_PORT:-9000}
+KAFKA_PORT=${STOCKROOM_KAFKA_PORT:-9092}
+KAFKA_BROKERS=${KAFKA_BROKERS:-127.0.0.1:$KAFKA_PORT}
+export KAFKA_BROKERS
+TOPICS="inventory-events order-events"
 
 INVENTORY_DATABASE_URL=${INVENTORY_DATABASE_URL:-postgres://postgres@127.0.0.1:$PG_PORT/inventory_db}
 ORDER_DATABASE_URL=${ORDER_DATABASE_URL:-postgres://postgres@127.0.0.1:$PG_PORT/order_db}
@@ -141,7 +146,8 @@ start_watch() {
     (cd "$REPO_DIR" && exec setsid "$CARGO_LAMBDA" lambda watch --invoke-address 127.0.0.1 --invoke-port "$port" \
         --env-var "INVENTORY_DATABASE_URL=$INVENTORY_DATABASE_URL" \
         --env-var "ORDER_DATABASE_URL=$ORDER_DATABASE_URL" \
-        --env-var "STOCK_RESERVATION_DATABASE_URL=$STOCK_RESERVATION_DATABASE_URL" --concurrency 4 >"$log" 2>&1) &
+        --env-var "STOCK_RESERVATION_DATABASE_URL=$STOCK_RESERVATION_DATABASE_URL" \
+        --env-var "KAFKA_BROKERS=$KAFKA_BROKERS" --concurrency 4 >"$log" 2>&1) &
     echo $! >"$pidfile"
     local i
     for i in $(seq 1 120); do
@@ -195,12 +201,52 @@ ensure_cfn_lint() {
     "$TOOLS_DIR/venv/bin/pip" install -q cfn-lint
 }
 
+# tansu, a Kafka-compatible broker in Rust: built once per machine (about 13 minutes on 2 cores)
+# with the storage engines its default build lacks, and reused while the pinned version matches.
+ensure_tansu() {
+    TANSU="$TOOLS_DIR/tansu-$TANSU_VERSION/bin/tansu"
+    if [ -x "$TANSU" ]; then
+        info "tansu $TANSU_VERSION is installed"
+        return
+    fi
+    step "Building tansu $TANSU_VERSION (Kafka-compatible broker; once per machine, about 13 minutes)"
+    CARGO_TARGET_DIR="$TOOLS_DIR/tansu-build" cargo install --quiet tansu --version "$TANSU_VERSION" --locked \
+        --features dynostore,libsql --root "$TOOLS_DIR/tansu-$TANSU_VERSION"
+    rm -rf "$TOOLS_DIR/tansu-build"
+}
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+start_broker() {
+    if port_open "$KAFKA_PORT"; then
+        info "a broker already answers on 127.0.0.1:$KAFKA_PORT"
+    else
+        step "Starting tansu on 127.0.0.1:$KAFKA_PORT"
+        # Both listener flags: by default tansu listens on every interface.
+        setsid "$TANSU" broker --listener-url "tcp://127.0.0.1:$KAFKA_PORT" \
+            --advertised-listener-url "tcp://127.0.0.1:$KAFKA_PORT" \
+            --storage-engine "memory://tansu/" >"$STATE_DIR/broker.log" 2>&1 &
+        echo $! >"$STATE_DIR/broker.pid"
+        local i
+        for i in $(seq 1 50); do port_open "$KAFKA_PORT" && break; sleep 0.2; done
+        port_open "$KAFKA_PORT" || die "tansu did not listen on $KAFKA_PORT; see $STATE_DIR/broker.log"
+    fi
+    local topic
+    for topic in $TOPICS; do
+        if "$TANSU" topic create "$topic" --broker "tcp://127.0.0.1:$KAFKA_PORT" --partitions 3 >/dev/null 2>&1; then
+            info "created topic $topic"
+        fi
+    done
+}
+
 ensure_stack() {
     step "Checking tools"
     ensure_base_tools
     ensure_postgres_installed
     ensure_cargo_lambda
+    ensure_tansu
     start_postgres
     create_databases
     migrate
+    start_broker
 }

@@ -179,8 +179,8 @@ fn order_errors_over_http() {
     assert_eq!(r.header("allow"), Some("GET"));
 }
 
-#[test]
-fn the_reconciler_runs_on_its_scheduled_event() {
+/// Invokes a scheduled function the way EventBridge does; returns its JSON result.
+fn invoke_scheduled(function: &str) -> Value {
     let event = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../shared/tests/fixtures/eventbridge-scheduled-event.json"
@@ -188,15 +188,20 @@ fn the_reconciler_runs_on_its_scheduled_event() {
     .unwrap();
     let mut response = common::agent()
         .post(&format!(
-            "{}/2015-03-31/functions/orders-reconciler/invocations",
+            "{}/2015-03-31/functions/{function}/invocations",
             base()
         ))
         .header("content-type", "application/json")
         .send(&event)
         .unwrap();
-    assert_eq!(response.status().as_u16(), 200);
-    let report: Value =
-        serde_json::from_str(&response.body_mut().read_to_string().unwrap()).unwrap();
+    let text = response.body_mut().read_to_string().unwrap();
+    assert_eq!(response.status().as_u16(), 200, "{function}: {text}");
+    serde_json::from_str(&text).unwrap()
+}
+
+#[test]
+fn the_reconciler_runs_on_its_scheduled_event() {
+    let report = invoke_scheduled("orders-reconciler");
     for field in [
         "confirmed",
         "failed",
@@ -204,6 +209,14 @@ fn the_reconciler_runs_on_its_scheduled_event() {
         "released",
         "expired_keys",
     ] {
+        assert!(report[field].is_u64(), "{field} in {report}");
+    }
+}
+
+#[test]
+fn the_relay_runs_on_its_scheduled_event() {
+    let report = invoke_scheduled("events-relay");
+    for field in ["inventory_events", "order_events"] {
         assert!(report[field].is_u64(), "{field} in {report}");
     }
 }

@@ -8,6 +8,7 @@
 pub mod api;
 pub mod db;
 pub mod error;
+pub mod events;
 pub mod http;
 pub mod json;
 pub mod migrate;

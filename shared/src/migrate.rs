@@ -39,16 +39,28 @@ pub const DATABASES: &[Database] = &[
                 name: "stock_reservations",
                 sql: include_str!("../migrations/inventory_db/0002_stock_reservations.sql"),
             },
+            Migration {
+                version: 3,
+                name: "outbox",
+                sql: include_str!("../migrations/inventory_db/0003_outbox.sql"),
+            },
         ],
     },
     Database {
         name: "order_db",
         url_var: ORDER_DATABASE_URL,
-        migrations: &[Migration {
-            version: 1,
-            name: "orders",
-            sql: include_str!("../migrations/order_db/0001_orders.sql"),
-        }],
+        migrations: &[
+            Migration {
+                version: 1,
+                name: "orders",
+                sql: include_str!("../migrations/order_db/0001_orders.sql"),
+            },
+            Migration {
+                version: 2,
+                name: "outbox",
+                sql: include_str!("../migrations/order_db/0002_outbox.sql"),
+            },
+        ],
     },
 ];
 
@@ -101,6 +113,26 @@ pub async fn apply_url(url: &str, migrations: &[Migration]) -> Result<Vec<i32>, 
     drop(client);
     let _ = driver.await;
     applied
+}
+
+/// Environment variable read by `stockroom-migrate` for inventory_db: the stock level below
+/// which a product's stock counts as low (`low_stock_alert`). Stored in `inventory_settings`,
+/// where the products trigger reads it, so every writer uses the same threshold.
+pub const LOW_STOCK_THRESHOLD: &str = "LOW_STOCK_THRESHOLD";
+
+/// Stores the low-stock threshold in inventory_db.
+pub async fn set_low_stock_threshold(url: &str, threshold: i32) -> Result<(), MigrateError> {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
+    let driver = tokio::spawn(connection);
+    client
+        .execute_typed(
+            "UPDATE inventory_settings SET low_stock_threshold = $1",
+            &[(&threshold, Type::INT4)],
+        )
+        .await?;
+    drop(client);
+    let _ = driver.await;
+    Ok(())
 }
 
 /// Applies the migrations not yet applied; returns the versions it applied, in order.

@@ -193,7 +193,8 @@ pub async fn begin_cancel(client: &impl GenericClient, id: i64) -> Result<Cancel
     })
 }
 
-/// Last step of a cancel, once the stock is back: `cancelling` becomes `cancelled`.
+/// Last step of a cancel, once the stock is back: `cancelling` becomes `cancelled` (its trigger
+/// writes `order_cancelled`; run it in a transaction to learn the txid).
 pub async fn finish_cancel(client: &impl GenericClient, id: i64) -> Result<Option<Order>, Error> {
     client
         .execute_typed(

@@ -23,6 +23,7 @@ use uuid::Uuid;
 
 use crate::ApiError;
 use crate::db::{Db, DbError, ORDER_DATABASE_URL, STOCK_RESERVATION_DATABASE_URL};
+use crate::events::{Publish, current_txid, publish_transaction};
 use crate::order::{Order, OrderKind, OrderLine, OrderRequest, OrderStatus};
 use crate::order_store::{self, CancelStart, Claim};
 use crate::reservation::{self, ReservationState, ReserveError};
@@ -32,18 +33,25 @@ pub const IDEMPOTENCY_KEY_TTL: Duration = Duration::from_secs(24 * 60 * 60);
 /// Longest accepted `Idempotency-Key`.
 pub const IDEMPOTENCY_KEY_MAX_CHARS: usize = 255;
 
-/// The two connections the order functions hold: `order_db`, and inventory's reservation contract.
+/// What the order functions hold: `order_db`, inventory's reservation contract, and (when a
+/// broker is configured) the publisher for the events their commits write.
 pub struct OrderDbs {
     pub orders: Db,
     pub stock: Db,
+    pub events: Option<Box<dyn Publish>>,
 }
 
 impl OrderDbs {
-    pub async fn from_env() -> Result<Self, DbError> {
+    pub async fn from_env(events: Option<Box<dyn Publish>>) -> Result<Self, DbError> {
         Ok(Self {
             orders: Db::from_env(ORDER_DATABASE_URL).await?,
             stock: Db::from_env(STOCK_RESERVATION_DATABASE_URL).await?,
+            events,
         })
+    }
+
+    fn publisher(&self) -> Option<&dyn Publish> {
+        self.events.as_deref()
     }
 }
 
@@ -199,13 +207,16 @@ pub async fn place(dbs: &OrderDbs, request: &OrderRequest, key: Option<&str>) ->
         Err(err) => return Reply::error(&err),
     };
     let settled = match reservation::reserve(&dbs.stock, order_ref, &lines).await {
-        Ok(reserved) => confirm(dbs, order_ref, &reserved)
-            .await
-            .map(|orders| Reply {
-                status: StatusCode::CREATED,
-                body: body_of(request.kind, &orders),
-                replayed: false,
-            }),
+        Ok((reserved, stock_txid)) => {
+            publish_transaction(&dbs.stock, dbs.publisher(), stock_txid).await;
+            confirm(dbs, order_ref, &reserved)
+                .await
+                .map(|orders| Reply {
+                    status: StatusCode::CREATED,
+                    body: body_of(request.kind, &orders),
+                    replayed: false,
+                })
+        }
         Err(ReserveError::Db(err)) => Err(err.into()),
         Err(refused) => {
             let error = refusal(request, &refused).expect("not a database error");
@@ -244,11 +255,14 @@ async fn confirm(
         let tx = conn.transaction().await?;
         order_store::confirm(&tx, order_ref, reserved).await?;
         let orders = order_store::by_ref(&tx, order_ref).await?;
+        let txid = current_txid(&tx).await?;
         tx.commit().await?;
-        Ok(orders)
+        Ok((orders, txid))
     }
     .await;
-    let orders = conn.check(confirmed)?;
+    let (orders, txid) = conn.check(confirmed)?;
+    drop(conn);
+    publish_transaction(&dbs.orders, dbs.publisher(), txid).await;
     if orders.iter().all(|o| o.status == OrderStatus::Confirmed) {
         Ok(orders)
     } else {
@@ -289,11 +303,21 @@ pub async fn cancel(dbs: &OrderDbs, id: i64) -> Result<Order, ApiError> {
             .with_details(serde_json::json!({ "status": status })));
         }
     };
-    reservation::release(&dbs.stock, order_ref, Some(id)).await?;
+    let (_, stock_txid) = reservation::release(&dbs.stock, order_ref, Some(id)).await?;
+    publish_transaction(&dbs.stock, dbs.publisher(), stock_txid).await;
     let mut conn = dbs.orders.conn().await?;
-    let finished = order_store::finish_cancel(&*conn, id).await;
-    conn.check(finished)?
-        .ok_or_else(|| ApiError::not_found(format!("no order with id {id}")))
+    let finished = async {
+        let tx = conn.transaction().await?;
+        let order = order_store::finish_cancel(&tx, id).await?;
+        let txid = current_txid(&tx).await?;
+        tx.commit().await?;
+        Ok((order, txid))
+    }
+    .await;
+    let (order, txid) = conn.check(finished)?;
+    drop(conn);
+    publish_transaction(&dbs.orders, dbs.publisher(), txid).await;
+    order.ok_or_else(|| ApiError::not_found(format!("no order with id {id}")))
 }
 
 /// What one reconciler run did.

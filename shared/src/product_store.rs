@@ -35,15 +35,23 @@ fn input_params<'a>(
     ]
 }
 
-pub async fn insert(client: &impl GenericClient, input: &ProductInput) -> Result<Product, Error> {
+/// Every write returns the id of its transaction (`txid_current()`), whose outbox events the
+/// caller publishes once it has committed.
+pub type Txid = i64;
+
+pub async fn insert(
+    client: &impl GenericClient,
+    input: &ProductInput,
+) -> Result<(Product, Txid), Error> {
     let price = input.price.amount();
     let sql = format!(
-        "INSERT INTO products (name, description, price, stock) VALUES ($1, $2, $3, $4) RETURNING {COLUMNS}"
+        "INSERT INTO products (name, description, price, stock) VALUES ($1, $2, $3, $4) \
+         RETURNING {COLUMNS}, txid_current() AS txid"
     );
     let row = client
         .query_typed_one(&sql, &input_params(input, &price))
         .await?;
-    Ok(product(&row))
+    Ok((product(&row), row.get("txid")))
 }
 
 pub async fn get(client: &impl GenericClient, id: i64) -> Result<Option<Product>, Error> {
@@ -75,23 +83,26 @@ pub async fn replace(
     client: &impl GenericClient,
     id: i64,
     input: &ProductInput,
-) -> Result<Option<Product>, Error> {
+) -> Result<Option<(Product, Txid)>, Error> {
     let price = input.price.amount();
     let sql = format!(
         "UPDATE products SET name = $2, description = $3, price = $4, stock = $5, updated_at = now() \
-         WHERE id = $1 RETURNING {COLUMNS}"
+         WHERE id = $1 RETURNING {COLUMNS}, txid_current() AS txid"
     );
     let [name, description, price, stock] = input_params(input, &price);
     let row = client
         .query_typed_opt(&sql, &[(&id, Type::INT8), name, description, price, stock])
         .await?;
-    Ok(row.as_ref().map(product))
+    Ok(row.map(|row| (product(&row), row.get("txid"))))
 }
 
-/// Deletes a product; `false` when there was no such product.
-pub async fn delete(client: &impl GenericClient, id: i64) -> Result<bool, Error> {
-    let deleted = client
-        .execute_typed("DELETE FROM products WHERE id = $1", &[(&id, Type::INT8)])
+/// Deletes a product; `None` when there was no such product.
+pub async fn delete(client: &impl GenericClient, id: i64) -> Result<Option<Txid>, Error> {
+    let row = client
+        .query_typed_opt(
+            "DELETE FROM products WHERE id = $1 RETURNING txid_current()",
+            &[(&id, Type::INT8)],
+        )
         .await?;
-    Ok(deleted == 1)
+    Ok(row.map(|row| row.get(0)))
 }

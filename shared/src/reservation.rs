@@ -11,6 +11,7 @@ use uuid::Uuid;
 
 use crate::Money;
 use crate::db::{Db, DbError};
+use crate::events::current_txid;
 use crate::order::OrderLine;
 
 /// A reserved line: one order, its product, quantity and the unit price at reservation time.
@@ -81,12 +82,13 @@ fn reserved_line(row: &tokio_postgres::Row) -> ReservedLine {
 }
 
 /// Reserves every line (keyed by its order id) or none. Idempotent by `order_ref`: called again,
-/// it returns what was reserved the first time.
+/// it returns what was reserved the first time. Also returns the transaction's id, whose inventory
+/// events (stock changes, low-stock alerts) the caller publishes.
 pub async fn reserve(
     db: &Db,
     order_ref: Uuid,
     lines: &[(i64, OrderLine)],
-) -> Result<Vec<ReservedLine>, ReserveError> {
+) -> Result<(Vec<ReservedLine>, i64), ReserveError> {
     let payload = serde_json::Value::from(
         lines
             .iter()
@@ -97,31 +99,41 @@ pub async fn reserve(
     )
     .to_string();
     let mut conn = db.conn().await?;
-    let rows = conn
-        .query_typed(
-            "SELECT line, product_id, quantity, unit_price FROM reserve_stock($1, $2::jsonb)",
-            &[(&order_ref, Type::UUID), (&payload, Type::TEXT)],
-        )
-        .await;
-    match rows {
-        Ok(rows) => Ok(rows.iter().map(reserved_line).collect()),
-        Err(err) => match contract_error(&err) {
-            Some(business) => Err(business),
-            None => Err(ReserveError::Db(conn.fail(err))),
-        },
+    let outcome = async {
+        let tx = conn.transaction().await?;
+        let rows = tx
+            .query_typed(
+                "SELECT line, product_id, quantity, unit_price FROM reserve_stock($1, $2::jsonb)",
+                &[(&order_ref, Type::UUID), (&payload, Type::TEXT)],
+            )
+            .await?;
+        let txid = current_txid(&tx).await?;
+        tx.commit().await?;
+        Ok((rows.iter().map(reserved_line).collect(), txid))
     }
+    .await;
+    outcome.map_err(|err| contract_error(&err).unwrap_or_else(|| ReserveError::Db(conn.fail(err))))
 }
 
-/// Returns the stock of one order (`line`) or of the whole reference, at most once.
-pub async fn release(db: &Db, order_ref: Uuid, line: Option<i64>) -> Result<i32, DbError> {
+/// Returns the stock of one order (`line`) or of the whole reference, at most once. Returns how
+/// many lines it released and the transaction's id (for its inventory events).
+pub async fn release(db: &Db, order_ref: Uuid, line: Option<i64>) -> Result<(i32, i64), DbError> {
     let mut conn = db.conn().await?;
-    let row = conn
-        .query_typed_one(
-            "SELECT release_stock($1, $2)",
-            &[(&order_ref, Type::UUID), (&line, Type::INT8)],
-        )
-        .await;
-    Ok(conn.check(row)?.get(0))
+    let released = async {
+        let tx = conn.transaction().await?;
+        let count: i32 = tx
+            .query_typed_one(
+                "SELECT release_stock($1, $2)",
+                &[(&order_ref, Type::UUID), (&line, Type::INT8)],
+            )
+            .await?
+            .get(0);
+        let txid = current_txid(&tx).await?;
+        tx.commit().await?;
+        Ok((count, txid))
+    }
+    .await;
+    conn.check(released)
 }
 
 /// Makes sure a reference can no longer reserve if it has not yet; tells which it is.

@@ -27,6 +27,7 @@ async fn other_methods_on_known_paths_are_405_with_allow() {
 /// directory call these handlers with the events AWS delivers (HTTP API, EventBridge schedule); a new function must be added here (and
 /// tested) or this fails.
 const FUNCTIONS: &[(&str, &str)] = &[
+    ("events-relay", "relay::run"),
     ("health", "api::health::check"),
     ("not-found", "api::fallback::not_found"),
     ("orders-bulk", "api::orders::bulk"),

@@ -10,7 +10,7 @@ use stockroom::db::Db;
 
 async fn create(db: &Db, body: &str) -> Answer {
     let event = Event::new("POST", "/api/products", "/api/products").json_body(body);
-    answer(products::create(db, event.request()).await.unwrap())
+    answer(products::create(db, None, event.request()).await.unwrap())
 }
 
 async fn get(db: &Db, id: &str) -> Answer {
@@ -28,7 +28,7 @@ async fn update(db: &Db, id: &str, body: &str) -> Answer {
     let event = Event::new("PUT", "/api/products/{id}", &format!("/api/products/{id}"))
         .path_param("id", id)
         .json_body(body);
-    answer(products::update(db, event.request()).await.unwrap())
+    answer(products::update(db, None, event.request()).await.unwrap())
 }
 
 async fn delete(db: &Db, id: &str) -> Answer {
@@ -38,7 +38,7 @@ async fn delete(db: &Db, id: &str) -> Answer {
         &format!("/api/products/{id}"),
     )
     .path_param("id", id);
-    answer(products::delete(db, event.request()).await.unwrap())
+    answer(products::delete(db, None, event.request()).await.unwrap())
 }
 
 /// Creates a product and returns its JSON.
@@ -170,7 +170,7 @@ async fn unreadable_bodies_are_400_and_wrong_media_types_415() {
     let event = Event::new("POST", "/api/products", "/api/products")
         .header("content-type", "text/plain")
         .raw_body(r#"{"name":"a","price":1,"stock":1}"#);
-    let a = answer(products::create(&db, event.request()).await.unwrap());
+    let a = answer(products::create(&db, None, event.request()).await.unwrap());
     assert_eq!(a.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
     assert_eq!(a.error().0, "unsupported_media_type");
 }

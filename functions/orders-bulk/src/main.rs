@@ -1,10 +1,11 @@
 //! POST /api/orders/bulk: places one order per item, all or nothing.
 use lambda_http::{Error, run, service_fn};
 use stockroom::{api, ordering::OrderDbs};
+use stockroom_kafka::KafkaPublisher;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     stockroom::telemetry::init();
-    let dbs = OrderDbs::from_env().await?;
+    let dbs = OrderDbs::from_env(KafkaPublisher::boxed_from_env()?).await?;
     run(service_fn(|request| api::orders::bulk(&dbs, request))).await
 }

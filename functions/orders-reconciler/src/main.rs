@@ -8,7 +8,8 @@ use stockroom::ordering::OrderDbs;
 async fn main() -> Result<(), Error> {
     stockroom::telemetry::init();
     let pending_timeout = reconciler::pending_timeout_from_env()?;
-    let dbs = OrderDbs::from_env().await?;
+    // It publishes nothing itself: what it settles reaches the outbox, and the relay sends it.
+    let dbs = OrderDbs::from_env(None).await?;
     run(service_fn(|event| {
         reconciler::run(&dbs, pending_timeout, event)
     }))

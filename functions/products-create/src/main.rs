@@ -1,10 +1,15 @@
 //! POST /api/products: creates a product.
 use lambda_http::{Error, run, service_fn};
 use stockroom::{api, db::Db};
+use stockroom_kafka::KafkaPublisher;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     stockroom::telemetry::init();
     let db = Db::from_env(stockroom::db::INVENTORY_DATABASE_URL).await?;
-    run(service_fn(|request| api::products::create(&db, request))).await
+    let events = KafkaPublisher::boxed_from_env()?;
+    run(service_fn(|request| {
+        api::products::create(&db, events.as_deref(), request)
+    }))
+    .await
 }

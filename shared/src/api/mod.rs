@@ -6,3 +6,4 @@ pub mod health;
 pub mod orders;
 pub mod products;
 pub mod reconciler;
+pub mod relay;

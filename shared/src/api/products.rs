@@ -5,25 +5,40 @@ use lambda_http::http::StatusCode;
 
 use crate::ApiError;
 use crate::db::Db;
+use crate::events::{Publish, publish_transaction};
 use crate::http::{
     HandlerResult, error_response, json_body, list_reply, no_content, page, path_id, reply,
 };
 use crate::product::{Product, ProductInput};
-use crate::product_store;
+use crate::product_store::{self, Txid};
 
 fn missing(id: i64) -> ApiError {
     ApiError::not_found(format!("no product with id {id}"))
 }
 
+/// Publishes the events of a committed write (see [`crate::events`]) and drops its txid.
+async fn published<T>(
+    db: &Db,
+    events: Option<&dyn Publish>,
+    written: Result<(T, Txid), ApiError>,
+) -> Result<T, ApiError> {
+    let (value, txid) = written?;
+    publish_transaction(db, events, txid).await;
+    Ok(value)
+}
+
 /// `POST /api/products` → 201 with the product.
-pub async fn create(db: &Db, request: Request) -> HandlerResult {
-    let outcome = async {
+pub async fn create(db: &Db, events: Option<&dyn Publish>, request: Request) -> HandlerResult {
+    let written = async {
         let input = ProductInput::from_json(&json_body(&request)?)?;
         let mut conn = db.conn().await?;
-        let product = product_store::insert(&*conn, &input).await;
-        Ok::<_, ApiError>(conn.check(product)?)
+        let written = product_store::insert(&*conn, &input).await;
+        Ok(conn.check(written)?)
     };
-    reply(StatusCode::CREATED, outcome.await)
+    reply(
+        StatusCode::CREATED,
+        published(db, events, written.await).await,
+    )
 }
 
 /// `GET /api/products` → 200 with every product, or one keyset page with `?limit=&after=`. A full
@@ -54,30 +69,27 @@ async fn find(db: &Db, id: i64) -> Result<Product, ApiError> {
 }
 
 /// `PUT /api/products/{id}` replaces name, description, price and stock → 200 with the product.
-pub async fn update(db: &Db, request: Request) -> HandlerResult {
-    let outcome = async {
+pub async fn update(db: &Db, events: Option<&dyn Publish>, request: Request) -> HandlerResult {
+    let written = async {
         let id = path_id(&request, "id", "product")?;
         let input = ProductInput::from_json(&json_body(&request)?)?;
         let mut conn = db.conn().await?;
-        let product = product_store::replace(&*conn, id, &input).await;
-        conn.check(product)?.ok_or_else(|| missing(id))
+        let written = product_store::replace(&*conn, id, &input).await;
+        conn.check(written)?.ok_or_else(|| missing(id))
     };
-    reply(StatusCode::OK, outcome.await)
+    reply(StatusCode::OK, published(db, events, written.await).await)
 }
 
 /// `DELETE /api/products/{id}` → 204, 404 when there is none.
-pub async fn delete(db: &Db, request: Request) -> HandlerResult {
-    let outcome = async {
+pub async fn delete(db: &Db, events: Option<&dyn Publish>, request: Request) -> HandlerResult {
+    let written = async {
         let id = path_id(&request, "id", "product")?;
         let mut conn = db.conn().await?;
         let deleted = product_store::delete(&*conn, id).await;
-        if conn.check(deleted)? {
-            Ok(())
-        } else {
-            Err(missing(id))
-        }
+        let txid = conn.check(deleted)?.ok_or_else(|| missing(id))?;
+        Ok(((), txid))
     };
-    Ok(match outcome.await {
+    Ok(match published(db, events, written.await).await {
         Ok(()) => no_content(),
         Err(err) => error_response(&err),
     })

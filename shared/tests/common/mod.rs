@@ -149,6 +149,8 @@ pub async fn order_dbs() -> stockroom::ordering::OrderDbs {
     stockroom::ordering::OrderDbs {
         orders: Db::new(&url(stockroom::db::ORDER_DATABASE_URL)).unwrap(),
         stock: Db::new(&url(stockroom::db::STOCK_RESERVATION_DATABASE_URL)).unwrap(),
+        // Events stay in the outbox here; shared/kafka/tests publish them to a real broker.
+        events: None,
     }
 }
 

@@ -1,10 +1,11 @@
 //! `stockroom-migrate <database> [url]`: applies the embedded migrations of one of Stockroom's
 //! databases. The URL defaults to the database's environment variable (`INVENTORY_DATABASE_URL`
-//! for `inventory_db`).
+//! for `inventory_db`). For inventory_db, `LOW_STOCK_THRESHOLD` (when set) is then stored as the
+//! low-stock threshold the products trigger uses.
 
 use std::process::ExitCode;
 
-use stockroom::migrate::{self, DATABASES};
+use stockroom::migrate::{self, DATABASES, LOW_STOCK_THRESHOLD};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
@@ -21,18 +22,34 @@ async fn main() -> ExitCode {
         eprintln!("no URL given and {} is not set", database.url_var);
         return ExitCode::from(2);
     };
-    match migrate::apply_url(&url, database.migrations).await {
-        Ok(applied) if applied.is_empty() => {
-            println!("{}: up to date", database.name);
-            ExitCode::SUCCESS
-        }
-        Ok(applied) => {
-            println!("{}: applied migrations {applied:?}", database.name);
-            ExitCode::SUCCESS
-        }
+    let threshold = match std::env::var(LOW_STOCK_THRESHOLD) {
+        Ok(text) if database.name == "inventory_db" => match text.parse::<i32>() {
+            Ok(t) if t >= 0 => Some(t),
+            _ => {
+                eprintln!("{LOW_STOCK_THRESHOLD} must be a whole number >= 0, not {text:?}");
+                return ExitCode::from(2);
+            }
+        },
+        _ => None,
+    };
+    let applied = match migrate::apply_url(&url, database.migrations).await {
+        Ok(applied) => applied,
         Err(err) => {
             eprintln!("{}: {err}", database.name);
-            ExitCode::FAILURE
+            return ExitCode::FAILURE;
         }
+    };
+    if applied.is_empty() {
+        println!("{}: up to date", database.name);
+    } else {
+        println!("{}: applied migrations {applied:?}", database.name);
     }
+    if let Some(threshold) = threshold {
+        if let Err(err) = migrate::set_low_stock_threshold(&url, threshold).await {
+            eprintln!("{}: {err}", database.name);
+            return ExitCode::FAILURE;
+        }
+        println!("{}: low-stock threshold {threshold}", database.name);
+    }
+    ExitCode::SUCCESS
 }

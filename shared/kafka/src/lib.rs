@@ -1,0 +1,104 @@
+//! Publishes Stockroom's outbox events to Kafka (MSK in AWS, tansu locally) with rdkafka.
+//!
+//! The producer is idempotent (`enable.idempotence`, which implies `acks=all`), so a retried send
+//! never duplicates or reorders a partition's messages; [`Publish::publish`] returns only once the
+//! broker acknowledged every event, which is what lets the caller mark them published before the
+//! Lambda invocation ends.
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use rdkafka::ClientConfig;
+use rdkafka::error::KafkaError;
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use stockroom::events::{OutboxEvent, Publish, PublishFuture};
+
+/// Environment variable with the brokers' `host:port` list; unset means "publishing disabled":
+/// events then wait in the outbox for the relay.
+pub const KAFKA_BROKERS: &str = "KAFKA_BROKERS";
+/// How long a send may wait for the broker before the event is left to the relay.
+const DELIVERY_TIMEOUT: Duration = Duration::from_secs(5);
+/// After a failed delivery, publishing is skipped for this long: while the broker is down, a
+/// request should not wait [`DELIVERY_TIMEOUT`] each time only to leave its events to the relay.
+const BACKOFF: Duration = Duration::from_secs(30);
+
+pub struct KafkaPublisher {
+    producer: FutureProducer,
+    down_since: Mutex<Option<Instant>>,
+}
+
+impl KafkaPublisher {
+    pub fn new(brokers: &str) -> Result<Self, KafkaError> {
+        let producer = ClientConfig::new()
+            .set("bootstrap.servers", brokers)
+            .set("enable.idempotence", "true")
+            .set("acks", "all")
+            .set(
+                "message.timeout.ms",
+                DELIVERY_TIMEOUT.as_millis().to_string(),
+            )
+            .set("socket.connection.setup.timeout.ms", "3000")
+            .set("linger.ms", "2")
+            .create()?;
+        Ok(Self {
+            producer,
+            down_since: Mutex::new(None),
+        })
+    }
+
+    /// The publisher configured by `KAFKA_BROKERS`, if any.
+    pub fn from_env() -> Result<Option<Self>, KafkaError> {
+        match std::env::var(KAFKA_BROKERS) {
+            Ok(brokers) if !brokers.trim().is_empty() => Self::new(&brokers).map(Some),
+            _ => Ok(None),
+        }
+    }
+
+    /// As the boxed trait object the handlers take.
+    pub fn boxed_from_env() -> Result<Option<Box<dyn Publish>>, KafkaError> {
+        Ok(Self::from_env()?.map(|p| Box::new(p) as Box<dyn Publish>))
+    }
+
+    async fn send_all(&self, events: &[OutboxEvent]) -> Result<(), String> {
+        // Queue every event first (they are batched and sent in order), then await each delivery.
+        let mut deliveries = Vec::with_capacity(events.len());
+        for event in events {
+            let event_id = event.event_id.to_string();
+            let record = FutureRecord::to(&event.topic)
+                .key(&event.key)
+                .payload(&event.payload)
+                .headers(OwnedHeaders::new().insert(Header {
+                    key: "event_id",
+                    value: Some(&event_id),
+                }));
+            let delivery = self
+                .producer
+                .send_result(record)
+                .map_err(|(err, _)| format!("could not queue event {}: {err}", event.event_id))?;
+            deliveries.push((event.event_id, delivery));
+        }
+        for (event_id, delivery) in deliveries {
+            match delivery.await {
+                Ok(Ok(_)) => {}
+                Ok(Err((err, _))) => return Err(format!("event {event_id} not delivered: {err}")),
+                Err(_) => return Err(format!("event {event_id}: the producer went away")),
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Publish for KafkaPublisher {
+    fn publish<'a>(&'a self, events: &'a [OutboxEvent]) -> PublishFuture<'a> {
+        Box::pin(async move {
+            let down_since = *self.down_since.lock().expect("not poisoned");
+            if down_since.is_some_and(|at| at.elapsed() < BACKOFF) {
+                return Err("the broker was unreachable moments ago; left to the relay".into());
+            }
+            let sent = self.send_all(events).await;
+            *self.down_since.lock().expect("not poisoned") = sent.is_err().then(Instant::now);
+            sent
+        })
+    }
+}

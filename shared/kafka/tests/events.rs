@@ -1,0 +1,374 @@
+//! Events against the real broker: every committed change yields exactly its events (matched by
+//! `event_id` between the outbox and the topic), a rolled-back change none, and the relay delivers
+//! what a down broker left behind.
+
+#[path = "../../tests/common/mod.rs"]
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use common::{Event, admin_query, answer, order_dbs, product_with_stock, unique};
+use lambda_http::http::StatusCode;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+use serde_json::Value;
+use stockroom::db::{Db, INVENTORY_DATABASE_URL, ORDER_DATABASE_URL};
+use stockroom::events::{self, Publish};
+use stockroom::json::JsonObject;
+use stockroom::order::OrderRequest;
+use stockroom::ordering::{self, OrderDbs};
+use stockroom_kafka::{KAFKA_BROKERS, KafkaPublisher};
+
+fn brokers() -> String {
+    std::env::var(KAFKA_BROKERS).unwrap_or_else(|_| {
+        panic!("{KAFKA_BROKERS} is not set: run the tests with localstack/test")
+    })
+}
+
+fn publisher() -> KafkaPublisher {
+    KafkaPublisher::new(&brokers()).unwrap()
+}
+
+/// Outbox rows of one database for a message key: `(event_id, event_type, published)` in order.
+async fn outbox(var: &str, key: i64) -> Vec<(String, String, bool)> {
+    admin_query(
+        var,
+        &format!(
+            "SELECT event_id::text, payload::jsonb ->> 'event_type', published_at IS NOT NULL \
+             FROM outbox WHERE message_key = '{key}' ORDER BY id"
+        ),
+    )
+    .await
+    .iter()
+    .map(|row| (row.get(0), row.get(1), row.get(2)))
+    .collect()
+}
+
+/// Every message on `topic` whose key is one of `keys`, as `event_id → payload`, waiting until
+/// `expected` distinct events arrived (or 30 s passed). Messages are counted too, duplicates
+/// included, so "each event exactly once" can be asserted.
+fn consume(topic: &str, keys: &[i64], expected: usize) -> (BTreeMap<String, Value>, usize) {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .set("group.id", unique("test"))
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let mut partitions = TopicPartitionList::new();
+    for partition in 0..3 {
+        partitions
+            .add_partition_offset(topic, partition, Offset::Beginning)
+            .unwrap();
+    }
+    consumer.assign(&partitions).unwrap();
+    let (mut found, mut messages) = (BTreeMap::new(), 0);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let keys: BTreeSet<Vec<u8>> = keys.iter().map(|k| k.to_string().into_bytes()).collect();
+    while std::time::Instant::now() < deadline {
+        match consumer.poll(Duration::from_millis(200)) {
+            Some(Ok(message)) if message.key().is_some_and(|k| keys.contains(k)) => {
+                let payload: Value = serde_json::from_slice(message.payload().unwrap()).unwrap();
+                messages += 1;
+                found.insert(payload["event_id"].as_str().unwrap().to_owned(), payload);
+            }
+            Some(Ok(_)) => {}
+            Some(Err(err)) => panic!("consume {topic}: {err}"),
+            None if found.len() >= expected => break,
+            None => {}
+        }
+    }
+    (found, messages)
+}
+
+fn ids(rows: &[(String, String, bool)]) -> BTreeSet<String> {
+    rows.iter().map(|(id, _, _)| id.clone()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_product_change_yields_exactly_its_events() {
+    let db = Db::new(&std::env::var(INVENTORY_DATABASE_URL).unwrap()).unwrap();
+    let kafka = publisher();
+    let events: Option<&dyn Publish> = Some(&kafka);
+    let name = unique("evented");
+    let request = Event::new("POST", "/api/products", "/api/products")
+        .json_body(&format!(r#"{{"name":"{name}","price":12.50,"stock":20}}"#))
+        .request();
+    let created = answer(
+        stockroom::api::products::create(&db, events, request)
+            .await
+            .unwrap(),
+    );
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
+    let id = created.json()["id"].as_i64().unwrap();
+    let path = format!("/api/products/{id}");
+    let update = Event::new("PUT", "/api/products/{id}", &path)
+        .path_param("id", &id.to_string())
+        .json_body(&format!(r#"{{"name":"{name}","price":12.50,"stock":5}}"#))
+        .request();
+    assert_eq!(
+        answer(
+            stockroom::api::products::update(&db, events, update)
+                .await
+                .unwrap()
+        )
+        .status,
+        StatusCode::OK
+    );
+    // Refused: no change, so no event.
+    let refused = Event::new("PUT", "/api/products/{id}", &path)
+        .path_param("id", &id.to_string())
+        .json_body(r#"{"name":"x","price":-1,"stock":5}"#)
+        .request();
+    assert_eq!(
+        answer(
+            stockroom::api::products::update(&db, events, refused)
+                .await
+                .unwrap()
+        )
+        .status,
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+    let delete = Event::new("DELETE", "/api/products/{id}", &path)
+        .path_param("id", &id.to_string())
+        .request();
+    assert_eq!(
+        answer(
+            stockroom::api::products::delete(&db, events, delete)
+                .await
+                .unwrap()
+        )
+        .status,
+        StatusCode::NO_CONTENT
+    );
+
+    let rows = outbox(INVENTORY_DATABASE_URL, id).await;
+    let types: Vec<&str> = rows.iter().map(|(_, t, _)| t.as_str()).collect();
+    assert_eq!(
+        types,
+        [
+            "product_created",
+            "product_updated",
+            "low_stock_alert",
+            "product_deleted"
+        ]
+    );
+    assert!(
+        rows.iter().all(|(_, _, published)| *published),
+        "published by the functions: {rows:?}"
+    );
+    let (seen, messages) = consume("inventory-events", &[id], rows.len());
+    assert_eq!(seen.keys().cloned().collect::<BTreeSet<_>>(), ids(&rows));
+    assert_eq!(messages, rows.len(), "each event once");
+    for payload in seen.values() {
+        assert_eq!(
+            payload["product_id"], id,
+            "an integer product_id: {payload}"
+        );
+        assert_eq!(payload["version"], 1);
+        assert!(
+            payload["timestamp"].is_i64()
+                && payload["occurred_at"].as_str().unwrap().ends_with('Z')
+        );
+        assert_eq!(payload["name"], name.as_str());
+    }
+}
+
+fn single(product: i64, quantity: i32) -> OrderRequest {
+    OrderRequest::single(
+        &JsonObject::parse(&format!(
+            r#"{{"product_id":{product},"quantity":{quantity}}}"#
+        ))
+        .unwrap(),
+    )
+    .unwrap()
+}
+
+fn with_publisher(mut dbs: OrderDbs, publisher: KafkaPublisher) -> OrderDbs {
+    dbs.events = Some(Box::new(publisher));
+    dbs
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn orders_yield_order_and_stock_events() {
+    let dbs = with_publisher(order_dbs().await, publisher());
+    let product = product_with_stock("7.00", 30).await;
+    let placed = ordering::place(&dbs, &single(product, 4), None).await;
+    assert_eq!(placed.status, StatusCode::CREATED, "{}", placed.body);
+    let order_id = serde_json::from_str::<Value>(&placed.body).unwrap()["id"]
+        .as_i64()
+        .unwrap();
+    ordering::cancel(&dbs, order_id).await.unwrap();
+
+    let order_rows = outbox(ORDER_DATABASE_URL, order_id).await;
+    let types: Vec<&str> = order_rows.iter().map(|(_, t, _)| t.as_str()).collect();
+    assert_eq!(types, ["order_created", "order_cancelled"]);
+    assert!(
+        order_rows.iter().all(|(_, _, published)| *published),
+        "{order_rows:?}"
+    );
+    let (seen, messages) = consume("order-events", &[order_id], 2);
+    assert_eq!(
+        seen.keys().cloned().collect::<BTreeSet<_>>(),
+        ids(&order_rows)
+    );
+    assert_eq!(messages, 2);
+    let created = seen
+        .values()
+        .find(|p| p["event_type"] == "order_created")
+        .unwrap();
+    assert_eq!(
+        (
+            created["order_id"].as_i64(),
+            created["product_id"].as_i64(),
+            created["quantity"].as_i64()
+        ),
+        (Some(order_id), Some(product), Some(4))
+    );
+    // Money travels as the database's exact decimal text.
+    let raw: String = admin_query(
+        ORDER_DATABASE_URL,
+        &format!("SELECT payload FROM outbox WHERE message_key = '{order_id}' ORDER BY id LIMIT 1"),
+    )
+    .await[0]
+        .get(0);
+    assert!(raw.contains(r#""total_price": 28.00"#), "{raw}");
+
+    // The reservation and the release changed stock: inventory events, published by the order functions.
+    let stock_rows = outbox(INVENTORY_DATABASE_URL, product).await;
+    let types: Vec<&str> = stock_rows.iter().map(|(_, t, _)| t.as_str()).collect();
+    assert_eq!(
+        types,
+        ["product_created", "product_updated", "product_updated"]
+    );
+    assert!(stock_rows[1..].iter().all(|(_, _, published)| *published));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rolled_back_change_yields_no_event() {
+    let dbs = with_publisher(order_dbs().await, publisher());
+    let plenty = product_with_stock("1.00", 50).await;
+    let scarce = product_with_stock("1.00", 1).await;
+    let bulk = OrderRequest::bulk(&JsonObject::parse(&format!(
+        r#"{{"items":[{{"product_id":{plenty},"quantity":2}},{{"product_id":{scarce},"quantity":2}}]}}"#
+    )).unwrap()).unwrap();
+    let refused = ordering::place(&dbs, &bulk, None).await;
+    assert_eq!(refused.status, StatusCode::CONFLICT);
+    // reserve_stock lowered `plenty` before finding `scarce` short, then rolled back: no event.
+    let types: Vec<String> = outbox(INVENTORY_DATABASE_URL, plenty)
+        .await
+        .into_iter()
+        .map(|(_, t, _)| t)
+        .collect();
+    assert_eq!(types, ["product_created"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn low_stock_alerts_once_per_crossing() {
+    let dbs = with_publisher(order_dbs().await, publisher());
+    let product = product_with_stock("1.00", 12).await;
+    let mut orders = Vec::new();
+    for _ in 0..6 {
+        let placed = ordering::place(&dbs, &single(product, 1), None).await;
+        orders.push(
+            serde_json::from_str::<Value>(&placed.body).unwrap()["id"]
+                .as_i64()
+                .unwrap(),
+        );
+    }
+    let alerts = |rows: Vec<(String, String, bool)>| {
+        rows.into_iter()
+            .filter(|(_, t, _)| t == "low_stock_alert")
+            .count()
+    };
+    assert_eq!(
+        alerts(outbox(INVENTORY_DATABASE_URL, product).await),
+        1,
+        "12 → 6 crosses 10 once"
+    );
+    for id in &orders[..4] {
+        ordering::cancel(&dbs, *id).await.unwrap();
+    }
+    ordering::place(&dbs, &single(product, 3), None).await;
+    assert_eq!(
+        alerts(outbox(INVENTORY_DATABASE_URL, product).await),
+        2,
+        "back to 10, then below again"
+    );
+    let (seen, _) = consume("inventory-events", &[product], 2);
+    assert_eq!(
+        seen.values()
+            .filter(|p| p["event_type"] == "low_stock_alert")
+            .count(),
+        2
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn with_the_broker_down_orders_succeed_and_the_relay_delivers_later() {
+    // A broker address where nothing listens: what the functions see while the broker is stopped.
+    let dead = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().to_string()
+    };
+    let product = product_with_stock("2.00", 1000).await;
+    let dbs = std::sync::Arc::new(with_publisher(
+        order_dbs().await,
+        KafkaPublisher::new(&dead).unwrap(),
+    ));
+    let mut tasks = Vec::new();
+    for worker in 0..10 {
+        let dbs = dbs.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut ids = Vec::new();
+            for _ in 0..10 {
+                let placed = ordering::place(&dbs, &single(product, 1), None).await;
+                assert_eq!(
+                    placed.status,
+                    StatusCode::CREATED,
+                    "worker {worker}: {}",
+                    placed.body
+                );
+                ids.push(
+                    serde_json::from_str::<Value>(&placed.body).unwrap()["id"]
+                        .as_i64()
+                        .unwrap(),
+                );
+            }
+            ids
+        }));
+    }
+    let mut order_ids = Vec::new();
+    for task in tasks {
+        order_ids.extend(task.await.unwrap());
+    }
+    assert_eq!(order_ids.len(), 100);
+    for id in &order_ids {
+        let rows = outbox(ORDER_DATABASE_URL, *id).await;
+        assert_eq!(rows.len(), 1);
+        assert!(!rows[0].2, "unpublished while the broker is down");
+    }
+
+    // The broker is back: the relay publishes everything left behind.
+    let kafka = publisher();
+    let inventory = Db::new(&std::env::var(INVENTORY_DATABASE_URL).unwrap()).unwrap();
+    let orders = Db::new(&std::env::var(ORDER_DATABASE_URL).unwrap()).unwrap();
+    events::relay(&orders, &kafka, 500).await.unwrap();
+    events::relay(&inventory, &kafka, 500).await.unwrap();
+    let mut expected = BTreeSet::new();
+    for id in &order_ids {
+        let rows = outbox(ORDER_DATABASE_URL, *id).await;
+        assert!(rows[0].2, "order {id} published by the relay");
+        expected.extend(ids(&rows));
+    }
+    let (seen, messages) = consume("order-events", &order_ids, expected.len());
+    assert_eq!(seen.keys().cloned().collect::<BTreeSet<_>>(), expected);
+    assert_eq!(messages, 100, "each order's event once");
+    let stock_rows = outbox(INVENTORY_DATABASE_URL, product).await;
+    assert_eq!(
+        stock_rows.len(),
+        101,
+        "created + one stock change per order"
+    );
+    assert!(stock_rows.iter().all(|(_, _, published)| *published));
+}
