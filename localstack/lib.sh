@@ -19,13 +19,23 @@ KAFKA_PORT=${STOCKROOM_KAFKA_PORT:-9092}
 KAFKA_BROKERS=${KAFKA_BROKERS:-127.0.0.1:$KAFKA_PORT}
 export KAFKA_BROKERS
 TOPICS="inventory-events order-events"
+# SQS: moto's server locally; point AWS_ENDPOINT_URL_SQS at LocalStack or leave it to AWS instead.
+SQS_PORT=${STOCKROOM_SQS_PORT:-4566}
+AWS_ENDPOINT_URL_SQS=${AWS_ENDPOINT_URL_SQS:-http://127.0.0.1:$SQS_PORT}
+AWS_REGION=${AWS_REGION:-us-east-1}
+AWS_ACCESS_KEY_ID=${AWS_ACCESS_KEY_ID:-local}
+AWS_SECRET_ACCESS_KEY=${AWS_SECRET_ACCESS_KEY:-local}
+ALERTS_QUEUE_URL=${ALERTS_QUEUE_URL:-$AWS_ENDPOINT_URL_SQS/123456789012/stockroom-alerts}
+DEAD_LETTER_QUEUE_URL=${DEAD_LETTER_QUEUE_URL:-$AWS_ENDPOINT_URL_SQS/123456789012/stockroom-dead-letters}
+export AWS_ENDPOINT_URL_SQS AWS_REGION AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY ALERTS_QUEUE_URL DEAD_LETTER_QUEUE_URL
 
 INVENTORY_DATABASE_URL=${INVENTORY_DATABASE_URL:-postgres://postgres@127.0.0.1:$PG_PORT/inventory_db}
 ORDER_DATABASE_URL=${ORDER_DATABASE_URL:-postgres://postgres@127.0.0.1:$PG_PORT/order_db}
 # The order functions reach inventory_db only as stockroom_orders, which may only call the
 # stock reservation functions.
 STOCK_RESERVATION_DATABASE_URL=${STOCK_RESERVATION_DATABASE_URL:-postgres://stockroom_orders@127.0.0.1:$PG_PORT/inventory_db}
-export INVENTORY_DATABASE_URL ORDER_DATABASE_URL STOCK_RESERVATION_DATABASE_URL
+NOTIFICATION_DATABASE_URL=${NOTIFICATION_DATABASE_URL:-postgres://postgres@127.0.0.1:$PG_PORT/notification_db}
+export INVENTORY_DATABASE_URL ORDER_DATABASE_URL STOCK_RESERVATION_DATABASE_URL NOTIFICATION_DATABASE_URL
 
 if [ -t 1 ]; then BOLD=$'\033[1m' RED=$'\033[31m' PLAIN=$'\033[0m'; else BOLD='' RED='' PLAIN=''; fi
 step() { printf '%s==> %s%s\n' "$BOLD" "$*" "$PLAIN"; }
@@ -102,7 +112,7 @@ psql_admin() {
 
 create_databases() {
     local db
-    for db in inventory_db order_db; do
+    for db in inventory_db order_db notification_db; do
         if [ -z "$(psql_admin -d postgres -c "SELECT 1 FROM pg_database WHERE datname = '$db'")" ]; then
             psql_admin -d postgres -c "CREATE DATABASE $db" >/dev/null
             info "created database $db"
@@ -114,6 +124,7 @@ migrate() {
     step "Applying migrations"
     cargo run --quiet -p stockroom-migrate -- inventory_db "$INVENTORY_DATABASE_URL" | sed 's/^/    /'
     cargo run --quiet -p stockroom-migrate -- order_db "$ORDER_DATABASE_URL" | sed 's/^/    /'
+    cargo run --quiet -p stockroom-migrate -- notification_db "$NOTIFICATION_DATABASE_URL" | sed 's/^/    /'
     # The migration creates the role without LOGIN (a deployment gives it credentials); locally
     # the cluster trusts loopback, so it only needs to be allowed to log in.
     psql_admin -d postgres -c "ALTER ROLE stockroom_orders LOGIN" >/dev/null
@@ -147,7 +158,12 @@ start_watch() {
         --env-var "INVENTORY_DATABASE_URL=$INVENTORY_DATABASE_URL" \
         --env-var "ORDER_DATABASE_URL=$ORDER_DATABASE_URL" \
         --env-var "STOCK_RESERVATION_DATABASE_URL=$STOCK_RESERVATION_DATABASE_URL" \
-        --env-var "KAFKA_BROKERS=$KAFKA_BROKERS" --concurrency 4 >"$log" 2>&1) &
+        --env-var "KAFKA_BROKERS=$KAFKA_BROKERS" \
+        --env-var "NOTIFICATION_DATABASE_URL=$NOTIFICATION_DATABASE_URL" \
+        --env-var "AWS_ENDPOINT_URL_SQS=$AWS_ENDPOINT_URL_SQS" --env-var "AWS_REGION=$AWS_REGION" \
+        --env-var "AWS_ACCESS_KEY_ID=$AWS_ACCESS_KEY_ID" --env-var "AWS_SECRET_ACCESS_KEY=$AWS_SECRET_ACCESS_KEY" \
+        --env-var "ALERTS_QUEUE_URL=$ALERTS_QUEUE_URL" --env-var "DEAD_LETTER_QUEUE_URL=$DEAD_LETTER_QUEUE_URL" \
+        --concurrency 4 >"$log" 2>&1) &
     echo $! >"$pidfile"
     local i
     for i in $(seq 1 120); do
@@ -159,6 +175,21 @@ start_watch() {
         sleep 1
     done
     die "cargo lambda watch did not listen on port $port within 120 s; see $log"
+}
+
+# Starts the local stand-in for Lambda's Kafka event source mapping: it feeds the notifications
+# function served on port $1, consuming as group $3. Built with the functions (start_watch).
+start_trigger() {
+    local port=$1 pidfile=$2 group=$3 log=$4
+    if pid_alive "$pidfile"; then
+        info "Kafka trigger already runs (pid $(cat "$pidfile"))"
+        return
+    fi
+    step "Starting the Kafka trigger of the notifications function (group $group)"
+    STOCKROOM_INVOKE_URL="http://127.0.0.1:$port/2015-03-31/functions/notifications/invocations" \
+        STOCKROOM_TRIGGER_GROUP="$group" \
+        setsid "${CARGO_TARGET_DIR:-$REPO_DIR/target}/debug/stockroom-kafka-trigger" >"$log" 2>&1 &
+    echo $! >"$pidfile"
 }
 
 # Stops a process group started with setsid (cargo lambda watch, the reconciler timer).
@@ -239,14 +270,49 @@ start_broker() {
     done
 }
 
+ensure_moto() {
+    MOTO="$TOOLS_DIR/venv/bin/moto_server"
+    if [ -x "$MOTO" ]; then
+        info "moto server is installed"
+        return
+    fi
+    step "Installing moto's server (SQS endpoint) from PyPI into $TOOLS_DIR/venv"
+    "$TOOLS_DIR/venv/bin/pip" install -q 'moto[server]'
+}
+
+start_sqs() {
+    if port_open "$SQS_PORT"; then
+        info "an SQS endpoint already answers on 127.0.0.1:$SQS_PORT"
+    else
+        step "Starting moto (SQS) on 127.0.0.1:$SQS_PORT"
+        setsid "$MOTO" -H 127.0.0.1 -p "$SQS_PORT" >"$STATE_DIR/sqs.log" 2>&1 &
+        echo $! >"$STATE_DIR/sqs.pid"
+        local i
+        for i in $(seq 1 100); do port_open "$SQS_PORT" && break; sleep 0.2; done
+        port_open "$SQS_PORT" || die "moto did not listen on $SQS_PORT; see $STATE_DIR/sqs.log"
+    fi
+    local queue
+    for queue in stockroom-alerts stockroom-dead-letters; do
+        # CreateQueue is idempotent for the same attributes. The credential scope tells the local
+        # endpoint which service is meant; it checks no signature.
+        curl -sf -X POST "$AWS_ENDPOINT_URL_SQS/" \
+            -H "Authorization: AWS4-HMAC-SHA256 Credential=$AWS_ACCESS_KEY_ID/20260101/$AWS_REGION/sqs/aws4_request, SignedHeaders=host, Signature=0" \
+            -d "Action=CreateQueue&QueueName=$queue&Version=2012-11-05" | grep -q "<QueueUrl>" ||
+            die "could not create queue $queue at $AWS_ENDPOINT_URL_SQS"
+    done
+    info "queues stockroom-alerts, stockroom-dead-letters"
+}
+
 ensure_stack() {
     step "Checking tools"
     ensure_base_tools
     ensure_postgres_installed
     ensure_cargo_lambda
     ensure_tansu
+    ensure_moto
     start_postgres
     create_databases
     migrate
     start_broker
+    start_sqs
 }

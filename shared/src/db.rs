@@ -18,6 +18,8 @@ use tokio_postgres::{Client, Config, NoTls};
 pub const INVENTORY_DATABASE_URL: &str = "INVENTORY_DATABASE_URL";
 /// Environment variable holding the order database's connection URL.
 pub const ORDER_DATABASE_URL: &str = "ORDER_DATABASE_URL";
+/// Environment variable holding the notification database's connection URL.
+pub const NOTIFICATION_DATABASE_URL: &str = "NOTIFICATION_DATABASE_URL";
 /// Environment variable holding the URL through which the order functions reach inventory_db's
 /// stock reservation functions (as the role `stockroom_orders`, which may do nothing else).
 pub const STOCK_RESERVATION_DATABASE_URL: &str = "STOCK_RESERVATION_DATABASE_URL";

@@ -13,6 +13,8 @@ pub mod http;
 pub mod json;
 pub mod migrate;
 pub mod money;
+pub mod notification;
+pub mod notification_store;
 pub mod order;
 pub mod order_store;
 pub mod ordering;

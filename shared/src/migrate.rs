@@ -9,7 +9,7 @@
 use tokio_postgres::Client;
 use tokio_postgres::types::Type;
 
-use crate::db::{INVENTORY_DATABASE_URL, ORDER_DATABASE_URL};
+use crate::db::{INVENTORY_DATABASE_URL, NOTIFICATION_DATABASE_URL, ORDER_DATABASE_URL};
 
 pub struct Migration {
     pub version: i32,
@@ -61,6 +61,15 @@ pub const DATABASES: &[Database] = &[
                 sql: include_str!("../migrations/order_db/0002_outbox.sql"),
             },
         ],
+    },
+    Database {
+        name: "notification_db",
+        url_var: NOTIFICATION_DATABASE_URL,
+        migrations: &[Migration {
+            version: 1,
+            name: "notifications",
+            sql: include_str!("../migrations/notification_db/0001_notifications.sql"),
+        }],
     },
 ];
 

@@ -30,6 +30,8 @@ const FUNCTIONS: &[(&str, &str)] = &[
     ("events-relay", "relay::run"),
     ("health", "api::health::check"),
     ("not-found", "api::fallback::not_found"),
+    ("notifications", "notifications::handle"),
+    ("notifications-list", "api::notifications::list"),
     ("orders-bulk", "api::orders::bulk"),
     ("orders-cancel", "api::orders::cancel"),
     ("orders-create", "api::orders::create"),

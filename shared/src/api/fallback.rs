@@ -23,6 +23,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/orders/{id}"),
     ("POST", "/api/orders/{id}/cancel"),
     ("GET", "/api/orders/user/{user_id}"),
+    ("GET", "/api/notifications"),
 ];
 
 /// Whether `path` fits `template`, where a `{name}` segment matches any one non-empty segment.

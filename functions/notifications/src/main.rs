@@ -1,0 +1,17 @@
+//! Kafka consumer (MSK event source): records each event once, forwards alerts to SQS and sends
+//! records it cannot handle to the dead-letter queue.
+use lambda_runtime::{Error, run, service_fn};
+use stockroom::api::notifications;
+use stockroom::db::{Db, NOTIFICATION_DATABASE_URL};
+use stockroom_sqs::SqsQueues;
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), Error> {
+    stockroom::telemetry::init();
+    let db = Db::from_env(NOTIFICATION_DATABASE_URL).await?;
+    let queues = SqsQueues::from_env().await?;
+    run(service_fn(|event| {
+        notifications::handle(&db, &queues, event)
+    }))
+    .await
+}

@@ -1,0 +1,250 @@
+//! The notifications function's handler, fed a `KafkaEvent` in the shape AWS delivers, against the
+//! real notification_db and a real SQS endpoint (moto locally).
+
+#[path = "../../tests/common/mod.rs"]
+mod common;
+
+use aws_lambda_events::kafka::KafkaEvent;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use common::{Event, answer, unique};
+use lambda_http::{Context, LambdaEvent};
+use serde_json::{Value, json};
+use stockroom::api::notifications::{self, Handled};
+use stockroom::db::{Db, NOTIFICATION_DATABASE_URL};
+use stockroom_sqs::SqsQueues;
+use uuid::Uuid;
+
+/// Queues of this test alone, so what arrives in them can be counted.
+async fn queues() -> (SqsQueues, String, String) {
+    let config = aws_config_from_env().await;
+    let client = aws_sdk_sqs::Client::new(&config);
+    let mut urls = Vec::new();
+    for kind in ["alerts", "dead"] {
+        let created = client
+            .create_queue()
+            .queue_name(unique(kind))
+            .send()
+            .await
+            .expect("SQS endpoint (run localstack/test)");
+        urls.push(created.queue_url().unwrap().to_owned());
+    }
+    let (alerts, dead) = (urls[0].clone(), urls[1].clone());
+    (
+        SqsQueues::new(client, alerts.clone(), dead.clone()),
+        alerts,
+        dead,
+    )
+}
+
+async fn aws_config_from_env() -> aws_config::SdkConfig {
+    aws_config::load_from_env().await
+}
+
+/// Every message on a queue, as JSON.
+async fn drain(queues: &SqsQueues, url: &str) -> Vec<Value> {
+    let mut bodies = Vec::new();
+    loop {
+        let received = queues
+            .client()
+            .receive_message()
+            .queue_url(url)
+            .max_number_of_messages(10)
+            .wait_time_seconds(1)
+            .send()
+            .await
+            .unwrap();
+        let messages = received.messages();
+        if messages.is_empty() {
+            return bodies;
+        }
+        for m in messages {
+            bodies.push(serde_json::from_str(m.body().unwrap()).unwrap());
+            queues
+                .client()
+                .delete_message()
+                .queue_url(url)
+                .receipt_handle(m.receipt_handle().unwrap())
+                .send()
+                .await
+                .unwrap();
+        }
+    }
+}
+
+/// The AWS-shaped fixture with `values` as the records of partition 0 of inventory-events.
+fn kafka_event(values: &[Vec<u8>]) -> LambdaEvent<KafkaEvent> {
+    let mut fixture: Value =
+        serde_json::from_str(include_str!("../../tests/fixtures/msk-kafka-event.json")).unwrap();
+    let template = fixture["records"]["inventory-events-0"][0].clone();
+    let records: Vec<Value> = values
+        .iter()
+        .enumerate()
+        .map(|(i, value)| {
+            let mut r = template.clone();
+            r["offset"] = json!(100 + i);
+            r["value"] = json!(BASE64.encode(value));
+            r
+        })
+        .collect();
+    fixture["records"]["inventory-events-0"] = json!(records);
+    LambdaEvent::new(
+        serde_json::from_value(fixture).expect("the AWS shape"),
+        Context::default(),
+    )
+}
+
+fn event(kind: &str, fields: Value) -> (Uuid, Vec<u8>) {
+    let id = Uuid::new_v4();
+    let mut e = json!({"event_id": id, "event_type": kind, "version": 1, "timestamp": 1795582948, "occurred_at": "2026-11-25T05:02:28.962174Z"});
+    e.as_object_mut()
+        .unwrap()
+        .extend(fields.as_object().unwrap().clone());
+    (id, e.to_string().into_bytes())
+}
+
+async fn recorded(db: &Db, ids: &[Uuid]) -> Vec<(String, bool)> {
+    let mut out = Vec::new();
+    for id in ids {
+        let conn = db.conn().await.unwrap();
+        let rows = conn
+            .query_typed(
+                "SELECT event_type, forwarded_at IS NOT NULL FROM notifications WHERE event_id = $1",
+                &[(id, tokio_postgres::types::Type::UUID)],
+            )
+            .await
+            .unwrap();
+        out.extend(rows.iter().map(|r| (r.get(0), r.get(1))));
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_event_is_recorded_once_alerts_are_forwarded_and_poison_is_dead_lettered() {
+    let db = Db::new(&std::env::var(NOTIFICATION_DATABASE_URL).unwrap()).unwrap();
+    let (queues, alerts, dead) = queues().await;
+    let (created, created_bytes) = event(
+        "product_created",
+        json!({"product_id": 5, "name": "Pen", "stock": 40, "price": 1.50}),
+    );
+    let (low, low_bytes) = event(
+        "low_stock_alert",
+        json!({"product_id": 5, "name": "Pen", "stock": 9, "threshold": 10}),
+    );
+    let (order, order_bytes) = event(
+        "order_created",
+        json!({"order_id": 77, "product_id": 5, "user_id": 0, "quantity": 31, "unit_price": 1.50, "total_price": 46.50, "status": "confirmed"}),
+    );
+    let batch = vec![
+        created_bytes,
+        b"{not json".to_vec(),
+        low_bytes.clone(),
+        event("price_changed", json!({"product_id": 5})).1,
+        order_bytes,
+    ];
+
+    let handled = notifications::handle(&db, &queues, kafka_event(&batch))
+        .await
+        .unwrap();
+    assert_eq!(
+        handled,
+        Handled {
+            recorded: 3,
+            duplicates: 0,
+            forwarded: 2,
+            dead_lettered: 2
+        }
+    );
+    assert_eq!(
+        recorded(&db, &[created, low, order]).await,
+        [
+            ("product_created".into(), false),
+            ("low_stock_alert".into(), true),
+            ("order_created".into(), true)
+        ]
+    );
+    let forwarded = drain(&queues, &alerts).await;
+    let forwarded_ids: Vec<&str> = forwarded
+        .iter()
+        .map(|m| m["event_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(forwarded_ids.len(), 2);
+    assert!(
+        forwarded_ids.contains(&low.to_string().as_str())
+            && forwarded_ids.contains(&order.to_string().as_str())
+    );
+    let letters = drain(&queues, &dead).await;
+    let mut reasons: Vec<&str> = letters
+        .iter()
+        .map(|l| l["reason"].as_str().unwrap())
+        .collect();
+    reasons.sort();
+    assert!(
+        reasons[0].starts_with("unknown event_type \"price_changed\""),
+        "{reasons:?}"
+    );
+    assert!(reasons[1].starts_with("value is not JSON"), "{reasons:?}");
+    assert!(
+        letters
+            .iter()
+            .all(|l| l["topic"] == "inventory-events" && l["offset"].is_i64())
+    );
+
+    // The event source redelivers the batch (say the invocation timed out): nothing twice.
+    let again = notifications::handle(&db, &queues, kafka_event(&batch))
+        .await
+        .unwrap();
+    assert_eq!(
+        (again.recorded, again.duplicates, again.forwarded),
+        (0, 3, 0)
+    );
+    assert!(
+        drain(&queues, &alerts).await.is_empty(),
+        "no alert sent twice"
+    );
+    assert_eq!(recorded(&db, &[low]).await.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recorded_notifications_are_listed_newest_first() {
+    let db = Db::new(&std::env::var(NOTIFICATION_DATABASE_URL).unwrap()).unwrap();
+    let (queues, _, _) = queues().await;
+    let (first, a) = event(
+        "product_updated",
+        json!({"product_id": 8, "name": "Ink", "stock": 3, "price": 2.00}),
+    );
+    let (second, b) = event(
+        "order_cancelled",
+        json!({"order_id": 9, "product_id": 8, "user_id": 1, "quantity": 2, "unit_price": 2.00, "total_price": 4.00, "status": "cancelled"}),
+    );
+    notifications::handle(&db, &queues, kafka_event(&[a, b]))
+        .await
+        .unwrap();
+    let list = answer(
+        notifications::list(
+            &db,
+            Event::new("GET", "/api/notifications", "/api/notifications")
+                .query(&[("limit", "1000")])
+                .request(),
+        )
+        .await
+        .unwrap(),
+    );
+    assert_eq!(list.status.as_u16(), 200);
+    let items = list.json();
+    let items = items.as_array().unwrap();
+    let position = |id: Uuid| {
+        items
+            .iter()
+            .position(|n| n["event_id"] == id.to_string())
+            .unwrap()
+    };
+    assert!(position(second) < position(first), "newest first");
+    let cancelled = &items[position(second)];
+    assert_eq!(
+        cancelled["message"],
+        "Order 9 cancelled: 2 x product 8 back in stock"
+    );
+    assert_eq!(cancelled["event"]["order_id"], 9);
+    assert_eq!(cancelled["order_id"], 9);
+}

@@ -1,0 +1,205 @@
+//! Notifications: what the notifications function makes of each event it consumes.
+//!
+//! An event is validated strictly (a consumer must not guess): anything unusable is refused with a
+//! reason, which goes to the dead-letter queue, and never stops the rest of the batch.
+
+use serde_json::{Map, Value};
+use uuid::Uuid;
+
+use crate::events::PublishFuture;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventType {
+    ProductCreated,
+    ProductUpdated,
+    ProductDeleted,
+    LowStockAlert,
+    OrderCreated,
+    OrderCancelled,
+}
+
+impl EventType {
+    pub const ALL: [Self; 6] = [
+        Self::ProductCreated,
+        Self::ProductUpdated,
+        Self::ProductDeleted,
+        Self::LowStockAlert,
+        Self::OrderCreated,
+        Self::OrderCancelled,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ProductCreated => "product_created",
+            Self::ProductUpdated => "product_updated",
+            Self::ProductDeleted => "product_deleted",
+            Self::LowStockAlert => "low_stock_alert",
+            Self::OrderCreated => "order_created",
+            Self::OrderCancelled => "order_cancelled",
+        }
+    }
+
+    /// Whether downstream senders (email, purchasing) get it through the alerts queue.
+    pub fn forwarded(self) -> bool {
+        matches!(self, Self::LowStockAlert | Self::OrderCreated)
+    }
+}
+
+/// A validated event, ready to record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Notification {
+    pub event_id: Uuid,
+    pub event_type: EventType,
+    pub message: String,
+    pub product_id: Option<i64>,
+    pub order_id: Option<i64>,
+    /// The event as received.
+    pub event: String,
+}
+
+fn int(event: &Map<String, Value>, field: &str) -> Result<i64, String> {
+    match event.get(field) {
+        None | Some(Value::Null) => Err(format!("missing {field}")),
+        Some(value) => value
+            .as_i64()
+            .ok_or_else(|| format!("{field} must be an integer, got {value}")),
+    }
+}
+
+fn text<'a>(event: &'a Map<String, Value>, field: &str) -> Result<&'a str, String> {
+    match event.get(field) {
+        None | Some(Value::Null) => Err(format!("missing {field}")),
+        Some(value) => value
+            .as_str()
+            .ok_or_else(|| format!("{field} must be a string, got {value}")),
+    }
+}
+
+/// Validates one event (the record's value) and renders its message; `Err` carries the reason.
+pub fn parse(value: &[u8]) -> Result<Notification, String> {
+    let text_value = std::str::from_utf8(value).map_err(|_| "value is not UTF-8".to_owned())?;
+    let parsed: Value =
+        serde_json::from_str(text_value).map_err(|err| format!("value is not JSON: {err}"))?;
+    let event = parsed.as_object().ok_or("value is not a JSON object")?;
+    let kind = text(event, "event_type")?;
+    let event_type = EventType::ALL
+        .into_iter()
+        .find(|t| t.as_str() == kind)
+        .ok_or_else(|| format!("unknown event_type {kind:?}"))?;
+    let event_id = Uuid::parse_str(text(event, "event_id")?)
+        .map_err(|_| "event_id is not a UUID".to_owned())?;
+    let (product_id, order_id, message) = match event_type {
+        EventType::ProductCreated | EventType::ProductUpdated | EventType::ProductDeleted => {
+            let (id, name, stock) = (
+                int(event, "product_id")?,
+                text(event, "name")?,
+                int(event, "stock")?,
+            );
+            let verb = match event_type {
+                EventType::ProductCreated => "created",
+                EventType::ProductUpdated => "updated",
+                _ => "deleted",
+            };
+            (
+                Some(id),
+                None,
+                format!("Product {verb}: {name} (id {id}), stock {stock}"),
+            )
+        }
+        EventType::LowStockAlert => {
+            let (id, name, stock) = (
+                int(event, "product_id")?,
+                text(event, "name")?,
+                int(event, "stock")?,
+            );
+            let threshold = event
+                .get("threshold")
+                .and_then(Value::as_i64)
+                .map(|t| format!(" (threshold {t})"))
+                .unwrap_or_default();
+            (
+                Some(id),
+                None,
+                format!("Low stock: {name} (id {id}) has {stock} left{threshold}"),
+            )
+        }
+        EventType::OrderCreated | EventType::OrderCancelled => {
+            let (order, product, quantity) = (
+                int(event, "order_id")?,
+                int(event, "product_id")?,
+                int(event, "quantity")?,
+            );
+            let message = if event_type == EventType::OrderCreated {
+                let total = event
+                    .get("total_price")
+                    .map(Value::to_string)
+                    .unwrap_or_else(|| "?".into());
+                format!("Order {order} created: {quantity} x product {product}, total {total}")
+            } else {
+                format!("Order {order} cancelled: {quantity} x product {product} back in stock")
+            };
+            (Some(product), Some(order), message)
+        }
+    };
+    Ok(Notification {
+        event_id,
+        event_type,
+        message,
+        product_id,
+        order_id,
+        event: text_value.to_owned(),
+    })
+}
+
+/// The two queues the notifications function sends to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Queue {
+    /// `low_stock_alert` and `order_created` notifications, for downstream senders.
+    Alerts,
+    /// Records that could not be handled, with the reason.
+    DeadLetters,
+}
+
+/// Sends a message body to a queue; `Ok` once the queue accepted it. Implemented with aws-sdk-sqs
+/// in the `stockroom-sqs` crate.
+pub trait Queues: Send + Sync {
+    fn send<'a>(&'a self, queue: Queue, body: String) -> PublishFuture<'a>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ID: &str = "2a7fbcd0-946c-4eda-ad01-7119eddeacdf";
+
+    #[test]
+    fn renders_each_type() {
+        let n = parse(format!(r#"{{"event_id":"{ID}","event_type":"low_stock_alert","product_id":3,"name":"Pen","stock":9,"threshold":10}}"#).as_bytes()).unwrap();
+        assert_eq!(n.message, "Low stock: Pen (id 3) has 9 left (threshold 10)");
+        assert!(n.event_type.forwarded());
+        let n = parse(format!(r#"{{"event_id":"{ID}","event_type":"order_created","order_id":7,"product_id":3,"quantity":5,"total_price":4999.95}}"#).as_bytes()).unwrap();
+        assert_eq!(n.message, "Order 7 created: 5 x product 3, total 4999.95");
+        assert_eq!((n.order_id, n.product_id), (Some(7), Some(3)));
+        let n = parse(format!(r#"{{"event_id":"{ID}","event_type":"product_deleted","product_id":3,"name":"Pen","stock":0}}"#).as_bytes()).unwrap();
+        assert_eq!(n.message, "Product deleted: Pen (id 3), stock 0");
+        assert!(!n.event_type.forwarded());
+    }
+
+    #[test]
+    fn refuses_what_it_cannot_handle_with_a_reason() {
+        for (value, reason) in [
+            ("not json".to_owned(), "value is not JSON"),
+            ("[1]".to_owned(), "value is not a JSON object"),
+            (format!(r#"{{"event_id":"{ID}","product_id":3}}"#), "missing event_type"),
+            (format!(r#"{{"event_id":"{ID}","event_type":"price_changed"}}"#), "unknown event_type \"price_changed\""),
+            (r#"{"event_type":"product_created","product_id":3,"name":"a","stock":1}"#.to_owned(), "missing event_id"),
+            (r#"{"event_id":"x","event_type":"product_created","product_id":3,"name":"a","stock":1}"#.to_owned(), "event_id is not a UUID"),
+            (format!(r#"{{"event_id":"{ID}","event_type":"product_created","product_id":"3","name":"a","stock":1}}"#), "product_id must be an integer"),
+            (format!(r#"{{"event_id":"{ID}","event_type":"order_created","product_id":3,"quantity":1}}"#), "missing order_id"),
+        ] {
+            let err = parse(value.as_bytes()).unwrap_err();
+            assert!(err.starts_with(reason), "{value}: {err}");
+        }
+        assert_eq!(parse(&[0xff, 0xfe]).unwrap_err(), "value is not UTF-8");
+    }
+}
