@@ -75,6 +75,10 @@ fn an_order_and_a_low_stock_crossing_reach_the_notifications() {
     assert_eq!(alerts.len(), 1);
     assert_eq!(alerts[0]["event"]["stock"], 9);
     assert_eq!(
+        alerts[0]["forwarded"], true,
+        "the alert reached the SQS alerts queue"
+    );
+    assert_eq!(
         product_notes
             .iter()
             .filter(|n| n["event_type"] == "low_stock_alert")

@@ -13,7 +13,7 @@ use lambda_http::http::StatusCode;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 use serde_json::Value;
-use stockroom::db::{Db, INVENTORY_DATABASE_URL, ORDER_DATABASE_URL};
+use stockroom::db::{Db, INVENTORY_DATABASE_URL, NOTIFICATION_DATABASE_URL, ORDER_DATABASE_URL};
 use stockroom::events::{self, Publish};
 use stockroom::json::JsonObject;
 use stockroom::order::OrderRequest;
@@ -79,6 +79,50 @@ fn consume(topic: &str, keys: &[i64], expected: usize) -> (BTreeMap<String, Valu
         }
     }
     (found, messages)
+}
+
+/// Queues of one test alone on the SQS endpoint.
+async fn sqs_queues() -> stockroom_sqs::SqsQueues {
+    let client = aws_sdk_sqs::Client::new(&aws_config::load_from_env().await);
+    let mut urls = Vec::new();
+    for kind in ["alerts", "dead"] {
+        let created = client
+            .create_queue()
+            .queue_name(unique(kind))
+            .send()
+            .await
+            .unwrap();
+        urls.push(created.queue_url().unwrap().to_owned());
+    }
+    stockroom_sqs::SqsQueues::new(client, urls[0].clone(), urls[1].clone())
+}
+
+/// The event Lambda's MSK event source would deliver for these values (the AWS-shaped fixture).
+fn kafka_event(
+    values: Vec<String>,
+) -> lambda_http::LambdaEvent<aws_lambda_events::kafka::KafkaEvent> {
+    use base64::Engine;
+    let mut fixture: Value =
+        serde_json::from_str(include_str!("../../tests/fixtures/msk-kafka-event.json")).unwrap();
+    let template = fixture["records"]["inventory-events-0"][0].clone();
+    let records: Vec<Value> = values
+        .iter()
+        .enumerate()
+        .map(|(i, value)| {
+            let mut r = template.clone();
+            r["topic"] = "order-events".into();
+            r["offset"] = i.into();
+            r["value"] = base64::engine::general_purpose::STANDARD
+                .encode(value)
+                .into();
+            r
+        })
+        .collect();
+    fixture["records"] = serde_json::json!({ "order-events-0": records });
+    lambda_http::LambdaEvent::new(
+        serde_json::from_value(fixture).unwrap(),
+        lambda_http::Context::default(),
+    )
 }
 
 fn ids(rows: &[(String, String, bool)]) -> BTreeSet<String> {
@@ -364,6 +408,25 @@ async fn with_the_broker_down_orders_succeed_and_the_relay_delivers_later() {
     let (seen, messages) = consume("order-events", &order_ids, expected.len());
     assert_eq!(seen.keys().cloned().collect::<BTreeSet<_>>(), expected);
     assert_eq!(messages, 100, "each order's event once");
+
+    // The notifications function records each of them once, even when the batch is redelivered.
+    let notifications = Db::new(&std::env::var(NOTIFICATION_DATABASE_URL).unwrap()).unwrap();
+    let queues = sqs_queues().await;
+    let batch = kafka_event(seen.values().map(|p| p.to_string()).collect());
+    let handled = stockroom::api::notifications::handle(&notifications, &queues, batch.clone())
+        .await
+        .unwrap();
+    assert_eq!(
+        (handled.recorded, handled.forwarded, handled.dead_lettered),
+        (100, 100, 0)
+    );
+    let again = stockroom::api::notifications::handle(&notifications, &queues, batch)
+        .await
+        .unwrap();
+    assert_eq!(
+        (again.recorded, again.duplicates, again.forwarded),
+        (0, 100, 0)
+    );
     let stock_rows = outbox(INVENTORY_DATABASE_URL, product).await;
     assert_eq!(
         stock_rows.len(),
