@@ -7,9 +7,9 @@ mod common;
 use common::{call, unique};
 use serde_json::Value;
 
-/// Waits (at most 60 s) until `GET /api/notifications` holds `count` notifications matching `pick`.
+/// Waits (at most 90 s) until `GET /api/notifications` holds `count` notifications matching `pick`.
 fn wait_for(pick: impl Fn(&Value) -> bool, count: usize) -> Vec<Value> {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
     loop {
         let listed = call("GET", "/api/notifications?limit=1000", None);
         assert_eq!(listed.status, 200, "{}", listed.text);

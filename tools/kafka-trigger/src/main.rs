@@ -106,15 +106,27 @@ async fn main() -> Result<(), String> {
         .set("group.id", &group)
         .set("enable.auto.commit", "false")
         .set("auto.offset.reset", "earliest")
+        // A trigger that died is noticed within seconds, so a restarted one gets its partitions.
+        .set("session.timeout.ms", "6000")
+        .set("heartbeat.interval.ms", "1000")
         .create()
         .map_err(|e| e.to_string())?;
     consumer
         .subscribe(&[INVENTORY_TOPIC, ORDER_TOPIC])
         .map_err(|e| e.to_string())?;
     println!("consuming {INVENTORY_TOPIC}, {ORDER_TOPIC} as group {group}; invoking {url}");
+    let mut stop = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|e| e.to_string())?;
     loop {
         let mut records = Vec::new();
-        let first = consumer.recv().await.map_err(|e| e.to_string())?;
+        // On SIGTERM, leave the group cleanly (dropping the consumer) so a new trigger starts at once.
+        let first = tokio::select! {
+            message = consumer.recv() => message.map_err(|e| e.to_string())?,
+            _ = stop.recv() => {
+                println!("stopping");
+                return Ok(());
+            }
+        };
         records.push(record(&first));
         let window = tokio::time::sleep(BATCH_WINDOW);
         tokio::pin!(window);
