@@ -3,6 +3,9 @@
 //! An event is validated strictly (a consumer must not guess): anything unusable is refused with a
 //! reason, which goes to the dead-letter queue, and never stops the rest of the batch.
 
+use std::collections::HashMap;
+
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
@@ -75,6 +78,12 @@ fn text<'a>(event: &'a Map<String, Value>, field: &str) -> Result<&'a str, Strin
     }
 }
 
+/// A top-level field's JSON text as written (money keeps its cents: `46.50`, not `46.5`).
+fn raw_field(event: &str, field: &str) -> Option<String> {
+    let fields: HashMap<&str, &RawValue> = serde_json::from_str(event).ok()?;
+    fields.get(field).map(|raw| raw.get().to_owned())
+}
+
 /// Validates one event (the record's value) and renders its message; `Err` carries the reason.
 pub fn parse(value: &[u8]) -> Result<Notification, String> {
     let text_value = std::str::from_utf8(value).map_err(|_| "value is not UTF-8".to_owned())?;
@@ -130,10 +139,7 @@ pub fn parse(value: &[u8]) -> Result<Notification, String> {
                 int(event, "quantity")?,
             );
             let message = if event_type == EventType::OrderCreated {
-                let total = event
-                    .get("total_price")
-                    .map(Value::to_string)
-                    .unwrap_or_else(|| "?".into());
+                let total = raw_field(text_value, "total_price").unwrap_or_else(|| "?".into());
                 format!("Order {order} created: {quantity} x product {product}, total {total}")
             } else {
                 format!("Order {order} cancelled: {quantity} x product {product} back in stock")
@@ -177,8 +183,8 @@ mod tests {
         let n = parse(format!(r#"{{"event_id":"{ID}","event_type":"low_stock_alert","product_id":3,"name":"Pen","stock":9,"threshold":10}}"#).as_bytes()).unwrap();
         assert_eq!(n.message, "Low stock: Pen (id 3) has 9 left (threshold 10)");
         assert!(n.event_type.forwarded());
-        let n = parse(format!(r#"{{"event_id":"{ID}","event_type":"order_created","order_id":7,"product_id":3,"quantity":5,"total_price":4999.95}}"#).as_bytes()).unwrap();
-        assert_eq!(n.message, "Order 7 created: 5 x product 3, total 4999.95");
+        let n = parse(format!(r#"{{"event_id":"{ID}","event_type":"order_created","order_id":7,"product_id":3,"quantity":5,"total_price":4999.50}}"#).as_bytes()).unwrap();
+        assert_eq!(n.message, "Order 7 created: 5 x product 3, total 4999.50");
         assert_eq!((n.order_id, n.product_id), (Some(7), Some(3)));
         let n = parse(format!(r#"{{"event_id":"{ID}","event_type":"product_deleted","product_id":3,"name":"Pen","stock":0}}"#).as_bytes()).unwrap();
         assert_eq!(n.message, "Product deleted: Pen (id 3), stock 0");
