@@ -44,6 +44,11 @@ pub const DATABASES: &[Database] = &[
                 name: "outbox",
                 sql: include_str!("../migrations/inventory_db/0003_outbox.sql"),
             },
+            Migration {
+                version: 4,
+                name: "reservation_checks",
+                sql: include_str!("../migrations/inventory_db/0004_reservation_checks.sql"),
+            },
         ],
     },
     Database {

@@ -382,9 +382,10 @@ pub async fn reconcile(dbs: &OrderDbs, after: Duration) -> Result<Reconciled, Db
             conn.check(holds)?
         };
         if !holds {
-            reservation::release(&dbs.stock, order_ref, None).await?;
-            done.released += 1;
+            let (lines, _) = reservation::release(&dbs.stock, order_ref, None).await?;
+            done.released += usize::from(lines > 0);
         }
+        reservation::mark_checked(&dbs.stock, order_ref).await?;
     }
 
     let mut conn = dbs.orders.conn().await?;

@@ -162,7 +162,20 @@ pub async fn held_lines(db: &Db, order_ref: Uuid) -> Result<Vec<ReservedLine>, D
     Ok(conn.check(rows)?.iter().map(reserved_line).collect())
 }
 
-/// References older than `age` that still hold stock.
+/// Records that the reconciler has checked a reservation, so it is not listed again.
+pub async fn mark_checked(db: &Db, order_ref: Uuid) -> Result<(), DbError> {
+    let mut conn = db.conn().await?;
+    let marked = conn
+        .query_typed(
+            "SELECT reservation_checked($1)",
+            &[(&order_ref, Type::UUID)],
+        )
+        .await;
+    conn.check(marked)?;
+    Ok(())
+}
+
+/// Reservations older than `age` that the reconciler has not checked yet.
 pub async fn stale(db: &Db, age: Duration) -> Result<Vec<Uuid>, DbError> {
     let seconds = i64::try_from(age.as_secs()).unwrap_or(i64::MAX);
     let mut conn = db.conn().await?;

@@ -45,7 +45,7 @@ async fn crash_after_pending(
 /// Makes a reference's rows look older than the reconciler's timeout.
 async fn age(order_ref: Uuid) {
     admin_query(ORDER_DATABASE_URL, &format!("UPDATE orders SET updated_at = now() - interval '1 hour' WHERE order_ref = '{order_ref}'")).await;
-    admin_query(INVENTORY_DATABASE_URL, &format!("UPDATE stock_reservations SET created_at = now() - interval '1 hour' WHERE order_ref = '{order_ref}'")).await;
+    admin_query(INVENTORY_DATABASE_URL, &format!("UPDATE stock_reservations SET created_at = now() - interval '10 years' WHERE order_ref = '{order_ref}'")).await;
 }
 
 async fn run_reconciler(dbs: &OrderDbs) -> Reconciled {
@@ -239,4 +239,34 @@ async fn the_order_role_can_only_call_the_reservation_contract() {
             "{sql}"
         );
     }
+}
+
+#[tokio::test]
+async fn the_reservation_of_a_live_order_is_checked_once_and_kept() {
+    let dbs = order_dbs().await;
+    let product = product_with_stock("1.00", 5).await;
+    let reply = ordering::place(&dbs, &request(product, 2), None).await;
+    assert_eq!(reply.status.as_u16(), 201, "{}", reply.body);
+    let id = serde_json::from_str::<serde_json::Value>(&reply.body).unwrap()["id"]
+        .as_i64()
+        .unwrap();
+    let order_ref: Uuid = admin_query(
+        ORDER_DATABASE_URL,
+        &format!("SELECT order_ref FROM orders WHERE id = {id}"),
+    )
+    .await[0]
+        .get(0);
+    age(order_ref).await;
+    run_reconciler(&dbs).await;
+    assert_eq!(statuses(order_ref).await, ["confirmed"]);
+    assert_eq!(stock_of(product).await, 3, "still reserved");
+    let checked: bool = admin_query(
+        INVENTORY_DATABASE_URL,
+        &format!(
+            "SELECT checked_at IS NOT NULL FROM stock_reservations WHERE order_ref = '{order_ref}'"
+        ),
+    )
+    .await[0]
+        .get(0);
+    assert!(checked, "not examined again by later runs");
 }

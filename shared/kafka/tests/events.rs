@@ -97,34 +97,6 @@ async fn sqs_queues() -> stockroom_sqs::SqsQueues {
     stockroom_sqs::SqsQueues::new(client, urls[0].clone(), urls[1].clone())
 }
 
-/// The event Lambda's MSK event source would deliver for these values (the AWS-shaped fixture).
-fn kafka_event(
-    values: Vec<String>,
-) -> lambda_http::LambdaEvent<aws_lambda_events::kafka::KafkaEvent> {
-    use base64::Engine;
-    let mut fixture: Value =
-        serde_json::from_str(include_str!("../../tests/fixtures/msk-kafka-event.json")).unwrap();
-    let template = fixture["records"]["inventory-events-0"][0].clone();
-    let records: Vec<Value> = values
-        .iter()
-        .enumerate()
-        .map(|(i, value)| {
-            let mut r = template.clone();
-            r["topic"] = "order-events".into();
-            r["offset"] = i.into();
-            r["value"] = base64::engine::general_purpose::STANDARD
-                .encode(value)
-                .into();
-            r
-        })
-        .collect();
-    fixture["records"] = serde_json::json!({ "order-events-0": records });
-    lambda_http::LambdaEvent::new(
-        serde_json::from_value(fixture).unwrap(),
-        lambda_http::Context::default(),
-    )
-}
-
 fn ids(rows: &[(String, String, bool)]) -> BTreeSet<String> {
     rows.iter().map(|(id, _, _)| id.clone()).collect()
 }
@@ -412,7 +384,8 @@ async fn with_the_broker_down_orders_succeed_and_the_relay_delivers_later() {
     // The notifications function records each of them once, even when the batch is redelivered.
     let notifications = Db::new(&std::env::var(NOTIFICATION_DATABASE_URL).unwrap()).unwrap();
     let queues = sqs_queues().await;
-    let batch = kafka_event(seen.values().map(|p| p.to_string()).collect());
+    let values: Vec<Vec<u8>> = seen.values().map(|p| p.to_string().into_bytes()).collect();
+    let batch = common::kafka_event("order-events", &values);
     // The local trigger of the running stack may record them first: either way, once each.
     let handled = stockroom::api::notifications::handle(&notifications, &queues, batch.clone())
         .await

@@ -4,11 +4,7 @@
 #[path = "../../tests/common/mod.rs"]
 mod common;
 
-use aws_lambda_events::kafka::KafkaEvent;
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD as BASE64;
-use common::{Event, answer, unique};
-use lambda_http::{Context, LambdaEvent};
+use common::{Event, answer, kafka_event, unique};
 use serde_json::{Value, json};
 use stockroom::api::notifications::{self, Handled};
 use stockroom::db::{Db, NOTIFICATION_DATABASE_URL};
@@ -72,28 +68,6 @@ async fn drain(queues: &SqsQueues, url: &str) -> Vec<Value> {
     }
 }
 
-/// The AWS-shaped fixture with `values` as the records of partition 0 of inventory-events.
-fn kafka_event(values: &[Vec<u8>]) -> LambdaEvent<KafkaEvent> {
-    let mut fixture: Value =
-        serde_json::from_str(include_str!("../../tests/fixtures/msk-kafka-event.json")).unwrap();
-    let template = fixture["records"]["inventory-events-0"][0].clone();
-    let records: Vec<Value> = values
-        .iter()
-        .enumerate()
-        .map(|(i, value)| {
-            let mut r = template.clone();
-            r["offset"] = json!(100 + i);
-            r["value"] = json!(BASE64.encode(value));
-            r
-        })
-        .collect();
-    fixture["records"]["inventory-events-0"] = json!(records);
-    LambdaEvent::new(
-        serde_json::from_value(fixture).expect("the AWS shape"),
-        Context::default(),
-    )
-}
-
 fn event(kind: &str, fields: Value) -> (Uuid, Vec<u8>) {
     let id = Uuid::new_v4();
     let mut e = json!({"event_id": id, "event_type": kind, "version": 1, "timestamp": 1795582948, "occurred_at": "2026-11-25T05:02:28.962174Z"});
@@ -143,7 +117,7 @@ async fn each_event_is_recorded_once_alerts_are_forwarded_and_poison_is_dead_let
         order_bytes,
     ];
 
-    let handled = notifications::handle(&db, &queues, kafka_event(&batch))
+    let handled = notifications::handle(&db, &queues, kafka_event("inventory-events", &batch))
         .await
         .unwrap();
     assert_eq!(
@@ -191,7 +165,7 @@ async fn each_event_is_recorded_once_alerts_are_forwarded_and_poison_is_dead_let
     );
 
     // The event source redelivers the batch (say the invocation timed out): nothing twice.
-    let again = notifications::handle(&db, &queues, kafka_event(&batch))
+    let again = notifications::handle(&db, &queues, kafka_event("inventory-events", &batch))
         .await
         .unwrap();
     assert_eq!(
@@ -217,7 +191,7 @@ async fn recorded_notifications_are_listed_newest_first() {
         "order_cancelled",
         json!({"order_id": 9, "product_id": 8, "user_id": 1, "quantity": 2, "unit_price": 2.00, "total_price": 4.00, "status": "cancelled"}),
     );
-    notifications::handle(&db, &queues, kafka_event(&[a, b]))
+    notifications::handle(&db, &queues, kafka_event("inventory-events", &[a, b]))
         .await
         .unwrap();
     let list = answer(

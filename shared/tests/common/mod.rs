@@ -196,3 +196,31 @@ pub fn scheduled_event()
             .expect("fixture");
     lambda_http::LambdaEvent::new(payload, lambda_http::Context::default())
 }
+
+/// The event Lambda's MSK event source delivers for `values` on partition 0 of `topic`, built from
+/// the AWS-shaped fixture (so the real `KafkaEvent` deserialiser reads it).
+pub fn kafka_event(
+    topic: &str,
+    values: &[Vec<u8>],
+) -> lambda_http::LambdaEvent<aws_lambda_events::kafka::KafkaEvent> {
+    use base64::Engine;
+    let mut fixture: Value =
+        serde_json::from_str(include_str!("../fixtures/msk-kafka-event.json")).expect("fixture");
+    let template = fixture["records"]["inventory-events-0"][0].clone();
+    let records: Vec<Value> = values
+        .iter()
+        .enumerate()
+        .map(|(i, value)| {
+            let mut r = template.clone();
+            r["topic"] = json!(topic);
+            r["offset"] = json!(100 + i);
+            r["value"] = json!(base64::engine::general_purpose::STANDARD.encode(value));
+            r
+        })
+        .collect();
+    fixture["records"] = json!({ format!("{topic}-0"): records });
+    lambda_http::LambdaEvent::new(
+        serde_json::from_value(fixture).expect("the AWS shape"),
+        lambda_http::Context::default(),
+    )
+}
