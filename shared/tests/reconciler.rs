@@ -6,10 +6,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::{admin_query, order_dbs, product_with_stock, scheduled_event, stock_of};
+use common::{admin_query, order_dbs, product_with_stock, scheduled_event, single_order, stock_of};
 use stockroom::api::reconciler;
 use stockroom::db::{INVENTORY_DATABASE_URL, ORDER_DATABASE_URL};
-use stockroom::json::JsonObject;
 use stockroom::order::OrderRequest;
 use stockroom::ordering::{self, OrderDbs};
 use stockroom::reservation::{self, ReserveError};
@@ -18,16 +17,6 @@ use stockroom::{order_store, ordering::Reconciled};
 use uuid::Uuid;
 
 const TIMEOUT: Duration = Duration::from_secs(60);
-
-fn request(product: i64, quantity: i32) -> OrderRequest {
-    OrderRequest::single(
-        &JsonObject::parse(&format!(
-            r#"{{"product_id":{product},"quantity":{quantity}}}"#
-        ))
-        .unwrap(),
-    )
-    .unwrap()
-}
 
 /// Step 1 of placing, then the process dies: pending orders, nothing reserved.
 async fn crash_after_pending(
@@ -69,7 +58,7 @@ async fn statuses(order_ref: Uuid) -> Vec<String> {
 async fn died_after_writing_pending_the_order_fails_and_stock_is_untouched() {
     let dbs = order_dbs().await;
     let product = product_with_stock("4.00", 10).await;
-    let (order_ref, _) = crash_after_pending(&dbs, &request(product, 3)).await;
+    let (order_ref, _) = crash_after_pending(&dbs, &single_order(product, 3)).await;
     age(order_ref).await;
     // Reconcilers of other tests may run at the same time and settle it first: that is safe
     // (every step is idempotent), so only the outcome is checked.
@@ -85,7 +74,7 @@ async fn died_after_writing_pending_the_order_fails_and_stock_is_untouched() {
 async fn died_after_reserving_the_order_is_confirmed_with_its_price() {
     let dbs = order_dbs().await;
     let product = product_with_stock("4.25", 10).await;
-    let (order_ref, lines) = crash_after_pending(&dbs, &request(product, 2)).await;
+    let (order_ref, lines) = crash_after_pending(&dbs, &single_order(product, 2)).await;
     reservation::reserve(&dbs.stock, order_ref, &lines)
         .await
         .unwrap();
@@ -113,7 +102,7 @@ async fn died_after_reserving_the_order_is_confirmed_with_its_price() {
 async fn a_slow_request_overtaken_by_the_reconciler_reserves_nothing() {
     let dbs = order_dbs().await;
     let product = product_with_stock("1.00", 5).await;
-    let (order_ref, lines) = crash_after_pending(&dbs, &request(product, 1)).await;
+    let (order_ref, lines) = crash_after_pending(&dbs, &single_order(product, 1)).await;
     age(order_ref).await;
     run_reconciler(&dbs).await;
     // The request was only slow: it now tries to reserve.
@@ -128,7 +117,7 @@ async fn a_retry_with_the_key_finishes_what_a_crash_left() {
     let dbs = order_dbs().await;
     let product = product_with_stock("1.00", 5).await;
     let key = common::unique("key");
-    let req = request(product, 2);
+    let req = single_order(product, 2);
     // Step 1 with the key, then reserve, then the process dies before confirming.
     let order_ref = Uuid::new_v4();
     let lines = {
@@ -163,7 +152,7 @@ async fn a_retry_with_the_key_finishes_what_a_crash_left() {
 async fn an_interrupted_cancel_is_finished_and_returns_the_stock_once() {
     let dbs = order_dbs().await;
     let product = product_with_stock("1.00", 5).await;
-    let reply = ordering::place(&dbs, &request(product, 3), None).await;
+    let reply = ordering::place(&dbs, &single_order(product, 3), None).await;
     let id = serde_json::from_str::<serde_json::Value>(&reply.body).unwrap()["id"]
         .as_i64()
         .unwrap();
@@ -210,7 +199,7 @@ async fn a_reservation_without_an_order_is_released() {
 async fn fresh_work_is_left_alone() {
     let dbs = order_dbs().await;
     let product = product_with_stock("1.00", 5).await;
-    let (order_ref, _) = crash_after_pending(&dbs, &request(product, 1)).await;
+    let (order_ref, _) = crash_after_pending(&dbs, &single_order(product, 1)).await;
     run_reconciler(&dbs).await;
     assert_eq!(
         statuses(order_ref).await,
@@ -245,7 +234,7 @@ async fn the_order_role_can_only_call_the_reservation_contract() {
 async fn the_reservation_of_a_live_order_is_checked_once_and_kept() {
     let dbs = order_dbs().await;
     let product = product_with_stock("1.00", 5).await;
-    let reply = ordering::place(&dbs, &request(product, 2), None).await;
+    let reply = ordering::place(&dbs, &single_order(product, 2), None).await;
     assert_eq!(reply.status.as_u16(), 201, "{}", reply.body);
     let id = serde_json::from_str::<serde_json::Value>(&reply.body).unwrap()["id"]
         .as_i64()

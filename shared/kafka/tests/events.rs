@@ -8,7 +8,7 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use common::{Event, admin_query, answer, order_dbs, product_with_stock, unique};
+use common::{Event, admin_query, answer, order_dbs, product_with_stock, single_order, unique};
 use lambda_http::http::StatusCode;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
@@ -190,16 +190,6 @@ async fn every_product_change_yields_exactly_its_events() {
     }
 }
 
-fn single(product: i64, quantity: i32) -> OrderRequest {
-    OrderRequest::single(
-        &JsonObject::parse(&format!(
-            r#"{{"product_id":{product},"quantity":{quantity}}}"#
-        ))
-        .unwrap(),
-    )
-    .unwrap()
-}
-
 fn with_publisher(mut dbs: OrderDbs, publisher: KafkaPublisher) -> OrderDbs {
     dbs.events = Some(Box::new(publisher));
     dbs
@@ -209,7 +199,7 @@ fn with_publisher(mut dbs: OrderDbs, publisher: KafkaPublisher) -> OrderDbs {
 async fn orders_yield_order_and_stock_events() {
     let dbs = with_publisher(order_dbs().await, publisher());
     let product = product_with_stock("7.00", 30).await;
-    let placed = ordering::place(&dbs, &single(product, 4), None).await;
+    let placed = ordering::place(&dbs, &single_order(product, 4), None).await;
     assert_eq!(placed.status, StatusCode::CREATED, "{}", placed.body);
     let order_id = serde_json::from_str::<Value>(&placed.body).unwrap()["id"]
         .as_i64()
@@ -285,7 +275,7 @@ async fn low_stock_alerts_once_per_crossing() {
     let product = product_with_stock("1.00", 12).await;
     let mut orders = Vec::new();
     for _ in 0..6 {
-        let placed = ordering::place(&dbs, &single(product, 1), None).await;
+        let placed = ordering::place(&dbs, &single_order(product, 1), None).await;
         orders.push(
             serde_json::from_str::<Value>(&placed.body).unwrap()["id"]
                 .as_i64()
@@ -305,7 +295,7 @@ async fn low_stock_alerts_once_per_crossing() {
     for id in &orders[..4] {
         ordering::cancel(&dbs, *id).await.unwrap();
     }
-    ordering::place(&dbs, &single(product, 3), None).await;
+    ordering::place(&dbs, &single_order(product, 3), None).await;
     assert_eq!(
         alerts(outbox(INVENTORY_DATABASE_URL, product).await),
         2,
@@ -338,7 +328,7 @@ async fn with_the_broker_down_orders_succeed_and_the_relay_delivers_later() {
         tasks.push(tokio::spawn(async move {
             let mut ids = Vec::new();
             for _ in 0..10 {
-                let placed = ordering::place(&dbs, &single(product, 1), None).await;
+                let placed = ordering::place(&dbs, &single_order(product, 1), None).await;
                 assert_eq!(
                     placed.status,
                     StatusCode::CREATED,

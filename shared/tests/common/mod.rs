@@ -224,3 +224,10 @@ pub fn kafka_event(
         lambda_http::Context::default(),
     )
 }
+
+/// A validated single-order request, as `POST /api/orders` builds it.
+pub fn single_order(product: i64, quantity: i32) -> stockroom::order::OrderRequest {
+    let body = format!(r#"{{"product_id":{product},"quantity":{quantity}}}"#);
+    stockroom::order::OrderRequest::single(&stockroom::json::JsonObject::parse(&body).unwrap())
+        .unwrap()
+}
