@@ -316,3 +316,6 @@ ensure_stack() {
     start_broker
     start_sqs
 }
+
+# Monitoring: pushgateway, Prometheus, Alertmanager (docs/observability.md).
+source "$REPO_DIR/localstack/monitoring.sh"
