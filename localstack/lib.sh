@@ -144,7 +144,19 @@ ensure_cargo_lambda() {
 
 pid_alive() { [ -s "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
 
+# The functions' environment, as template.yaml sets it in AWS (one file for cargo lambda watch).
+ORDER_PENDING_TIMEOUT_SECONDS=${ORDER_PENDING_TIMEOUT_SECONDS:-60}
+FUNCTION_ENV_VARS="INVENTORY_DATABASE_URL ORDER_DATABASE_URL STOCK_RESERVATION_DATABASE_URL NOTIFICATION_DATABASE_URL
+    KAFKA_BROKERS AWS_ENDPOINT_URL_SQS AWS_REGION AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY ALERTS_QUEUE_URL DEAD_LETTER_QUEUE_URL
+    ORDER_PENDING_TIMEOUT_SECONDS"
+write_env_file() {
+    local var
+    for var in $FUNCTION_ENV_VARS; do printf '%s=%s\n' "$var" "${!var}"; done >"$1"
+}
+
 # Starts `cargo lambda watch` in the background on $1 (port), recording its pid in $2, logging to $3.
+# WATCH_FLAGS adds flags: the test stack sets --ignore-changes, because a reload kills the
+# instances serving requests (those requests then never get an answer).
 start_watch() {
     local port=$1 pidfile=$2 log=$3
     if pid_alive "$pidfile"; then
@@ -154,15 +166,9 @@ start_watch() {
     step "Building the functions"
     (cd "$REPO_DIR" && cargo build --quiet --workspace --bins)
     step "Starting cargo lambda watch on 127.0.0.1:$port"
+    write_env_file "$STATE_DIR/functions.env"
     (cd "$REPO_DIR" && exec setsid "$CARGO_LAMBDA" lambda watch --invoke-address 127.0.0.1 --invoke-port "$port" \
-        --env-var "INVENTORY_DATABASE_URL=$INVENTORY_DATABASE_URL" \
-        --env-var "ORDER_DATABASE_URL=$ORDER_DATABASE_URL" \
-        --env-var "STOCK_RESERVATION_DATABASE_URL=$STOCK_RESERVATION_DATABASE_URL" \
-        --env-var "KAFKA_BROKERS=$KAFKA_BROKERS" \
-        --env-var "NOTIFICATION_DATABASE_URL=$NOTIFICATION_DATABASE_URL" \
-        --env-var "AWS_ENDPOINT_URL_SQS=$AWS_ENDPOINT_URL_SQS" --env-var "AWS_REGION=$AWS_REGION" \
-        --env-var "AWS_ACCESS_KEY_ID=$AWS_ACCESS_KEY_ID" --env-var "AWS_SECRET_ACCESS_KEY=$AWS_SECRET_ACCESS_KEY" \
-        --env-var "ALERTS_QUEUE_URL=$ALERTS_QUEUE_URL" --env-var "DEAD_LETTER_QUEUE_URL=$DEAD_LETTER_QUEUE_URL" \
+        --env-file "$STATE_DIR/functions.env" ${WATCH_FLAGS:-} \
         --concurrency 4 >"$log" 2>&1) &
     echo $! >"$pidfile"
     local i
@@ -189,6 +195,41 @@ start_trigger() {
     STOCKROOM_INVOKE_URL="http://127.0.0.1:$port/2015-03-31/functions/notifications/invocations" \
         STOCKROOM_TRIGGER_GROUP="$group" \
         setsid "${CARGO_TARGET_DIR:-$REPO_DIR/target}/debug/stockroom-kafka-trigger" >"$log" 2>&1 &
+    echo $! >"$pidfile"
+}
+
+# The EventBridge schedules of template.yaml, and how often they run locally (seconds).
+SCHEDULED_FUNCTIONS="orders-reconciler events-relay notifications-forwarder"
+schedule_every() {
+    case $1 in
+        orders-reconciler) echo "${STOCKROOM_RECONCILE_EVERY:-60}" ;;
+        events-relay) echo "${STOCKROOM_RELAY_EVERY:-10}" ;;
+        notifications-forwarder) echo "${STOCKROOM_FORWARD_EVERY:-10}" ;;
+    esac
+}
+
+# Starts `localstack/schedule FUNCTION` in the background: what an EventBridge schedule does in AWS.
+start_schedule() {
+    local function=$1 every pidfile="$STATE_DIR/schedule-$1.pid"
+    every=$(schedule_every "$function")
+    if pid_alive "$pidfile"; then
+        info "schedule for $function already runs (pid $(cat "$pidfile"))"
+        return
+    fi
+    step "Scheduling $function every $every s"
+    setsid "$REPO_DIR/localstack/schedule" "$function" "$every" >>"$STATE_DIR/schedule-$function.log" 2>&1 &
+    echo $! >"$pidfile"
+}
+
+# Starts localstack/watchdog, which restarts any part of the stack that died or wedged.
+start_watchdog() {
+    local pidfile="$STATE_DIR/watchdog.pid"
+    if pid_alive "$pidfile"; then
+        info "watchdog already runs (pid $(cat "$pidfile"))"
+        return
+    fi
+    step "Starting the watchdog"
+    setsid "$REPO_DIR/localstack/watchdog" >>"$STATE_DIR/watchdog.log" 2>&1 &
     echo $! >"$pidfile"
 }
 
@@ -253,10 +294,12 @@ start_broker() {
         info "a broker already answers on 127.0.0.1:$KAFKA_PORT"
     else
         step "Starting tansu on 127.0.0.1:$KAFKA_PORT"
-        # Both listener flags: by default tansu listens on every interface.
-        setsid "$TANSU" broker --listener-url "tcp://127.0.0.1:$KAFKA_PORT" \
+        # Both listener flags: by default tansu listens on every interface. SQLite storage keeps
+        # what the broker acknowledged (messages, committed offsets) across a restart.
+        # tansu reads the SQLite path relative to its working directory.
+        (cd "$STATE_DIR" && exec setsid "$TANSU" broker --listener-url "tcp://127.0.0.1:$KAFKA_PORT" \
             --advertised-listener-url "tcp://127.0.0.1:$KAFKA_PORT" \
-            --storage-engine "memory://tansu/" >"$STATE_DIR/broker.log" 2>&1 &
+            --storage-engine "sqlite://tansu.db" >>"$STATE_DIR/broker.log" 2>&1) &
         echo $! >"$STATE_DIR/broker.pid"
         local i
         for i in $(seq 1 50); do port_open "$KAFKA_PORT" && break; sleep 0.2; done

@@ -70,11 +70,18 @@ pub const DATABASES: &[Database] = &[
     Database {
         name: "notification_db",
         url_var: NOTIFICATION_DATABASE_URL,
-        migrations: &[Migration {
-            version: 1,
-            name: "notifications",
-            sql: include_str!("../migrations/notification_db/0001_notifications.sql"),
-        }],
+        migrations: &[
+            Migration {
+                version: 1,
+                name: "notifications",
+                sql: include_str!("../migrations/notification_db/0001_notifications.sql"),
+            },
+            Migration {
+                version: 2,
+                name: "sqs_outbox",
+                sql: include_str!("../migrations/notification_db/0002_sqs_outbox.sql"),
+            },
+        ],
     },
 ];
 
@@ -149,12 +156,23 @@ pub async fn set_low_stock_threshold(url: &str, threshold: i32) -> Result<(), Mi
     Ok(())
 }
 
+/// Server-side bounds for every session of the database, set by each migration run. No statement
+/// may outlive the functions' 15 s timeout, and a transaction left open by an environment that
+/// froze or died mid-request must not hold its row locks (a hot product's, say) until the server
+/// notices the dead socket. Set on the database, not per session, so RDS Proxy never pins.
+const SESSION_BOUNDS: &str = "DO $$ BEGIN
+    EXECUTE format('ALTER DATABASE %I SET statement_timeout = %L', current_database(), '10s');
+    EXECUTE format('ALTER DATABASE %I SET idle_in_transaction_session_timeout = %L', current_database(), '15s');
+END $$";
+
 /// Applies the migrations not yet applied; returns the versions it applied, in order.
 pub async fn apply(
     client: &mut Client,
     migrations: &[Migration],
 ) -> Result<Vec<i32>, MigrateError> {
     let tx = client.transaction().await?;
+    // Migrations may take long on a big table; the bounds are for the functions' sessions.
+    tx.batch_execute("SET LOCAL statement_timeout = 0").await?;
     tx.query_typed(
         "SELECT pg_advisory_xact_lock($1)",
         &[(&LOCK_KEY, Type::INT8)],
@@ -203,6 +221,7 @@ pub async fn apply(
         .await?;
         done.push(migration.version);
     }
+    tx.batch_execute(SESSION_BOUNDS).await?;
     tx.commit().await?;
     Ok(done)
 }

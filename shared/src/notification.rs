@@ -4,6 +4,8 @@
 //! reason, which goes to the dead-letter queue, and never stops the rest of the batch.
 
 use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
 
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
@@ -166,10 +168,50 @@ pub enum Queue {
     DeadLetters,
 }
 
-/// Sends a message body to a queue; `Ok` once the queue accepted it. Implemented with aws-sdk-sqs
-/// in the `stockroom-sqs` crate.
+impl Queue {
+    /// The name `sqs_outbox.queue` stores.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Alerts => "alerts",
+            Self::DeadLetters => "dead_letters",
+        }
+    }
+
+    pub fn from_stored(name: &str) -> Option<Self> {
+        [Self::Alerts, Self::DeadLetters]
+            .into_iter()
+            .find(|q| q.as_str() == name)
+    }
+}
+
+/// What a batch send achieved: the ids of the messages the queue accepted, and why the others
+/// were not (timeout, endpoint down), if any were not.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Sent {
+    pub accepted: Vec<i64>,
+    pub error: Option<String>,
+}
+
+pub type SendFuture<'a> = Pin<Box<dyn Future<Output = Sent> + Send + 'a>>;
+
+/// Sends messages to a queue. Implemented with aws-sdk-sqs (`SendMessageBatch`, ten per request,
+/// every call bounded by a timeout) in the `stockroom-sqs` crate.
 pub trait Queues: Send + Sync {
-    fn send<'a>(&'a self, queue: Queue, body: String) -> PublishFuture<'a>;
+    /// Sends `(id, body)` messages; the ids only identify them in the answer.
+    fn send_batch<'a>(&'a self, queue: Queue, messages: &'a [(i64, String)]) -> SendFuture<'a>;
+
+    /// Sends one message; `Ok` once the queue accepted it.
+    fn send<'a>(&'a self, queue: Queue, body: String) -> PublishFuture<'a> {
+        Box::pin(async move {
+            let message = [(0, body)];
+            let sent = self.send_batch(queue, &message).await;
+            match sent.error {
+                _ if sent.accepted == [0] => Ok(()),
+                Some(err) => Err(err),
+                None => Err("the queue did not accept the message".into()),
+            }
+        })
+    }
 }
 
 #[cfg(test)]

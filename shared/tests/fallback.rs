@@ -31,6 +31,7 @@ const FUNCTIONS: &[(&str, &str)] = &[
     ("health", "api::health::check"),
     ("not-found", "api::fallback::not_found"),
     ("notifications", "notifications::handle"),
+    ("notifications-forwarder", "notifications::forward"),
     ("notifications-list", "api::notifications::list"),
     ("orders-bulk", "api::orders::bulk"),
     ("orders-cancel", "api::orders::cancel"),

@@ -1,4 +1,6 @@
 //! Scheduled (EventBridge): publishes outbox events the functions left behind, oldest first.
+use std::time::Duration;
+
 use lambda_runtime::{Error, run, service_fn};
 use stockroom::api::relay::{self, Outboxes};
 use stockroom_kafka::{KAFKA_BROKERS, KafkaPublisher};
@@ -6,7 +8,10 @@ use stockroom_kafka::{KAFKA_BROKERS, KafkaPublisher};
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     stockroom::telemetry::init();
-    let publisher = KafkaPublisher::from_env()?.ok_or(format!("{KAFKA_BROKERS} is not set"))?;
+    let brokers =
+        std::env::var(KAFKA_BROKERS).map_err(|_| format!("{KAFKA_BROKERS} is not set"))?;
+    // No back-off: the relay is the fallback, so every scheduled run tries the broker.
+    let publisher = KafkaPublisher::with_backoff(&brokers, Duration::ZERO)?;
     let outboxes = Outboxes::from_env().await?;
     run(service_fn(|event| relay::run(&outboxes, &publisher, event))).await
 }

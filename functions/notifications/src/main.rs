@@ -3,13 +3,14 @@
 use lambda_runtime::{Error, run, service_fn};
 use stockroom::api::notifications;
 use stockroom::db::{Db, NOTIFICATION_DATABASE_URL};
-use stockroom_sqs::SqsQueues;
+use stockroom_sqs::{HANDLER_BACKOFF, SqsQueues};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     stockroom::telemetry::init();
     let db = Db::from_env(NOTIFICATION_DATABASE_URL).await?;
-    let queues = SqsQueues::from_env().await?;
+    // After an SQS failure, batches are recorded without waiting on SQS; the forwarder sends.
+    let queues = SqsQueues::from_env().await?.with_backoff(HANDLER_BACKOFF);
     run(service_fn(|event| {
         notifications::handle(&db, &queues, event)
     }))

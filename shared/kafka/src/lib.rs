@@ -4,6 +4,11 @@
 //! never duplicates or reorders a partition's messages; [`Publish::publish`] returns only once the
 //! broker acknowledged every event, which is what lets the caller mark them published before the
 //! Lambda invocation ends.
+//!
+//! A warm execution environment lives for hours, across broker restarts and failovers. An
+//! idempotent producer that lost its session there can stay broken for good (fenced, or
+//! `UnknownProducerId` after the broker forgot it), so any failed delivery discards the producer
+//! and the next publish builds a fresh one, with a new producer id and new connections.
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -19,18 +24,30 @@ use stockroom::events::{OutboxEvent, Publish, PublishFuture};
 pub const KAFKA_BROKERS: &str = "KAFKA_BROKERS";
 /// How long a send may wait for the broker before the event is left to the relay.
 const DELIVERY_TIMEOUT: Duration = Duration::from_secs(5);
-/// After a failed delivery, publishing is skipped for this long: while the broker is down, a
-/// request should not wait [`DELIVERY_TIMEOUT`] each time only to leave its events to the relay.
-const BACKOFF: Duration = Duration::from_secs(30);
+/// After a failed delivery, a function skips publishing for this long: while the broker is down,
+/// a request should not wait [`DELIVERY_TIMEOUT`] each time only to leave its events to the relay.
+pub const REQUEST_BACKOFF: Duration = Duration::from_secs(30);
 
 pub struct KafkaPublisher {
-    producer: FutureProducer,
+    config: ClientConfig,
+    /// The live producer; `None` after a failure, until the next publish builds a new one.
+    producer: Mutex<Option<FutureProducer>>,
+    backoff: Duration,
     down_since: Mutex<Option<Instant>>,
 }
 
 impl KafkaPublisher {
+    /// A publisher for request handlers: after a failure it leaves events to the relay for
+    /// [`REQUEST_BACKOFF`].
     pub fn new(brokers: &str) -> Result<Self, KafkaError> {
-        let producer = ClientConfig::new()
+        Self::with_backoff(brokers, REQUEST_BACKOFF)
+    }
+
+    /// A publisher that waits `backoff` after a failure before trying the broker again. The relay
+    /// uses zero: it is the fallback, and every run should try.
+    pub fn with_backoff(brokers: &str, backoff: Duration) -> Result<Self, KafkaError> {
+        let mut config = ClientConfig::new();
+        config
             .set("bootstrap.servers", brokers)
             .set("enable.idempotence", "true")
             .set("acks", "all")
@@ -39,15 +56,18 @@ impl KafkaPublisher {
                 DELIVERY_TIMEOUT.as_millis().to_string(),
             )
             .set("socket.connection.setup.timeout.ms", "3000")
-            .set("linger.ms", "2")
-            .create()?;
+            .set("linger.ms", "2");
+        // Build once now, so a bad configuration fails init rather than the first request.
+        let producer = config.create()?;
         Ok(Self {
-            producer,
+            config,
+            producer: Mutex::new(Some(producer)),
+            backoff,
             down_since: Mutex::new(None),
         })
     }
 
-    /// The publisher configured by `KAFKA_BROKERS`, if any.
+    /// The request handlers' publisher configured by `KAFKA_BROKERS`, if any.
     pub fn from_env() -> Result<Option<Self>, KafkaError> {
         match std::env::var(KAFKA_BROKERS) {
             Ok(brokers) if !brokers.trim().is_empty() => Self::new(&brokers).map(Some),
@@ -60,7 +80,31 @@ impl KafkaPublisher {
         Ok(Self::from_env()?.map(|p| Box::new(p) as Box<dyn Publish>))
     }
 
+    /// The live producer, built anew if the last one was discarded.
+    fn producer(&self) -> Result<FutureProducer, String> {
+        let mut slot = self.producer.lock().expect("not poisoned");
+        if let Some(producer) = slot.as_ref() {
+            return Ok(producer.clone());
+        }
+        let producer: FutureProducer = self
+            .config
+            .create()
+            .map_err(|err| format!("could not build a producer: {err}"))?;
+        tracing::info!("built a new Kafka producer");
+        *slot = Some(producer.clone());
+        Ok(producer)
+    }
+
+    /// Drops the producer after a failure. Dropping purges and flushes for up to 500 ms, so it
+    /// happens off the runtime's thread.
+    fn discard(&self) {
+        if let Some(producer) = self.producer.lock().expect("not poisoned").take() {
+            tokio::task::spawn_blocking(move || drop(producer));
+        }
+    }
+
     async fn send_all(&self, events: &[OutboxEvent]) -> Result<(), String> {
+        let producer = self.producer()?;
         // Queue every event first (they are batched and sent in order), then await each delivery.
         let mut deliveries = Vec::with_capacity(events.len());
         for event in events {
@@ -72,8 +116,7 @@ impl KafkaPublisher {
                     key: "event_id",
                     value: Some(&event_id),
                 }));
-            let delivery = self
-                .producer
+            let delivery = producer
                 .send_result(record)
                 .map_err(|(err, _)| format!("could not queue event {}: {err}", event.event_id))?;
             deliveries.push((event.event_id, delivery));
@@ -93,10 +136,13 @@ impl Publish for KafkaPublisher {
     fn publish<'a>(&'a self, events: &'a [OutboxEvent]) -> PublishFuture<'a> {
         Box::pin(async move {
             let down_since = *self.down_since.lock().expect("not poisoned");
-            if down_since.is_some_and(|at| at.elapsed() < BACKOFF) {
+            if down_since.is_some_and(|at| at.elapsed() < self.backoff) {
                 return Err("the broker was unreachable moments ago; left to the relay".into());
             }
             let sent = self.send_all(events).await;
+            if sent.is_err() {
+                self.discard();
+            }
             *self.down_since.lock().expect("not poisoned") = sent.is_err().then(Instant::now);
             sent
         })

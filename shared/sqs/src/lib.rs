@@ -1,63 +1,205 @@
 //! Sends Stockroom's notifications and dead letters to SQS with aws-sdk-sqs. The endpoint comes from
 //! the standard AWS configuration, so `AWS_ENDPOINT_URL_SQS` points it at moto or LocalStack locally.
+//!
+//! Messages go ten to a `SendMessageBatch` request (SQS bills per request), and every call is
+//! bounded: an endpoint that accepts connections but never answers costs at most
+//! [`OPERATION_TIMEOUT`], after which the messages stay in notification_db's outbox for the
+//! forwarder. After a failure the notifications function does not try again for
+//! [`HANDLER_BACKOFF`], so an outage costs one timeout, not one per batch.
 
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_config::{BehaviorVersion, SdkConfig};
 use aws_sdk_sqs::Client;
-use stockroom::events::PublishFuture;
-use stockroom::notification::{Queue, Queues};
+use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
+use stockroom::notification::{Queue, Queues, SendFuture, Sent};
 
 /// Queue URL of the alerts queue (`low_stock_alert`, `order_created`).
 pub const ALERTS_QUEUE_URL: &str = "ALERTS_QUEUE_URL";
 /// Queue URL of the dead-letter queue (records that could not be handled, with the reason).
 pub const DEAD_LETTER_QUEUE_URL: &str = "DEAD_LETTER_QUEUE_URL";
 
+/// Longest a single SQS call may take, retries included: well inside the functions' timeout.
+pub const OPERATION_TIMEOUT: Duration = Duration::from_secs(5);
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(2);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long the notifications function leaves sending to the forwarder after SQS failed.
+pub const HANDLER_BACKOFF: Duration = Duration::from_secs(30);
+/// SQS's limits for one `SendMessageBatch`: ten entries, and a total size we keep well below its
+/// 256 KiB so one large dead letter never makes a whole request fail.
+const BATCH_ENTRIES: usize = 10;
+const BATCH_BYTES: usize = 200 * 1024;
+
+/// The environment's AWS configuration with Stockroom's timeouts and retries.
+pub async fn sdk_config() -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(CONNECT_TIMEOUT)
+                .operation_attempt_timeout(ATTEMPT_TIMEOUT)
+                .operation_timeout(OPERATION_TIMEOUT)
+                .build(),
+        )
+        .retry_config(RetryConfig::standard().with_max_attempts(2))
+        .load()
+        .await
+}
+
 pub struct SqsQueues {
     client: Client,
     alerts: String,
     dead_letters: String,
+    backoff: Duration,
+    down_since: Mutex<Option<Instant>>,
 }
 
 impl SqsQueues {
+    /// Queues that try SQS on every send.
     pub fn new(client: Client, alerts: String, dead_letters: String) -> Self {
         Self {
             client,
             alerts,
             dead_letters,
+            backoff: Duration::ZERO,
+            down_since: Mutex::new(None),
         }
     }
 
-    /// The client from the environment's AWS configuration and the two queue URLs.
+    /// After a failed send, sends fail at once for `backoff` (the messages stay queued).
+    pub fn with_backoff(mut self, backoff: Duration) -> Self {
+        self.backoff = backoff;
+        self
+    }
+
+    /// The client from [`sdk_config`] and the two queue URLs from the environment.
     pub async fn from_env() -> Result<Self, String> {
         let var = |name: &str| std::env::var(name).map_err(|_| format!("{name} is not set"));
         let (alerts, dead_letters) = (var(ALERTS_QUEUE_URL)?, var(DEAD_LETTER_QUEUE_URL)?);
-        let config = aws_config::load_from_env().await;
-        Ok(Self::new(Client::new(&config), alerts, dead_letters))
+        Ok(Self::new(
+            Client::new(&sdk_config().await),
+            alerts,
+            dead_letters,
+        ))
     }
 
     pub fn client(&self) -> &Client {
         &self.client
     }
+
+    fn url(&self, queue: Queue) -> &str {
+        match queue {
+            Queue::Alerts => &self.alerts,
+            Queue::DeadLetters => &self.dead_letters,
+        }
+    }
+
+    /// One `SendMessageBatch`; adds the accepted ids to `sent`, `Err` if the request failed.
+    async fn send_request(
+        &self,
+        url: &str,
+        chunk: &[(i64, String)],
+        sent: &mut Sent,
+    ) -> Result<(), String> {
+        let entries = chunk
+            .iter()
+            .map(|(id, body)| {
+                SendMessageBatchRequestEntry::builder()
+                    .id(id.to_string())
+                    .message_body(body)
+                    .build()
+                    .map_err(|err| err.to_string())
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let answer = self
+            .client
+            .send_message_batch()
+            .queue_url(url)
+            .set_entries(Some(entries))
+            .send()
+            .await
+            .map_err(|err| {
+                format!(
+                    "sending to {url}: {}",
+                    aws_sdk_sqs::error::DisplayErrorContext(err)
+                )
+            })?;
+        sent.accepted.extend(
+            answer
+                .successful()
+                .iter()
+                .filter_map(|s| s.id().parse::<i64>().ok()),
+        );
+        if let Some(failed) = answer.failed().first() {
+            sent.error.get_or_insert_with(|| {
+                format!(
+                    "{url} refused {} messages: {}",
+                    answer.failed().len(),
+                    failed.message().unwrap_or(failed.code())
+                )
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Splits messages into requests SQS accepts: at most ten, and at most [`BATCH_BYTES`] each.
+fn chunks(messages: &[(i64, String)]) -> Vec<&[(i64, String)]> {
+    let mut out = Vec::new();
+    let (mut start, mut bytes) = (0, 0);
+    for (i, (_, body)) in messages.iter().enumerate() {
+        let full = i - start == BATCH_ENTRIES || (i > start && bytes + body.len() > BATCH_BYTES);
+        if full {
+            out.push(&messages[start..i]);
+            (start, bytes) = (i, 0);
+        }
+        bytes += body.len();
+    }
+    if start < messages.len() {
+        out.push(&messages[start..]);
+    }
+    out
 }
 
 impl Queues for SqsQueues {
-    fn send<'a>(&'a self, queue: Queue, body: String) -> PublishFuture<'a> {
+    fn send_batch<'a>(&'a self, queue: Queue, messages: &'a [(i64, String)]) -> SendFuture<'a> {
         Box::pin(async move {
-            let url = match queue {
-                Queue::Alerts => &self.alerts,
-                Queue::DeadLetters => &self.dead_letters,
-            };
-            self.client
-                .send_message()
-                .queue_url(url)
-                .message_body(body)
-                .send()
-                .await
-                .map(drop)
-                .map_err(|err| {
-                    format!(
-                        "sending to {url}: {}",
-                        aws_sdk_sqs::error::DisplayErrorContext(err)
-                    )
-                })
+            let url = self.url(queue);
+            let mut sent = Sent::default();
+            let down_since = *self.down_since.lock().expect("not poisoned");
+            if down_since.is_some_and(|at| at.elapsed() < self.backoff) {
+                sent.error = Some("SQS failed moments ago; left to the forwarder".into());
+                return sent;
+            }
+            for chunk in chunks(messages) {
+                // An endpoint that failed one request will likely fail the next: stop, and leave
+                // the rest queued rather than spend another timeout on each.
+                if let Err(err) = self.send_request(url, chunk, &mut sent).await {
+                    sent.error = Some(err);
+                    break;
+                }
+            }
+            *self.down_since.lock().expect("not poisoned") =
+                sent.error.is_some().then(Instant::now);
+            sent
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunks_hold_at_most_ten_messages_and_stay_under_the_size_limit() {
+        let small: Vec<(i64, String)> = (0..23).map(|i| (i, "x".repeat(10))).collect();
+        let sizes: Vec<usize> = chunks(&small).iter().map(|c| c.len()).collect();
+        assert_eq!(sizes, [10, 10, 3]);
+        let big: Vec<(i64, String)> = (0..3).map(|i| (i, "x".repeat(120 * 1024))).collect();
+        let sizes: Vec<usize> = chunks(&big).iter().map(|c| c.len()).collect();
+        assert_eq!(sizes, [1, 1, 1]);
+        assert!(chunks(&[]).is_empty());
     }
 }

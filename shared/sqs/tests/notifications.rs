@@ -117,7 +117,8 @@ async fn each_event_is_recorded_once_alerts_are_forwarded_and_poison_is_dead_let
         order_bytes,
     ];
 
-    let handled = notifications::handle(&db, &queues, kafka_event("inventory-events", &batch))
+    let delivery = kafka_event("inventory-events", &batch);
+    let handled = notifications::handle(&db, &queues, delivery.clone())
         .await
         .unwrap();
     assert_eq!(
@@ -126,7 +127,8 @@ async fn each_event_is_recorded_once_alerts_are_forwarded_and_poison_is_dead_let
             recorded: 3,
             duplicates: 0,
             forwarded: 2,
-            dead_lettered: 2
+            dead_lettered: 2,
+            left_to_forwarder: 0,
         }
     );
     assert_eq!(
@@ -165,9 +167,7 @@ async fn each_event_is_recorded_once_alerts_are_forwarded_and_poison_is_dead_let
     );
 
     // The event source redelivers the batch (say the invocation timed out): nothing twice.
-    let again = notifications::handle(&db, &queues, kafka_event("inventory-events", &batch))
-        .await
-        .unwrap();
+    let again = notifications::handle(&db, &queues, delivery).await.unwrap();
     assert_eq!(
         (again.recorded, again.duplicates, again.forwarded),
         (0, 3, 0)
@@ -175,6 +175,10 @@ async fn each_event_is_recorded_once_alerts_are_forwarded_and_poison_is_dead_let
     assert!(
         drain(&queues, &alerts).await.is_empty(),
         "no alert sent twice"
+    );
+    assert!(
+        drain(&queues, &dead).await.is_empty(),
+        "no record dead-lettered twice"
     );
     assert_eq!(recorded(&db, &[low]).await.len(), 1);
 }

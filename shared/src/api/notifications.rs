@@ -1,6 +1,7 @@
 //! Notifications: the Kafka consumer (`notifications`, fed by MSK's event source mapping or, locally,
-//! `stockroom-kafka-trigger`) and `GET /api/notifications`.
+//! `stockroom-kafka-trigger`), the scheduled `notifications-forwarder`, and `GET /api/notifications`.
 
+use aws_lambda_events::eventbridge::EventBridgeEvent;
 use aws_lambda_events::kafka::{KafkaEvent, KafkaRecord};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -9,41 +10,27 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::ApiError;
-use crate::db::{Db, DbError};
+use crate::db::Db;
 use crate::http::{HandlerResult, list_reply, page};
-use crate::notification::{self, Queue, Queues};
-use crate::notification_store::{self, NotificationView};
+use crate::notification::{self, Notification, Queue, Queues, Sent};
+use crate::notification_store::{self, DeadLetter, NotificationView, Outgoing};
+
+/// Messages the forwarder sends per transaction.
+const FORWARD_BATCH: i64 = 500;
 
 /// What one batch did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct Handled {
+    /// Events recorded now.
     pub recorded: usize,
+    /// Events recorded before (a redelivery).
     pub duplicates: usize,
+    /// Alerts the alerts queue accepted during this invocation.
     pub forwarded: usize,
+    /// Records that could not be handled, queued for the dead-letter queue.
     pub dead_lettered: usize,
-}
-
-#[derive(Debug)]
-pub enum HandleError {
-    Db(DbError),
-    Queue(String),
-}
-
-impl std::fmt::Display for HandleError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Db(err) => err.fmt(f),
-            Self::Queue(err) => write!(f, "queue: {err}"),
-        }
-    }
-}
-
-impl std::error::Error for HandleError {}
-
-impl From<DbError> for HandleError {
-    fn from(err: DbError) -> Self {
-        Self::Db(err)
-    }
+    /// Queued messages SQS did not accept now: `notifications-forwarder` sends them later.
+    pub left_to_forwarder: usize,
 }
 
 fn source(record: &KafkaRecord) -> String {
@@ -55,42 +42,8 @@ fn source(record: &KafkaRecord) -> String {
     )
 }
 
-/// Handles a batch as Lambda's Kafka event source delivers it: records grouped by
-/// `"topic-partition"`, values base64. Each event is recorded once (by `event_id`) and logged;
-/// alerts go to the alerts queue; a record that cannot be handled goes to the dead-letter queue
-/// with its reason and the rest of the batch goes on. Only an outage (database or queue) fails the
-/// invocation, so the event source retries the batch, and recording is idempotent.
-pub async fn handle(
-    db: &Db,
-    queues: &dyn Queues,
-    event: LambdaEvent<KafkaEvent>,
-) -> Result<Handled, lambda_http::Error> {
-    Ok(handle_batch(db, queues, &event.payload).await?)
-}
-
-async fn handle_batch(
-    db: &Db,
-    queues: &dyn Queues,
-    event: &KafkaEvent,
-) -> Result<Handled, HandleError> {
-    let mut handled = Handled::default();
-    let mut partitions: Vec<_> = event.records.iter().collect();
-    partitions.sort_by(|a, b| a.0.cmp(b.0));
-    for (_, records) in partitions {
-        for record in records {
-            handle_record(db, queues, record, &mut handled).await?;
-        }
-    }
-    tracing::info!(?handled, "batch handled");
-    Ok(handled)
-}
-
-async fn handle_record(
-    db: &Db,
-    queues: &dyn Queues,
-    record: &KafkaRecord,
-    handled: &mut Handled,
-) -> Result<(), HandleError> {
+/// Validates one record; a record that cannot be handled becomes a dead letter with the reason.
+fn read_record(record: &KafkaRecord) -> Result<Notification, DeadLetter> {
     let value = record
         .value
         .as_deref()
@@ -100,10 +53,9 @@ async fn handle_record(
                 .decode(v)
                 .map_err(|_| "value is not base64".to_owned())
         });
-    let parsed = value.and_then(|bytes| notification::parse(&bytes));
-    let n = match parsed {
-        Ok(n) => n,
-        Err(reason) => {
+    value
+        .and_then(|bytes| notification::parse(&bytes))
+        .map_err(|reason| {
             tracing::warn!(%reason, source = %source(record), "dead-lettering a record");
             let letter = json!({
                 "reason": reason,
@@ -113,21 +65,78 @@ async fn handle_record(
                 "key": record.key,
                 "value": record.value,
             });
-            queues
-                .send(Queue::DeadLetters, letter.to_string())
-                .await
-                .map_err(HandleError::Queue)?;
-            handled.dead_lettered += 1;
-            return Ok(());
+            DeadLetter {
+                // Offsets start again if a topic is recreated; with the timestamp, the key names
+                // one record for good.
+                source: format!(
+                    "{}/{}",
+                    source(record),
+                    record.timestamp.0.timestamp_millis()
+                ),
+                body: letter.to_string(),
+            }
+        })
+}
+
+/// Sends queued messages, each queue's in batches; what was not accepted stays queued.
+async fn send(queues: &dyn Queues, outgoing: &[Outgoing]) -> Sent {
+    let mut sent = Sent::default();
+    for queue in [Queue::Alerts, Queue::DeadLetters] {
+        let messages: Vec<(i64, String)> = outgoing
+            .iter()
+            .filter(|m| m.queue == queue)
+            .map(|m| (m.id, m.body.clone()))
+            .collect();
+        if messages.is_empty() {
+            continue;
         }
-    };
-    let recorded = {
-        let mut conn = db.conn().await?;
-        let recorded = notification_store::record(&*conn, &n, &source(record)).await;
-        conn.check(recorded)?
-    };
-    if recorded.new {
-        handled.recorded += 1;
+        let result = queues.send_batch(queue, &messages).await;
+        sent.accepted.extend(result.accepted);
+        sent.error = sent.error.or(result.error);
+    }
+    if let Some(err) = &sent.error {
+        tracing::warn!(%err, "SQS did not take every message; the forwarder sends the rest");
+    }
+    sent
+}
+
+/// Handles a batch as Lambda's Kafka event source delivers it: records grouped by
+/// `"topic-partition"`, values base64. In one notification_db transaction, every valid event is
+/// recorded once (by `event_id`), with its alert queued if it is forwarded, and every record that
+/// cannot be handled is queued as a dead letter with its reason; the queued messages are then sent
+/// to SQS (bounded by the client's timeouts) and marked sent before the commit. Recording never
+/// depends on SQS: what SQS does not take now, `notifications-forwarder` sends later. Only a
+/// database outage fails the invocation, so the event source retries the batch, and recording
+/// is idempotent.
+pub async fn handle(
+    db: &Db,
+    queues: &dyn Queues,
+    event: LambdaEvent<KafkaEvent>,
+) -> Result<Handled, lambda_http::Error> {
+    let mut partitions: Vec<_> = event.payload.records.iter().collect();
+    partitions.sort_by(|a, b| a.0.cmp(b.0));
+    let (mut valid, mut letters) = (Vec::new(), Vec::new());
+    for record in partitions.into_iter().flat_map(|(_, records)| records) {
+        match read_record(record) {
+            Ok(n) => valid.push((n, source(record))),
+            Err(letter) => letters.push(letter),
+        }
+    }
+    let mut conn = db.conn().await?;
+    let outcome = async {
+        let tx = conn.transaction().await?;
+        let batch = notification_store::record_batch(&tx, &valid, &letters).await?;
+        let sent = send(queues, &batch.outgoing).await;
+        notification_store::mark_sent(&tx, &sent.accepted).await?;
+        tx.commit().await?;
+        Ok((batch, sent))
+    }
+    .await;
+    let (batch, sent) = conn.check(outcome)?;
+    for (n, _) in valid
+        .iter()
+        .filter(|(n, _)| batch.new.contains(&n.event_id))
+    {
         tracing::info!(
             event_id = %n.event_id,
             event_type = n.event_type.as_str(),
@@ -136,21 +145,66 @@ async fn handle_record(
             message = %n.message,
             "notification"
         );
-    } else {
-        handled.duplicates += 1;
     }
-    // Checked on redeliveries too: a send that failed last time is made now.
-    if n.event_type.forwarded() && !recorded.forwarded {
-        queues
-            .send(Queue::Alerts, n.event.clone())
-            .await
-            .map_err(HandleError::Queue)?;
+    let queued_letters = batch
+        .outgoing
+        .iter()
+        .filter(|m| m.queue == Queue::DeadLetters)
+        .count();
+    let forwarded = batch
+        .outgoing
+        .iter()
+        .filter(|m| m.queue == Queue::Alerts && sent.accepted.contains(&m.id))
+        .count();
+    let handled = Handled {
+        recorded: batch.new.len(),
+        duplicates: valid.len() - batch.new.len(),
+        forwarded,
+        dead_lettered: queued_letters,
+        left_to_forwarder: batch.outgoing.len() - sent.accepted.len(),
+    };
+    tracing::info!(?handled, "batch handled");
+    Ok(handled)
+}
+
+/// What one forwarder run sent.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Forwarded {
+    pub sent: usize,
+}
+
+/// Sends every message in notification_db's SQS outbox that is not sent yet, oldest first (the
+/// scheduled `notifications-forwarder`). The rows of a batch stay locked while they are sent, so
+/// overlapping runs, and the notifications function, never send one twice. Fails the run (after
+/// marking what was sent) when SQS refused or timed out, so the failure shows in the metrics.
+pub async fn forward(
+    db: &Db,
+    queues: &dyn Queues,
+    event: LambdaEvent<EventBridgeEvent>,
+) -> Result<Forwarded, lambda_http::Error> {
+    tracing::debug!(schedule = ?event.payload.resources, "forwarding");
+    let mut done = Forwarded::default();
+    loop {
         let mut conn = db.conn().await?;
-        let marked = notification_store::mark_forwarded(&*conn, recorded.id).await;
-        conn.check(marked)?;
-        handled.forwarded += 1;
+        let outcome = async {
+            let tx = conn.transaction().await?;
+            let outgoing = notification_store::lock_unsent(&tx, FORWARD_BATCH).await?;
+            let sent = send(queues, &outgoing).await;
+            notification_store::mark_sent(&tx, &sent.accepted).await?;
+            tx.commit().await?;
+            Ok((outgoing.len(), sent))
+        }
+        .await;
+        let (locked, sent) = conn.check(outcome)?;
+        done.sent += sent.accepted.len();
+        if let Some(err) = sent.error {
+            return Err(format!("sent {} messages, then: {err}", done.sent).into());
+        }
+        if (locked as i64) < FORWARD_BATCH {
+            tracing::info!(?done, "forwarded");
+            return Ok(done);
+        }
     }
-    Ok(())
 }
 
 /// `GET /api/notifications` → recorded notifications, newest first, all or one keyset page.

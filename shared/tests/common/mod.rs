@@ -198,7 +198,8 @@ pub fn scheduled_event()
 }
 
 /// The event Lambda's MSK event source delivers for `values` on partition 0 of `topic`, built from
-/// the AWS-shaped fixture (so the real `KafkaEvent` deserialiser reads it).
+/// the AWS-shaped fixture (so the real `KafkaEvent` deserialiser reads it). Like real records, the
+/// records of two calls never share an offset.
 pub fn kafka_event(
     topic: &str,
     values: &[Vec<u8>],
@@ -207,13 +208,20 @@ pub fn kafka_event(
     let mut fixture: Value =
         serde_json::from_str(include_str!("../fixtures/msk-kafka-event.json")).expect("fixture");
     let template = fixture["records"]["inventory-events-0"][0].clone();
+    static NEXT_OFFSET: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    let first = NEXT_OFFSET.fetch_add(values.len() as u64, std::sync::atomic::Ordering::Relaxed)
+        + now.as_secs();
     let records: Vec<Value> = values
         .iter()
         .enumerate()
         .map(|(i, value)| {
             let mut r = template.clone();
             r["topic"] = json!(topic);
-            r["offset"] = json!(100 + i);
+            r["offset"] = json!(first + i as u64);
+            r["timestamp"] = json!(now.as_millis() as u64);
             r["value"] = json!(base64::engine::general_purpose::STANDARD.encode(value));
             r
         })

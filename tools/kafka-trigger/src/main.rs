@@ -1,20 +1,27 @@
 //! What Lambda's Kafka event source mapping does in AWS, for the local stack: consume the topics
-//! with a consumer group, gather a batch, invoke the notifications function with a `KafkaEvent`
+//! at the offsets of a consumer group, gather a batch, invoke the notifications function with a `KafkaEvent`
 //! (records grouped by `"topic-partition"`, base64 keys and values) through cargo lambda's invoke
-//! endpoint, and commit the offsets only after the invocation succeeded. A batch that keeps failing
-//! is retried with back-off, then each of its records goes to the dead-letter queue and the
-//! offsets move on, so one bad batch never stops the stream.
+//! endpoint, and commit the offsets only after the invocation succeeded.
+//!
+//! Like the event source mapping (`MaximumRetryAttempts` in template.yaml), a failed invocation is
+//! retried with back-off, up to `STOCKROOM_TRIGGER_ATTEMPTS` times (default 20, about eight
+//! minutes: the function fails only while its database is unreachable, and a restart takes
+//! seconds); only then do the batch's records go to the dead-letter queue, so one broken batch
+//! never stops the stream. A broker outage never stops the trigger: it keeps polling, and
+//! librdkafka reconnects and rejoins the group when the broker is back.
 //!
 //! Configuration: `KAFKA_BROKERS`, `STOCKROOM_INVOKE_URL` (the function's invocations URL),
-//! `STOCKROOM_TRIGGER_GROUP` (default `notifications`), `DEAD_LETTER_QUEUE_URL` and the AWS
-//! variables of `stockroom-sqs`.
+//! `STOCKROOM_TRIGGER_GROUP` (default `notifications`), `STOCKROOM_TRIGGER_ATTEMPTS`,
+//! `DEAD_LETTER_QUEUE_URL` and the AWS variables of `stockroom-sqs`.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
+use rdkafka::TopicPartitionList;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Headers};
 use rdkafka::{ClientConfig, Message};
 use serde_json::{Value, json};
@@ -24,7 +31,20 @@ use stockroom_sqs::SqsQueues;
 
 const BATCH_SIZE: usize = 100;
 const BATCH_WINDOW: Duration = Duration::from_millis(500);
-const ATTEMPTS: u32 = 4;
+/// Longest pause between two invocations of a failing batch.
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// Pause after a polling error, so a broker outage does not spin the loop.
+const POLL_PAUSE: Duration = Duration::from_millis(500);
+/// Polling that fails for this long gets a new consumer.
+const REBUILD_AFTER: Duration = Duration::from_secs(30);
+const METADATA_TIMEOUT: Duration = Duration::from_secs(5);
+/// The notifications function's own bound is its timeout; this one only guards against a wedged
+/// local router. Generous, because the function compiles on its first invocation.
+const INVOKE_TIMEOUT: Duration = Duration::from_secs(120);
+
+fn backoff(attempt: u32) -> Duration {
+    Duration::from_secs(1 << attempt.min(5)).min(MAX_BACKOFF)
+}
 
 fn env(name: &str) -> Result<String, String> {
     std::env::var(name).map_err(|_| format!("{name} is not set"))
@@ -78,7 +98,7 @@ fn kafka_event(brokers: &str, records: &[Value]) -> Value {
 fn invoke(url: &str, event: &Value) -> Result<(), String> {
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(120)))
+        .timeout_global(Some(INVOKE_TIMEOUT))
         .build()
         .into();
     let mut response = agent
@@ -95,66 +115,139 @@ fn invoke(url: &str, event: &Value) -> Result<(), String> {
     }
 }
 
+/// A consumer of every partition of both topics, each from the offset `group` committed. It
+/// assigns the partitions itself rather than joining the group: the local stack runs one trigger,
+/// and a group member that outlived a broker restart can wait minutes to rejoin (tansu keeps the
+/// old membership), while an assigned consumer simply reconnects. Retries until the broker answers.
+async fn subscribe(brokers: &str, group: &str) -> StreamConsumer {
+    loop {
+        match try_subscribe(brokers, group) {
+            Ok(consumer) => return consumer,
+            Err(err) => {
+                eprintln!("cannot reach the broker yet ({err}); trying again");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
+}
+
+fn try_subscribe(brokers: &str, group: &str) -> Result<StreamConsumer, KafkaError> {
+    let consumer: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("reconnect.backoff.max.ms", "2000")
+        .create()?;
+    let mut partitions = TopicPartitionList::new();
+    for topic in [INVENTORY_TOPIC, ORDER_TOPIC] {
+        let metadata = consumer.fetch_metadata(Some(topic), METADATA_TIMEOUT)?;
+        for partition in metadata.topics().iter().flat_map(|t| t.partitions()) {
+            partitions.add_partition(topic, partition.id());
+        }
+    }
+    // Offsets never committed stay unset, so `auto.offset.reset` starts those at the beginning.
+    let committed = consumer.committed_offsets(partitions, METADATA_TIMEOUT)?;
+    consumer.assign(&committed)?;
+    Ok(consumer)
+}
+
 #[tokio::main]
 async fn main() -> Result<(), String> {
     let brokers = env("KAFKA_BROKERS")?;
     let url = env("STOCKROOM_INVOKE_URL")?;
     let group = std::env::var("STOCKROOM_TRIGGER_GROUP").unwrap_or_else(|_| "notifications".into());
+    let attempts: u32 = std::env::var("STOCKROOM_TRIGGER_ATTEMPTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20);
     let queues = SqsQueues::from_env().await?;
-    let consumer: StreamConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &brokers)
-        .set("group.id", &group)
-        .set("enable.auto.commit", "false")
-        .set("auto.offset.reset", "earliest")
-        // A trigger that died is noticed within seconds, so a restarted one gets its partitions.
-        .set("session.timeout.ms", "6000")
-        .set("heartbeat.interval.ms", "1000")
-        .create()
-        .map_err(|e| e.to_string())?;
-    consumer
-        .subscribe(&[INVENTORY_TOPIC, ORDER_TOPIC])
-        .map_err(|e| e.to_string())?;
+    let mut consumer = subscribe(&brokers, &group).await;
     println!("consuming {INVENTORY_TOPIC}, {ORDER_TOPIC} as group {group}; invoking {url}");
     let mut stop = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .map_err(|e| e.to_string())?;
+    let mut last_error: Option<String> = None;
+    let mut failing_since: Option<Instant> = None;
     loop {
         let mut records = Vec::new();
         // On SIGTERM, leave the group cleanly (dropping the consumer) so a new trigger starts at once.
         let first = tokio::select! {
-            message = consumer.recv() => message.map_err(|e| e.to_string())?,
+            message = consumer.recv() => message,
             _ = stop.recv() => {
                 println!("stopping");
                 return Ok(());
             }
         };
-        records.push(record(&first));
+        match first {
+            Ok(message) => records.push(record(&message)),
+            Err(err) => {
+                // librdkafka reports a broker that is down or restarting through the stream, and
+                // reconnects by itself: log each new kind of error once, and keep polling.
+                let err = err.to_string();
+                if last_error.as_ref() != Some(&err) {
+                    eprintln!("polling: {err}; still polling");
+                    last_error = Some(err);
+                }
+                // Should a consumer never reconnect, start a new one after a while, at the
+                // committed offsets.
+                let since = *failing_since.get_or_insert_with(Instant::now);
+                if since.elapsed() > REBUILD_AFTER {
+                    eprintln!("polling failed for {REBUILD_AFTER:?}: starting a new consumer");
+                    // Closing a consumer leaves its group, which can block on a broker that is
+                    // just coming back: close the old one on a thread of its own.
+                    let old = std::mem::replace(&mut consumer, subscribe(&brokers, &group).await);
+                    std::thread::spawn(move || drop(old));
+                    failing_since = None;
+                }
+                tokio::time::sleep(POLL_PAUSE).await;
+                continue;
+            }
+        }
+        failing_since = None;
+        if last_error.take().is_some() {
+            println!("polling works again");
+        }
         let window = tokio::time::sleep(BATCH_WINDOW);
         tokio::pin!(window);
         while records.len() < BATCH_SIZE {
             tokio::select! {
-                message = consumer.recv() => records.push(record(&message.map_err(|e| e.to_string())?)),
+                message = consumer.recv() => match message {
+                    Ok(message) => records.push(record(&message)),
+                    // Send what was gathered; the next poll deals with the broker.
+                    Err(_) => break,
+                },
                 _ = &mut window => break,
             }
         }
         let event = kafka_event(&brokers, &records);
         let mut outcome = Err(String::new());
-        for attempt in 0..ATTEMPTS {
+        for attempt in 0..attempts {
             outcome = invoke(&url, &event);
-            if outcome.is_ok() {
-                break;
+            match &outcome {
+                Ok(()) => break,
+                Err(reason) if attempt + 1 < attempts => {
+                    let pause = backoff(attempt);
+                    eprintln!(
+                        "invocation {} of {attempts} failed ({reason}); retrying in {} s",
+                        attempt + 1,
+                        pause.as_secs()
+                    );
+                    tokio::time::sleep(pause).await;
+                }
+                Err(_) => {}
             }
-            tokio::time::sleep(Duration::from_secs(1 << attempt)).await;
         }
         match outcome {
             Ok(()) => println!("delivered {} records", records.len()),
             Err(reason) => {
                 eprintln!(
-                    "batch of {} records failed {ATTEMPTS} times ({reason}); dead-lettering it",
+                    "batch of {} records failed {attempts} times ({reason}); dead-lettering it",
                     records.len()
                 );
                 for r in &records {
-                    let letter =
-                        json!({ "reason": format!("invocation failed: {reason}"), "record": r });
+                    // The notifications function's dead-letter shape: the record's fields and why.
+                    let mut letter = r.clone();
+                    letter["reason"] = json!(format!("invocation failed: {reason}"));
                     // Offsets move on only once every record is safe somewhere: wait for the queue.
                     while let Err(err) = queues.send(Queue::DeadLetters, letter.to_string()).await {
                         eprintln!("dead-letter queue unavailable ({err}); retrying in 5 s");
@@ -163,8 +256,9 @@ async fn main() -> Result<(), String> {
                 }
             }
         }
-        consumer
-            .commit_consumer_state(CommitMode::Sync)
-            .map_err(|e| e.to_string())?;
+        // A failed commit only means the batch is delivered again: notifications dedupes.
+        if let Err(err) = consumer.commit_consumer_state(CommitMode::Sync) {
+            eprintln!("committing offsets failed ({err}); the batch may be delivered again");
+        }
     }
 }

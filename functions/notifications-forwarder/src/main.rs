@@ -1,0 +1,17 @@
+//! Scheduled (EventBridge): sends the alerts and dead letters SQS did not take when they were
+//! recorded, from notification_db's outbox.
+use lambda_runtime::{Error, run, service_fn};
+use stockroom::api::notifications;
+use stockroom::db::{Db, NOTIFICATION_DATABASE_URL};
+use stockroom_sqs::SqsQueues;
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), Error> {
+    stockroom::telemetry::init();
+    let db = Db::from_env(NOTIFICATION_DATABASE_URL).await?;
+    let queues = SqsQueues::from_env().await?;
+    run(service_fn(|event| {
+        notifications::forward(&db, &queues, event)
+    }))
+    .await
+}
