@@ -160,6 +160,11 @@ impl Db {
         Ok(client)
     }
 
+    /// The database's name (`inventory_db`), for metrics and logs.
+    pub fn name(&self) -> &str {
+        self.config.get_dbname().unwrap_or("?")
+    }
+
     /// Checks that the database answers.
     pub async fn ping(&self) -> Result<(), DbError> {
         let mut conn = self.conn().await?;

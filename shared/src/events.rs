@@ -93,6 +93,8 @@ async fn try_publish_transaction(
         return Ok(());
     }
     publisher.publish(&events).await?;
+    metrics::counter!("stockroom_events_published_total", "database" => db.name().to_owned(), "by" => "request")
+        .increment(events.len() as u64);
     mark_published(db, &events).await.map_err(|e| e.to_string())
 }
 

@@ -3,8 +3,11 @@
 //! Handlers never return `Err` to the runtime: API Gateway would turn that into a bare 500. Every
 //! outcome, including a database outage, becomes a JSON response with the right status.
 
+use std::future::Future;
+use std::time::Instant;
+
 use lambda_http::http::{StatusCode, header};
-use lambda_http::{Body, Request, RequestExt, Response};
+use lambda_http::{Body, Request, RequestExt, Response, service_fn};
 use serde::Serialize;
 
 use crate::ApiError;
@@ -13,6 +16,87 @@ use crate::pagination::Page;
 
 /// What every HTTP handler returns; the error side is never used.
 pub type HandlerResult = Result<Response<Body>, lambda_http::Error>;
+
+/// The service an endpoint belongs to: the prefix of the original system's metric names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Service {
+    Inventory,
+    Order,
+    Notification,
+    /// The `$default` route's fallback.
+    Gateway,
+}
+
+impl Service {
+    fn requests_metric(self) -> &'static str {
+        match self {
+            Self::Inventory => "inventory_http_requests_total",
+            Self::Order => "order_http_requests_total",
+            Self::Notification => "notification_http_requests_total",
+            Self::Gateway => "gateway_http_requests_total",
+        }
+    }
+
+    fn duration_metric(self) -> &'static str {
+        match self {
+            Self::Inventory => "inventory_http_request_duration_seconds",
+            Self::Order => "order_http_request_duration_seconds",
+            Self::Notification => "notification_http_request_duration_seconds",
+            Self::Gateway => "gateway_http_request_duration_seconds",
+        }
+    }
+}
+
+/// What a function serves: its service and its route template (`/api/products/{id}`, as in
+/// template.yaml; never the raw path, so the metrics' series do not grow with every id).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Endpoint {
+    pub service: Service,
+    pub route: &'static str,
+}
+
+impl Endpoint {
+    pub const fn new(service: Service, route: &'static str) -> Self {
+        Self { service, route }
+    }
+}
+
+/// Runs an HTTP function: every request goes to `handler`, and is counted and timed here, once
+/// for every function (`<service>_http_requests_total{method,endpoint,status}` and
+/// `<service>_http_request_duration_seconds{method,endpoint}`); the metrics are then pushed in
+/// the background ([`crate::telemetry`]).
+pub async fn serve<F, Fut>(endpoint: Endpoint, handler: F) -> Result<(), lambda_http::Error>
+where
+    F: Fn(Request) -> Fut + Sync,
+    Fut: Future<Output = HandlerResult> + Send,
+{
+    lambda_http::run(service_fn(|request: Request| {
+        observed(endpoint, &handler, request)
+    }))
+    .await
+}
+
+async fn observed<F, Fut>(endpoint: Endpoint, handler: &F, request: Request) -> HandlerResult
+where
+    F: Fn(Request) -> Fut,
+    Fut: Future<Output = HandlerResult>,
+{
+    let method = request.method().as_str().to_owned();
+    let started = Instant::now();
+    let response = handler(request).await;
+    let status = response
+        .as_ref()
+        .map_or(500, |r| r.status().as_u16())
+        .to_string();
+    metrics::counter!(endpoint.service.requests_metric(),
+        "method" => method.clone(), "endpoint" => endpoint.route, "status" => status)
+    .increment(1);
+    metrics::histogram!(endpoint.service.duration_metric(),
+        "method" => method, "endpoint" => endpoint.route)
+    .record(started.elapsed().as_secs_f64());
+    crate::telemetry::push_soon();
+    response
+}
 
 pub fn json_response<T: Serialize>(status: StatusCode, value: &T) -> Response<Body> {
     match serde_json::to_string(value) {

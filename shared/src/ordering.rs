@@ -195,6 +195,24 @@ fn body_of(kind: OrderKind, orders: &[Order]) -> String {
 /// Places an order request (steps 1–3). Never oversells; on any failure nothing stays reserved,
 /// or the reconciler will release it.
 pub async fn place(dbs: &OrderDbs, request: &OrderRequest, key: Option<&str>) -> Reply {
+    let started = std::time::Instant::now();
+    let reply = place_unmeasured(dbs, request, key).await;
+    if !reply.replayed {
+        // confirmed: orders placed; rejected: refused (unknown product, no stock, a reused key);
+        // failed: the request could not finish (503), and a retry or the reconciler settles it.
+        let (status, count) = match reply.status.as_u16() {
+            201 => ("confirmed", request.lines.len()),
+            500.. => ("failed", 1),
+            _ => ("rejected", 1),
+        };
+        metrics::counter!("order_orders_total", "status" => status).increment(count as u64);
+        metrics::histogram!("order_processing_duration_seconds")
+            .record(started.elapsed().as_secs_f64());
+    }
+    reply
+}
+
+async fn place_unmeasured(dbs: &OrderDbs, request: &OrderRequest, key: Option<&str>) -> Reply {
     let (order_ref, lines) = match begin(dbs, request, key).await {
         Ok(Begun::Pending(order_ref, lines)) => (order_ref, lines),
         Ok(Begun::Replay(status, body)) => {
@@ -317,6 +335,7 @@ pub async fn cancel(dbs: &OrderDbs, id: i64) -> Result<Order, ApiError> {
     let (order, txid) = conn.check(finished)?;
     drop(conn);
     publish_transaction(&dbs.orders, dbs.publisher(), txid).await;
+    metrics::counter!("order_orders_total", "status" => "cancelled").increment(1);
     order.ok_or_else(|| ApiError::not_found(format!("no order with id {id}")))
 }
 

@@ -7,7 +7,7 @@ use stockroom_kafka::{KAFKA_BROKERS, KafkaPublisher};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
-    stockroom::telemetry::init();
+    stockroom::telemetry::init(env!("CARGO_BIN_NAME"));
     let brokers =
         std::env::var(KAFKA_BROKERS).map_err(|_| format!("{KAFKA_BROKERS} is not set"))?;
     // No back-off: the relay is the fallback, so every scheduled run tries the broker.

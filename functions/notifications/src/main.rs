@@ -7,7 +7,7 @@ use stockroom_sqs::{HANDLER_BACKOFF, SqsQueues};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
-    stockroom::telemetry::init();
+    stockroom::telemetry::init(env!("CARGO_BIN_NAME"));
     let db = Db::from_env(NOTIFICATION_DATABASE_URL).await?;
     // After an SQS failure, batches are recorded without waiting on SQS; the forwarder sends.
     let queues = SqsQueues::from_env().await?.with_backoff(HANDLER_BACKOFF);

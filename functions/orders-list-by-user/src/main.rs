@@ -1,13 +1,15 @@
 //! GET /api/orders/user/{user_id}: one user's orders, newest first.
-use lambda_http::{Error, run, service_fn};
+use lambda_http::Error;
+use stockroom::http::{Endpoint, Service, serve};
 use stockroom::{api, db::Db};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
-    stockroom::telemetry::init();
+    stockroom::telemetry::init(env!("CARGO_BIN_NAME"));
     let orders = Db::from_env(stockroom::db::ORDER_DATABASE_URL).await?;
-    run(service_fn(|request| {
-        api::orders::list_by_user(&orders, request)
-    }))
+    serve(
+        Endpoint::new(Service::Order, "/api/orders/user/{user_id}"),
+        |request| api::orders::list_by_user(&orders, request),
+    )
     .await
 }

@@ -6,7 +6,7 @@ use stockroom::ordering::OrderDbs;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
-    stockroom::telemetry::init();
+    stockroom::telemetry::init(env!("CARGO_BIN_NAME"));
     let pending_timeout = reconciler::pending_timeout_from_env()?;
     // It publishes nothing itself: what it settles reaches the outbox, and the relay sends it.
     let dbs = OrderDbs::from_env(None).await?;

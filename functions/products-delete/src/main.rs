@@ -1,15 +1,17 @@
 //! DELETE /api/products/{id}: deletes a product.
-use lambda_http::{Error, run, service_fn};
+use lambda_http::Error;
+use stockroom::http::{Endpoint, Service, serve};
 use stockroom::{api, db::Db};
 use stockroom_kafka::KafkaPublisher;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
-    stockroom::telemetry::init();
+    stockroom::telemetry::init(env!("CARGO_BIN_NAME"));
     let db = Db::from_env(stockroom::db::INVENTORY_DATABASE_URL).await?;
     let events = KafkaPublisher::boxed_from_env()?;
-    run(service_fn(|request| {
-        api::products::delete(&db, events.as_deref(), request)
-    }))
+    serve(
+        Endpoint::new(Service::Inventory, "/api/products/{id}"),
+        |request| api::products::delete(&db, events.as_deref(), request),
+    )
     .await
 }

@@ -1,10 +1,15 @@
 //! GET /api/products: lists products by id, all or one keyset page.
-use lambda_http::{Error, run, service_fn};
+use lambda_http::Error;
+use stockroom::http::{Endpoint, Service, serve};
 use stockroom::{api, db::Db};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
-    stockroom::telemetry::init();
+    stockroom::telemetry::init(env!("CARGO_BIN_NAME"));
     let db = Db::from_env(stockroom::db::INVENTORY_DATABASE_URL).await?;
-    run(service_fn(|request| api::products::list(&db, request))).await
+    serve(
+        Endpoint::new(Service::Inventory, "/api/products"),
+        |request| api::products::list(&db, request),
+    )
+    .await
 }

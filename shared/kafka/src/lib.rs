@@ -139,7 +139,10 @@ impl Publish for KafkaPublisher {
             if down_since.is_some_and(|at| at.elapsed() < self.backoff) {
                 return Err("the broker was unreachable moments ago; left to the relay".into());
             }
+            let started = Instant::now();
             let sent = self.send_all(events).await;
+            metrics::histogram!("stockroom_kafka_publish_duration_seconds")
+                .record(started.elapsed().as_secs_f64());
             if sent.is_err() {
                 self.discard();
             }

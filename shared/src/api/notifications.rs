@@ -113,7 +113,24 @@ pub async fn handle(
     queues: &dyn Queues,
     event: LambdaEvent<KafkaEvent>,
 ) -> Result<Handled, lambda_http::Error> {
-    let mut partitions: Vec<_> = event.payload.records.iter().collect();
+    let started = std::time::Instant::now();
+    let handled = handle_batch(db, queues, &event.payload).await;
+    if let Ok(handled) = &handled {
+        metrics::counter!("stockroom_dead_letters_total").increment(handled.dead_lettered as u64);
+        metrics::counter!("stockroom_alerts_forwarded_total").increment(handled.forwarded as u64);
+        metrics::histogram!("notification_message_processing_duration_seconds")
+            .record(started.elapsed().as_secs_f64());
+    }
+    crate::telemetry::finish_run(&handled);
+    handled
+}
+
+async fn handle_batch(
+    db: &Db,
+    queues: &dyn Queues,
+    event: &KafkaEvent,
+) -> Result<Handled, lambda_http::Error> {
+    let mut partitions: Vec<_> = event.records.iter().collect();
     partitions.sort_by(|a, b| a.0.cmp(b.0));
     let (mut valid, mut letters) = (Vec::new(), Vec::new());
     for record in partitions.into_iter().flat_map(|(_, records)| records) {
@@ -137,6 +154,8 @@ pub async fn handle(
         .iter()
         .filter(|(n, _)| batch.new.contains(&n.event_id))
     {
+        metrics::counter!("notification_notifications_sent_total", "event_type" => n.event_type.as_str())
+            .increment(1);
         tracing::info!(
             event_id = %n.event_id,
             event_type = n.event_type.as_str(),
@@ -183,6 +202,12 @@ pub async fn forward(
     event: LambdaEvent<EventBridgeEvent>,
 ) -> Result<Forwarded, lambda_http::Error> {
     tracing::debug!(schedule = ?event.payload.resources, "forwarding");
+    let forwarded = forward_all(db, queues).await;
+    crate::telemetry::finish_run(&forwarded);
+    forwarded
+}
+
+async fn forward_all(db: &Db, queues: &dyn Queues) -> Result<Forwarded, lambda_http::Error> {
     let mut done = Forwarded::default();
     loop {
         let mut conn = db.conn().await?;

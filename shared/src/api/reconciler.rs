@@ -31,7 +31,19 @@ pub async fn run(
     event: LambdaEvent<EventBridgeEvent>,
 ) -> Result<Reconciled, lambda_http::Error> {
     tracing::info!(schedule = ?event.payload.resources, "reconciling orders");
-    let done = ordering::reconcile(dbs, pending_timeout).await?;
-    tracing::info!(?done, "reconciled");
-    Ok(done)
+    let done = ordering::reconcile(dbs, pending_timeout).await;
+    if let Ok(done) = &done {
+        tracing::info!(?done, "reconciled");
+        for (action, count) in [
+            ("confirmed", done.confirmed),
+            ("failed", done.failed),
+            ("cancelled", done.cancelled),
+            ("released", done.released),
+        ] {
+            metrics::counter!("stockroom_reconciler_actions_total", "action" => action)
+                .increment(count as u64);
+        }
+    }
+    crate::telemetry::finish_run(&done);
+    Ok(done?)
 }

@@ -41,7 +41,13 @@ pub async fn run(
     tracing::debug!(schedule = ?event.payload.resources, "relaying outboxes");
     let inventory = events::relay(&outboxes.inventory, publisher, BATCH).await;
     let orders = events::relay(&outboxes.orders, publisher, BATCH).await;
-    match (inventory, orders) {
+    for (database, relayed) in [("inventory_db", &inventory), ("order_db", &orders)] {
+        if let Ok(relayed) = relayed {
+            metrics::counter!("stockroom_events_published_total", "database" => database, "by" => "relay")
+                .increment(relayed.published as u64);
+        }
+    }
+    let outcome = match (inventory, orders) {
         (Ok(inventory), Ok(orders)) => {
             let report = RelayReport {
                 inventory_events: inventory.published,
@@ -51,5 +57,7 @@ pub async fn run(
             Ok(report)
         }
         (Err(err), _) | (_, Err(err)) => Err(err.into()),
-    }
+    };
+    crate::telemetry::finish_run(&outcome);
+    outcome
 }

@@ -1,0 +1,94 @@
+//! Metrics end to end: requests over HTTP are counted by the functions, pushed to the real
+//! pushgateway after each invocation, scraped by the real Prometheus, and queryable there, with
+//! route templates (never raw ids) as `endpoint`.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{call, unique};
+use serde_json::Value;
+
+fn prometheus() -> String {
+    std::env::var("PROMETHEUS_URL")
+        .unwrap_or_else(|_| panic!("PROMETHEUS_URL is not set: run the tests with localstack/test"))
+}
+
+/// The result vector of an instant query.
+fn query(promql: &str) -> Vec<Value> {
+    let mut response = common::agent()
+        .get(format!("{}/api/v1/query", prometheus()))
+        .query("query", promql)
+        .call()
+        .unwrap_or_else(|e| panic!("{promql}: {e}"));
+    let body: Value = serde_json::from_str(&response.body_mut().read_to_string().unwrap()).unwrap();
+    assert_eq!(body["status"], "success", "{promql}: {body}");
+    body["data"]["result"].as_array().unwrap().clone()
+}
+
+/// The single value of a query that sums to one sample; 0 when there is no series yet.
+fn scalar(promql: &str) -> f64 {
+    query(promql)
+        .first()
+        .and_then(|s| s["value"][1].as_str())
+        .map_or(0.0, |v| v.parse().unwrap())
+}
+
+#[test]
+fn orders_placed_over_http_show_up_in_prometheus() {
+    let confirmed = r#"sum(order_orders_total{status="confirmed"})"#;
+    let before = scalar(confirmed);
+    let created = call(
+        "POST",
+        "/api/products",
+        Some(&format!(
+            r#"{{"name":"{}","price":4.00,"stock":50}}"#,
+            unique("metered")
+        )),
+    );
+    assert_eq!(created.status, 201, "{}", created.text);
+    let product = created.json()["id"].as_i64().unwrap();
+    for _ in 0..3 {
+        let placed = call(
+            "POST",
+            "/api/orders",
+            Some(&format!(r#"{{"product_id":{product},"quantity":1}}"#)),
+        );
+        assert_eq!(placed.status, 201, "{}", placed.text);
+    }
+    let got = call("GET", &format!("/api/products/{product}"), None);
+    assert_eq!(got.status, 200);
+
+    // Prometheus scrapes the pushgateway every 5 s locally.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while scalar(confirmed) < before + 3.0 {
+        assert!(
+            Instant::now() < deadline,
+            "order_orders_total did not grow by 3 (from {before})"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let by_template = query(
+        r#"inventory_http_requests_total{method="GET",endpoint="/api/products/{id}",status="200"}"#,
+    );
+    assert!(
+        !by_template.is_empty(),
+        "GET /api/products/{{id}} not counted"
+    );
+    assert!(
+        by_template
+            .iter()
+            .all(|s| s["metric"]["job"] == "stockroom" && s["metric"]["function"] == "products-get"),
+        "grouped by function and environment: {by_template:?}"
+    );
+    assert!(
+        query(r#"{__name__=~".+_http_requests_total",endpoint=~".*/[0-9]+.*"}"#).is_empty(),
+        "a raw path became a label"
+    );
+    assert!(scalar(r#"sum(stockroom_cold_starts_total{function="orders-create"})"#) >= 1.0);
+    assert!(
+        !query(r#"order_http_request_duration_seconds_bucket{endpoint="/api/orders",le="1"}"#)
+            .is_empty(),
+        "the latency histogram has a 1 s bucket"
+    );
+}
