@@ -27,8 +27,8 @@ const BUCKETS: &[f64] = &[
 
 struct Pusher {
     handle: PrometheusHandle,
-    /// `host:port` and the group's path.
-    address: String,
+    gateway: Pushgateway,
+    /// This environment's group.
     path: String,
     busy: AtomicBool,
 }
@@ -42,15 +42,15 @@ static PUSHER: OnceLock<Pusher> = OnceLock::new();
 pub fn init(function: &str) {
     lambda_http::tracing::init_default_subscriber();
     let url = std::env::var(PUSHGATEWAY_URL).unwrap_or_default();
-    let Some(address) = url
-        .trim()
-        .strip_prefix("http://")
-        .map(|rest| rest.trim_end_matches('/'))
-    else {
-        if !url.trim().is_empty() {
-            tracing::warn!(%url, "PUSHGATEWAY_URL must be http://host:port; metrics are off");
-        }
+    if url.trim().is_empty() {
         return;
+    }
+    let gateway = match Pushgateway::new(&url) {
+        Ok(gateway) => gateway,
+        Err(err) => {
+            tracing::warn!(%err, "metrics are off");
+            return;
+        }
     };
     let recorder = PrometheusBuilder::new()
         .set_buckets(BUCKETS)
@@ -63,13 +63,34 @@ pub fn init(function: &str) {
     let instance = uuid::Uuid::new_v4();
     let pusher = Pusher {
         handle,
-        address: address.to_owned(),
+        gateway,
         path: format!("/metrics/job/stockroom/function/{function}/instance/{instance}"),
         busy: AtomicBool::new(false),
     };
     if PUSHER.set(pusher).is_ok() {
+        declare_counters();
         metrics::counter!("stockroom_cold_starts_total").increment(1);
+        // At once, before the first event: see `declare_counters`.
+        push_soon();
     }
+}
+
+/// The counters whose every increase the rules must see, present at zero from the first push.
+/// `rate()` and `increase()` need two samples: a counter that first appears at 1 (this
+/// environment's first order failed, say) would never be counted. Declared in every function,
+/// so every environment's group has them; a zero series costs nothing in a sum.
+fn declare_counters() {
+    for status in ["confirmed", "failed", "rejected", "cancelled"] {
+        metrics::counter!("order_orders_total", "status" => status).absolute(0);
+    }
+    for outcome in ["ok", "error"] {
+        metrics::counter!("stockroom_scheduled_runs_total", "outcome" => outcome).absolute(0);
+    }
+    for action in ["confirmed", "failed", "cancelled", "released"] {
+        metrics::counter!("stockroom_reconciler_actions_total", "action" => action).absolute(0);
+    }
+    metrics::counter!("stockroom_dead_letters_total").absolute(0);
+    metrics::counter!("stockroom_alerts_forwarded_total").absolute(0);
 }
 
 /// Pushes this environment's metrics in the background. Call it when an invocation is done; the
@@ -84,7 +105,8 @@ pub fn push_soon() {
     tokio::spawn(async move {
         pusher.handle.run_upkeep();
         let body = pusher.handle.render();
-        let pushed = tokio::time::timeout(PUSH_TIMEOUT, put(pusher, body)).await;
+        let pushed =
+            tokio::time::timeout(PUSH_TIMEOUT, put(&pusher.gateway, &pusher.path, body)).await;
         pusher.busy.store(false, Ordering::Release);
         match pushed {
             Ok(Ok(())) => {}
@@ -102,36 +124,111 @@ pub fn finish_run<T, E>(result: &Result<T, E>) {
     push_soon();
 }
 
-/// `PUT` of the text exposition to the group's URL: a plain HTTP/1.1 request, so the domain crate
-/// needs no HTTP client.
-async fn put(pusher: &Pusher, body: String) -> Result<(), String> {
-    let mut stream = tokio::net::TcpStream::connect(&pusher.address)
-        .await
-        .map_err(|e| e.to_string())?;
-    let head = format!(
-        "PUT {} HTTP/1.1\r\nHost: {}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        pusher.path,
-        pusher.address,
-        body.len()
-    );
-    stream
-        .write_all(head.as_bytes())
-        .await
-        .map_err(|e| e.to_string())?;
-    stream
-        .write_all(body.as_bytes())
-        .await
-        .map_err(|e| e.to_string())?;
-    let mut status = [0u8; 12];
-    stream
-        .read_exact(&mut status)
-        .await
-        .map_err(|e| e.to_string())?;
-    match &status[9..12] {
-        b"200" | b"202" => Ok(()),
-        other => Err(format!(
-            "pushgateway answered {}",
-            String::from_utf8_lossy(other)
-        )),
+async fn put(gateway: &Pushgateway, path: &str, body: String) -> Result<(), String> {
+    gateway.call("PUT", path, &body).await.map(drop)
+}
+
+/// A pushgateway's HTTP API, spoken with plain HTTP/1.0 requests (so answers are never chunked)
+/// and no HTTP client crate.
+#[derive(Debug, Clone)]
+pub struct Pushgateway {
+    /// `host:port`.
+    address: String,
+}
+
+impl Pushgateway {
+    /// From an `http://host:port` URL.
+    pub fn new(url: &str) -> Result<Self, String> {
+        let address = url
+            .trim()
+            .strip_prefix("http://")
+            .map(|rest| rest.trim_end_matches('/'))
+            .filter(|rest| !rest.is_empty())
+            .ok_or_else(|| format!("the pushgateway URL must be http://host:port, not {url:?}"))?;
+        Ok(Self {
+            address: address.to_owned(),
+        })
+    }
+
+    pub fn from_env() -> Result<Self, String> {
+        Self::new(
+            &std::env::var(PUSHGATEWAY_URL).map_err(|_| format!("{PUSHGATEWAY_URL} is not set"))?,
+        )
+    }
+
+    /// One request; the body of a 2xx answer, or why not.
+    pub async fn call(&self, method: &str, path: &str, body: &str) -> Result<String, String> {
+        let mut stream = tokio::net::TcpStream::connect(&self.address)
+            .await
+            .map_err(|e| e.to_string())?;
+        let head = format!(
+            "{method} {path} HTTP/1.0\r\nHost: {}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\n\r\n",
+            self.address,
+            body.len()
+        );
+        stream
+            .write_all(head.as_bytes())
+            .await
+            .map_err(|e| e.to_string())?;
+        stream
+            .write_all(body.as_bytes())
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut answer = Vec::new();
+        stream
+            .read_to_end(&mut answer)
+            .await
+            .map_err(|e| e.to_string())?;
+        let answer = String::from_utf8_lossy(&answer);
+        let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
+        let status = head.split(' ').nth(1).unwrap_or("?");
+        if status.starts_with('2') {
+            Ok(body.to_owned())
+        } else {
+            Err(format!(
+                "{method} {path}: the pushgateway answered {status}"
+            ))
+        }
+    }
+
+    /// Every group of `job` with the time of its last push (unix seconds).
+    pub async fn groups(&self, job: &str) -> Result<Vec<(Vec<(String, String)>, f64)>, String> {
+        let body = self.call("GET", "/api/v1/metrics", "").await?;
+        let parsed: serde_json::Value =
+            serde_json::from_str(&body).map_err(|e| format!("pushgateway metrics: {e}"))?;
+        let groups = parsed["data"].as_array().cloned().unwrap_or_default();
+        Ok(groups
+            .iter()
+            .filter(|g| g["labels"]["job"] == job)
+            .map(|g| {
+                let labels = g["labels"]
+                    .as_object()
+                    .map(|l| {
+                        l.iter()
+                            .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned()))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                let pushed = g["push_time_seconds"]["metrics"][0]["value"]
+                    .as_str()
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0.0);
+                (labels, pushed)
+            })
+            .collect())
+    }
+
+    /// Deletes one group, named by its grouping labels (`job` first).
+    pub async fn delete(&self, labels: &[(String, String)]) -> Result<(), String> {
+        let job = labels
+            .iter()
+            .find(|(k, _)| k == "job")
+            .map(|(_, v)| v.as_str())
+            .ok_or("a group has a job")?;
+        let mut path = format!("/metrics/job/{job}");
+        for (k, v) in labels.iter().filter(|(k, _)| k != "job") {
+            path.push_str(&format!("/{k}/{v}"));
+        }
+        self.call("DELETE", &path, "").await.map(drop)
     }
 }

@@ -29,6 +29,7 @@ async fn other_methods_on_known_paths_are_405_with_allow() {
 const FUNCTIONS: &[(&str, &str)] = &[
     ("events-relay", "relay::run"),
     ("health", "api::health::check"),
+    ("metrics-janitor", "janitor::run"),
     ("not-found", "api::fallback::not_found"),
     ("notifications", "notifications::handle"),
     ("notifications-forwarder", "notifications::forward"),

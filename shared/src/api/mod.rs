@@ -3,6 +3,7 @@
 
 pub mod fallback;
 pub mod health;
+pub mod janitor;
 pub mod notifications;
 pub mod orders;
 pub mod products;
