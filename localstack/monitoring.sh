@@ -66,41 +66,37 @@ render_monitoring_config() {
     sed -e "s|@ALERT_WEBHOOK_URL@|$webhook|g" "$REPO_DIR/monitoring/alertmanager.yml" >"$dir/alertmanager.yml"
 }
 
+# Runs one check (the command after WHAT and OK): prints OK when it passes, else WHAT and the
+# command's output; returns its status.
+run_check() {
+    local what=$1 ok=$2 out
+    shift 2
+    if out=$("$@" 2>&1); then
+        info "$ok"
+    else
+        info "$what failed:"
+        printf '%s\n' "$out" | sed 's/^/      /'
+        return 1
+    fi
+}
+
 # Checks the rules (syntax, then the unit tests of stockroom.rules.test.yml) and the rendered
 # configuration. Prints what failed; returns non-zero on any failure.
 check_rules() {
     step "Checking the Prometheus rules and configuration (promtool, amtool)"
-    local failed=0 out dir
-    if out=$(promtool check rules "$MONITORING_RULES" 2>&1); then
-        info "rules:        $(printf '%s\n' "$out" | grep -o '[0-9]* rules found' || echo ok)"
-    else
-        info "promtool check rules $MONITORING_RULES failed:"
-        printf '%s\n' "$out" | sed 's/^/      /'
-        failed=1
-    fi
-    if out=$(promtool test rules "$MONITORING_RULE_TESTS" 2>&1); then
-        info "rule tests:   $(grep -c '^  - name:' "$MONITORING_RULE_TESTS") cases passed (promtool test rules)"
-    else
-        info "promtool test rules $MONITORING_RULE_TESTS failed:"
-        printf '%s\n' "$out" | sed 's/^/      /'
-        failed=1
-    fi
+    local failed=0 dir
+    run_check "promtool check rules $MONITORING_RULES" \
+        "rules:        $(grep -cE '^ *- (alert|record):' "$MONITORING_RULES") rules valid" \
+        promtool check rules "$MONITORING_RULES" || failed=1
+    run_check "promtool test rules $MONITORING_RULE_TESTS" \
+        "rule tests:   $(grep -c '^  - name:' "$MONITORING_RULE_TESTS") cases passed (promtool test rules)" \
+        promtool test rules "$MONITORING_RULE_TESTS" || failed=1
     dir=$(mktemp -d)
     render_monitoring_config "$dir"
-    if out=$(promtool check config "$dir/prometheus.yml" 2>&1); then
-        info "prometheus.yml is valid"
-    else
-        info "promtool check config (monitoring/prometheus.yml, rendered) failed:"
-        printf '%s\n' "$out" | sed 's/^/      /'
-        failed=1
-    fi
-    if out=$(amtool check-config "$dir/alertmanager.yml" 2>&1); then
-        info "alertmanager.yml is valid"
-    else
-        info "amtool check-config (monitoring/alertmanager.yml, rendered) failed:"
-        printf '%s\n' "$out" | sed 's/^/      /'
-        failed=1
-    fi
+    run_check "promtool check config (monitoring/prometheus.yml, rendered)" "prometheus.yml is valid" \
+        promtool check config "$dir/prometheus.yml" || failed=1
+    run_check "amtool check-config (monitoring/alertmanager.yml, rendered)" "alertmanager.yml is valid" \
+        amtool check-config "$dir/alertmanager.yml" || failed=1
     rm -rf "$dir"
     if [ "$failed" != 0 ]; then
         printf '%serror: the monitoring rules or configuration are broken (see above)%s\n' "$RED" "$PLAIN" >&2
