@@ -105,11 +105,14 @@ pub fn push_soon() {
     tokio::spawn(async move {
         pusher.handle.run_upkeep();
         let body = pusher.handle.render();
-        let pushed =
-            tokio::time::timeout(PUSH_TIMEOUT, put(&pusher.gateway, &pusher.path, body)).await;
+        let pushed = tokio::time::timeout(
+            PUSH_TIMEOUT,
+            pusher.gateway.call("PUT", &pusher.path, &body),
+        )
+        .await;
         pusher.busy.store(false, Ordering::Release);
         match pushed {
-            Ok(Ok(())) => {}
+            Ok(Ok(_)) => {}
             Ok(Err(err)) => tracing::debug!(%err, "metrics push failed; the next one carries them"),
             Err(_) => tracing::debug!("metrics push timed out; the next one carries them"),
         }
@@ -122,10 +125,6 @@ pub fn finish_run<T, E>(result: &Result<T, E>) {
     let outcome = if result.is_ok() { "ok" } else { "error" };
     metrics::counter!("stockroom_scheduled_runs_total", "outcome" => outcome).increment(1);
     push_soon();
-}
-
-async fn put(gateway: &Pushgateway, path: &str, body: String) -> Result<(), String> {
-    gateway.call("PUT", path, &body).await.map(drop)
 }
 
 /// A pushgateway's HTTP API, spoken with plain HTTP/1.0 requests (so answers are never chunked)

@@ -8,14 +8,14 @@
 //! minutes: the function fails only while its database is unreachable, and a restart takes
 //! seconds); only then do the batch's records go to the dead-letter queue, so one broken batch
 //! never stops the stream. A broker outage never stops the trigger: it keeps polling, and
-//! librdkafka reconnects and rejoins the group when the broker is back.
+//! librdkafka reconnects when the broker is back.
 //!
 //! Configuration: `KAFKA_BROKERS`, `STOCKROOM_INVOKE_URL` (the function's invocations URL),
 //! `STOCKROOM_TRIGGER_GROUP` (default `notifications`), `STOCKROOM_TRIGGER_ATTEMPTS`,
 //! `DEAD_LETTER_QUEUE_URL` and the AWS variables of `stockroom-sqs`.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -35,8 +35,6 @@ const BATCH_WINDOW: Duration = Duration::from_millis(500);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// Pause after a polling error, so a broker outage does not spin the loop.
 const POLL_PAUSE: Duration = Duration::from_millis(500);
-/// Polling that fails for this long gets a new consumer.
-const REBUILD_AFTER: Duration = Duration::from_secs(30);
 const METADATA_TIMEOUT: Duration = Duration::from_secs(5);
 /// The notifications function's own bound is its timeout; this one only guards against a wedged
 /// local router. Generous, because the function compiles on its first invocation.
@@ -162,15 +160,14 @@ async fn main() -> Result<(), String> {
         .and_then(|v| v.parse().ok())
         .unwrap_or(20);
     let queues = SqsQueues::from_env().await?;
-    let mut consumer = subscribe(&brokers, &group).await;
+    let consumer = subscribe(&brokers, &group).await;
     println!("consuming {INVENTORY_TOPIC}, {ORDER_TOPIC} as group {group}; invoking {url}");
     let mut stop = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .map_err(|e| e.to_string())?;
     let mut last_error: Option<String> = None;
-    let mut failing_since: Option<Instant> = None;
     loop {
         let mut records = Vec::new();
-        // On SIGTERM, leave the group cleanly (dropping the consumer) so a new trigger starts at once.
+        // On SIGTERM, stop between batches: every batch handled so far has its offsets committed.
         let first = tokio::select! {
             message = consumer.recv() => message,
             _ = stop.recv() => {
@@ -188,22 +185,10 @@ async fn main() -> Result<(), String> {
                     eprintln!("polling: {err}; still polling");
                     last_error = Some(err);
                 }
-                // Should a consumer never reconnect, start a new one after a while, at the
-                // committed offsets.
-                let since = *failing_since.get_or_insert_with(Instant::now);
-                if since.elapsed() > REBUILD_AFTER {
-                    eprintln!("polling failed for {REBUILD_AFTER:?}: starting a new consumer");
-                    // Closing a consumer leaves its group, which can block on a broker that is
-                    // just coming back: close the old one on a thread of its own.
-                    let old = std::mem::replace(&mut consumer, subscribe(&brokers, &group).await);
-                    std::thread::spawn(move || drop(old));
-                    failing_since = None;
-                }
                 tokio::time::sleep(POLL_PAUSE).await;
                 continue;
             }
         }
-        failing_since = None;
         if last_error.take().is_some() {
             println!("polling works again");
         }
