@@ -25,14 +25,16 @@ MONITORING_DIR=$STATE_DIR/monitoring
 MONITORING_RULES="$REPO_DIR/monitoring/rules/stockroom.rules.yml"
 MONITORING_RULE_TESTS="$REPO_DIR/monitoring/rules/stockroom.rules.test.yml"
 
-# Debian's packages (Prometheus 2.42, pushgateway 1.5, Alertmanager 0.25 on bookworm).
+# Debian's packages (Prometheus 2.42, pushgateway 1.5, Alertmanager 0.25 on bookworm), and the
+# font tools/render-dashboards draws its text with.
+DASHBOARD_FONT=/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf
 ensure_monitoring_installed() {
     if [ -x /usr/bin/prometheus ] && [ -x /usr/bin/promtool ] && [ -x /usr/bin/prometheus-pushgateway ] &&
-        [ -x /usr/bin/prometheus-alertmanager ] && [ -x /usr/bin/amtool ]; then
+        [ -x /usr/bin/prometheus-alertmanager ] && [ -x /usr/bin/amtool ] && [ -f "$DASHBOARD_FONT" ]; then
         info "Prometheus $(/usr/bin/prometheus --version 2>&1 | awk 'NR == 1 {print $3}'), pushgateway and Alertmanager are installed"
         return
     fi
-    step "Installing Prometheus, the pushgateway and Alertmanager from Debian's packages"
+    step "Installing Prometheus, the pushgateway, Alertmanager and a font from Debian's packages"
     [ "$(id -u)" = 0 ] ||
         die "Prometheus is missing; run as root or install prometheus, prometheus-pushgateway and prometheus-alertmanager"
     DEBIAN_FRONTEND=noninteractive apt-get update -qq
@@ -40,13 +42,14 @@ ensure_monitoring_installed() {
     # where that cannot happen (no init system) apt says so and carries on. Where it did happen, stop
     # and disable them again: the stack runs its own, on loopback, with its own configuration.
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-        prometheus prometheus-pushgateway prometheus-alertmanager >/dev/null 2>&1 ||
-        die "apt-get install prometheus prometheus-pushgateway prometheus-alertmanager failed"
+        prometheus prometheus-pushgateway prometheus-alertmanager fonts-dejavu-core >/dev/null 2>&1 ||
+        die "apt-get install prometheus prometheus-pushgateway prometheus-alertmanager fonts-dejavu-core failed"
     if [ -d /run/systemd/system ]; then
         systemctl disable --now prometheus prometheus-pushgateway prometheus-alertmanager >/dev/null 2>&1 || true
     fi
     [ -x /usr/bin/prometheus ] && [ -x /usr/bin/promtool ] && [ -x /usr/bin/prometheus-pushgateway ] &&
-        [ -x /usr/bin/prometheus-alertmanager ] || die "the Prometheus packages did not install their binaries"
+        [ -x /usr/bin/prometheus-alertmanager ] && [ -f "$DASHBOARD_FONT" ] ||
+        die "the Prometheus packages (or fonts-dejavu-core) did not install their files"
 }
 
 # Writes monitoring/prometheus.yml and monitoring/alertmanager.yml into $1 with the placeholders
