@@ -146,9 +146,12 @@ pid_alive() { [ -s "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
 
 # The functions' environment, as template.yaml sets it in AWS (one file for cargo lambda watch).
 ORDER_PENDING_TIMEOUT_SECONDS=${ORDER_PENDING_TIMEOUT_SECONDS:-60}
+# As in AWS (template.yaml's LoggingConfig): one JSON object per log line. Set it to TEXT for
+# lines that read better in a terminal.
+AWS_LAMBDA_LOG_FORMAT=${AWS_LAMBDA_LOG_FORMAT:-JSON}
 FUNCTION_ENV_VARS="INVENTORY_DATABASE_URL ORDER_DATABASE_URL STOCK_RESERVATION_DATABASE_URL NOTIFICATION_DATABASE_URL
     KAFKA_BROKERS AWS_ENDPOINT_URL_SQS AWS_REGION AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY ALERTS_QUEUE_URL DEAD_LETTER_QUEUE_URL
-    ORDER_PENDING_TIMEOUT_SECONDS PUSHGATEWAY_URL"
+    ORDER_PENDING_TIMEOUT_SECONDS PUSHGATEWAY_URL AWS_LAMBDA_LOG_FORMAT"
 write_env_file() {
     local var
     for var in $FUNCTION_ENV_VARS; do printf '%s=%s\n' "$var" "${!var}"; done >"$1"

@@ -92,3 +92,80 @@ fn orders_placed_over_http_show_up_in_prometheus() {
         "the latency histogram has a 1 s bucket"
     );
 }
+
+/// Waits until `inventory_stock_levels` of `product` satisfies `ok`, or fails saying what it was.
+fn wait_for_stock_level(product: i64, what: &str, ok: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+    let promql = format!(r#"inventory_stock_levels{{product_id="{product}"}}"#);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let series = query(&promql);
+        if ok(&series) {
+            return series;
+        }
+        assert!(Instant::now() < deadline, "{what}: {series:?}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+fn level(series: &[Value]) -> Option<f64> {
+    match series {
+        [one] => one["value"][1].as_str().and_then(|v| v.parse().ok()),
+        _ => None,
+    }
+}
+
+#[test]
+fn stock_levels_follow_every_change_and_go_with_the_product() {
+    let name = unique("gauged \"mug\"");
+    let created = call(
+        "POST",
+        "/api/products",
+        Some(&serde_json::json!({"name": name, "price": 4.00, "stock": 12}).to_string()),
+    );
+    assert_eq!(created.status, 201, "{}", created.text);
+    let product = created.json()["id"].as_i64().unwrap();
+    let series = wait_for_stock_level(product, "created with 12", |s| level(s) == Some(12.0));
+    assert_eq!(series[0]["metric"]["product_name"], name.as_str());
+    assert_eq!(series[0]["metric"]["job"], "stockroom_stock");
+
+    // Reservations by orders-create and orders-bulk.
+    let single = call(
+        "POST",
+        "/api/orders",
+        Some(&format!(r#"{{"product_id":{product},"quantity":2}}"#)),
+    );
+    assert_eq!(single.status, 201, "{}", single.text);
+    let bulk = call(
+        "POST",
+        "/api/orders/bulk",
+        Some(&format!(
+            r#"{{"items":[{{"product_id":{product},"quantity":2}}]}}"#
+        )),
+    );
+    assert_eq!(bulk.status, 201, "{}", bulk.text);
+    wait_for_stock_level(product, "two orders of 2", |s| level(s) == Some(8.0));
+    assert!(
+        !query(&format!(
+            r#"min by (product_id) (inventory_stock_levels{{product_id="{product}"}}) < 10"#
+        ))
+        .is_empty(),
+        "8 is a low stock"
+    );
+
+    // A cancel returns stock; a PUT sets it.
+    let order = single.json()["id"].as_i64().unwrap();
+    let cancelled = call("POST", &format!("/api/orders/{order}/cancel"), Some("{}"));
+    assert_eq!(cancelled.status, 200, "{}", cancelled.text);
+    wait_for_stock_level(product, "cancelled 2", |s| level(s) == Some(10.0));
+    let replaced = call(
+        "PUT",
+        &format!("/api/products/{product}"),
+        Some(&serde_json::json!({"name": name, "price": 4.00, "stock": 40}).to_string()),
+    );
+    assert_eq!(replaced.status, 200, "{}", replaced.text);
+    wait_for_stock_level(product, "set to 40", |s| level(s) == Some(40.0));
+
+    let deleted = call("DELETE", &format!("/api/products/{product}"), None);
+    assert_eq!(deleted.status, 204);
+    wait_for_stock_level(product, "deleted", |s| s.is_empty());
+}

@@ -6,13 +6,11 @@
 //! or a NAT may have dropped the socket. Statements go through `query_typed`, which uses unnamed
 //! statements, and nothing sets session state, so RDS Proxy can multiplex without pinning.
 
-use std::time::Duration;
-
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::{Mutex, MutexGuard};
 use tokio_postgres::error::SqlState;
-use tokio_postgres::{Client, Config, NoTls};
+use tokio_postgres::{Client, Config, NoTls, Transaction};
 
 /// Environment variable holding the inventory database's connection URL.
 pub const INVENTORY_DATABASE_URL: &str = "INVENTORY_DATABASE_URL";
@@ -72,6 +70,9 @@ impl From<tokio_postgres::Error> for DbError {
 pub struct Db {
     config: Config,
     slot: Mutex<Slot>,
+    /// `<database>_query_duration_seconds`: `inventory_db_query_duration_seconds` and so on, the
+    /// original system's names.
+    query_metric: String,
 }
 
 #[derive(Default)]
@@ -103,9 +104,14 @@ impl Db {
                     .unwrap_or("stockroom"),
             );
         }
+        let query_metric = format!(
+            "{}_query_duration_seconds",
+            config.get_dbname().unwrap_or("stockroom_db")
+        );
         Ok(Self {
             config,
             slot: Mutex::new(Slot::default()),
+            query_metric,
         })
     }
 
@@ -167,9 +173,67 @@ impl Db {
 
     /// Checks that the database answers.
     pub async fn ping(&self) -> Result<(), DbError> {
+        self.run("ping", async |client| client.simple_query("SELECT 1").await)
+            .await
+            .map(drop)
+    }
+
+    /// Runs `work` on the live connection: the one way statements reach the database. Its errors
+    /// become [`DbError`]s (a connection that proved dead is dropped), and its duration is
+    /// recorded as `<database>_query_duration_seconds{operation}`.
+    pub async fn run<T>(
+        &self,
+        operation: &'static str,
+        work: impl AsyncFnOnce(&Client) -> Result<T, tokio_postgres::Error>,
+    ) -> Result<T, DbError> {
         let mut conn = self.conn().await?;
-        let answer = conn.simple_query("SELECT 1").await;
-        conn.check(answer).map(drop)
+        let started = Instant::now();
+        let result = work(&conn).await;
+        self.observe(operation, started);
+        conn.check(result)
+    }
+
+    /// Runs `work` in a transaction, committed when `work` succeeds (rolled back when it fails or
+    /// the connection drops), as one timed operation, like [`Db::run`].
+    pub async fn transaction<T>(
+        &self,
+        operation: &'static str,
+        work: impl AsyncFnOnce(&Transaction<'_>) -> Result<T, tokio_postgres::Error>,
+    ) -> Result<T, DbError> {
+        let mut conn = self.conn().await?;
+        let started = Instant::now();
+        let result = async {
+            let tx = conn.transaction().await?;
+            let value = work(&tx).await?;
+            tx.commit().await?;
+            Ok(value)
+        }
+        .await;
+        self.observe(operation, started);
+        conn.check(result)
+    }
+
+    /// A [`Db::transaction`] that changes data: also returns the transaction's id, whose outbox
+    /// events the caller publishes once it has committed (`events::publish_transaction`).
+    pub async fn write<T>(
+        &self,
+        operation: &'static str,
+        work: impl AsyncFnOnce(&Transaction<'_>) -> Result<T, tokio_postgres::Error>,
+    ) -> Result<(T, i64), DbError> {
+        self.transaction(operation, async |tx| {
+            let value = work(tx).await?;
+            let txid = tx
+                .query_typed_one("SELECT txid_current()", &[])
+                .await?
+                .get(0);
+            Ok((value, txid))
+        })
+        .await
+    }
+
+    fn observe(&self, operation: &'static str, started: Instant) {
+        metrics::histogram!(self.query_metric.clone(), "operation" => operation)
+            .record(started.elapsed().as_secs_f64());
     }
 }
 

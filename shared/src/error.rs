@@ -118,6 +118,21 @@ impl std::fmt::Display for ApiError {
 
 impl std::error::Error for ApiError {}
 
+/// An error with its causes, `outer: inner: innermost`, for one log line.
+pub fn chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.ends_with(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
 impl From<DbError> for ApiError {
     fn from(err: DbError) -> Self {
         match err {
@@ -126,7 +141,7 @@ impl From<DbError> for ApiError {
                 Self::unavailable("the database is unavailable; retry later")
             }
             DbError::Query(err) => {
-                tracing::error!(error = %err, detail = ?err.as_db_error(), "database query failed");
+                tracing::error!(error = %crate::error::chain(&err), "database query failed");
                 Self::internal()
             }
         }
@@ -136,6 +151,25 @@ impl From<DbError> for ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_chain_names_every_cause_once() {
+        #[derive(Debug)]
+        struct Outer(std::io::Error);
+        impl std::fmt::Display for Outer {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("could not reserve")
+            }
+        }
+        impl std::error::Error for Outer {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                Some(&self.0)
+            }
+        }
+        let err = Outer(std::io::Error::other("connection reset"));
+        assert_eq!(chain(&err), "could not reserve: connection reset");
+        assert_eq!(chain(&std::io::Error::other("alone")), "alone");
+    }
 
     #[test]
     fn validation_error_names_its_field() {

@@ -11,10 +11,11 @@
 use std::future::Future;
 use std::pin::Pin;
 
-use tokio_postgres::types::Type;
 use uuid::Uuid;
 
 use crate::db::{Db, DbError};
+use crate::outbox_store::{self, Backlog};
+use crate::telemetry;
 
 pub const INVENTORY_TOPIC: &str = "inventory-events";
 pub const ORDER_TOPIC: &str = "order-events";
@@ -38,33 +39,14 @@ pub trait Publish: Send + Sync {
     fn publish<'a>(&'a self, events: &'a [OutboxEvent]) -> PublishFuture<'a>;
 }
 
-/// The id of the current transaction: pass it to [`publish_transaction`] after the commit.
-pub async fn current_txid(
-    client: &impl tokio_postgres::GenericClient,
-) -> Result<i64, tokio_postgres::Error> {
-    Ok(client
-        .query_typed_one("SELECT txid_current()", &[])
-        .await?
-        .get(0))
-}
-
-fn outbox_event(row: &tokio_postgres::Row) -> OutboxEvent {
-    OutboxEvent {
-        id: row.get("id"),
-        event_id: row.get("event_id"),
-        topic: row.get("topic"),
-        key: row.get("message_key"),
-        payload: row.get("payload"),
-    }
-}
-
-/// After a commit: publishes the events transaction `txid` wrote and marks them published. Never
-/// fails the request: if the broker or the database is unavailable, the events stay in the outbox
-/// and the relay publishes them.
+/// After a commit: publishes the events transaction `txid` wrote and marks them published, and
+/// updates the stock level gauges from its inventory events. Never fails the request: if the
+/// broker or the database is unavailable, the events stay in the outbox and the relay publishes
+/// them.
 pub async fn publish_transaction(db: &Db, publisher: Option<&dyn Publish>, txid: i64) {
-    let Some(publisher) = publisher else {
+    if publisher.is_none() && !telemetry::stock_levels_on() {
         return;
-    };
+    }
     if let Err(err) = try_publish_transaction(db, publisher, txid).await {
         tracing::warn!(%err, txid, "events left to the relay");
     }
@@ -72,49 +54,36 @@ pub async fn publish_transaction(db: &Db, publisher: Option<&dyn Publish>, txid:
 
 async fn try_publish_transaction(
     db: &Db,
-    publisher: &dyn Publish,
+    publisher: Option<&dyn Publish>,
     txid: i64,
 ) -> Result<(), String> {
-    let events = {
-        let mut conn = db.conn().await.map_err(|e| e.to_string())?;
-        let rows = conn
-            .query_typed(
-                "SELECT id, event_id, topic, message_key, payload FROM outbox_unpublished($1)",
-                &[(&txid, Type::INT8)],
-            )
-            .await;
-        conn.check(rows)
-            .map_err(|e| e.to_string())?
-            .iter()
-            .map(outbox_event)
-            .collect::<Vec<_>>()
-    };
-    if events.is_empty() {
+    let events = db
+        .run("outbox_unpublished", async |c| {
+            outbox_store::unpublished_of(c, txid).await
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+    telemetry::stock_levels(&events);
+    let Some(publisher) = publisher.filter(|_| !events.is_empty()) else {
         return Ok(());
-    }
+    };
     publisher.publish(&events).await?;
     metrics::counter!("stockroom_events_published_total", "database" => db.name().to_owned(), "by" => "request")
         .increment(events.len() as u64);
-    mark_published(db, &events).await.map_err(|e| e.to_string())
-}
-
-async fn mark_published(db: &Db, events: &[OutboxEvent]) -> Result<(), DbError> {
-    let ids: Vec<i64> = events.iter().map(|e| e.id).collect();
-    let mut conn = db.conn().await?;
-    let marked = conn
-        .query_typed(
-            "SELECT outbox_mark_published($1)",
-            &[(&ids, Type::INT8_ARRAY)],
-        )
-        .await;
-    conn.check(marked)?;
-    Ok(())
+    db.run("outbox_mark_published", async |c| {
+        outbox_store::mark_published(c, &events).await
+    })
+    .await
+    .map_err(|e| e.to_string())
 }
 
 /// What a relay run found and did on one database.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
 pub struct Relayed {
     pub published: usize,
+    /// What is left once the run is done (events written meanwhile, or locked by another relay).
+    #[serde(skip)]
+    pub backlog: Backlog,
 }
 
 #[derive(Debug)]
@@ -146,37 +115,24 @@ impl From<DbError> for RelayError {
 pub async fn relay(db: &Db, publisher: &dyn Publish, batch: i64) -> Result<Relayed, RelayError> {
     let mut done = Relayed::default();
     loop {
-        let mut conn = db.conn().await?;
-        let sent = async {
-            let tx = conn.transaction().await?;
-            let rows = tx
-                .query_typed(
-                    "SELECT id, event_id, topic, message_key, payload FROM outbox \
-                     WHERE published_at IS NULL ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
-                    &[(&batch, Type::INT8)],
-                )
-                .await?;
-            let events: Vec<OutboxEvent> = rows.iter().map(outbox_event).collect();
+        let sent = db.transaction("relay_batch", async |tx| {
+            let events = outbox_store::lock_oldest(tx, batch).await?;
             if events.is_empty() {
                 return Ok(Ok(0));
             }
-            // On failure the transaction is dropped: the rows are unlocked, still unpublished.
+            // On failure nothing was written: the commit just unlocks the rows for the next run.
             if let Err(err) = publisher.publish(&events).await {
                 return Ok(Err(err));
             }
-            let ids: Vec<i64> = events.iter().map(|e| e.id).collect();
-            tx.execute_typed(
-                "UPDATE outbox SET published_at = now() WHERE id = ANY($1)",
-                &[(&ids, Type::INT8_ARRAY)],
-            )
-            .await?;
-            tx.commit().await?;
+            outbox_store::mark_published(tx, &events).await?;
             Ok(Ok(events.len()))
-        }
-        .await;
-        let sent = conn.check(sent)?.map_err(RelayError::Publish)?;
+        });
+        let sent = sent.await?.map_err(RelayError::Publish)?;
         done.published += sent;
         if (sent as i64) < batch {
+            done.backlog = db
+                .run("outbox_backlog", async |c| outbox_store::backlog(c).await)
+                .await?;
             return Ok(done);
         }
     }

@@ -84,16 +84,25 @@ where
     let method = request.method().as_str().to_owned();
     let started = Instant::now();
     let response = handler(request).await;
-    let status = response
-        .as_ref()
-        .map_or(500, |r| r.status().as_u16())
-        .to_string();
+    let latency = started.elapsed();
+    let status = response.as_ref().map_or(500, |r| r.status().as_u16());
+    // One line per request; inside the runtime's span, so it carries the request id and the X-Ray
+    // trace id. Never the body: it may hold anything a client sent.
+    tracing::info!(
+        function = crate::telemetry::function(),
+        method,
+        route = endpoint.route,
+        status,
+        latency_ms = latency.as_secs_f64() * 1000.0,
+        cold_start = crate::telemetry::first_invocation(),
+        "request"
+    );
     metrics::counter!(endpoint.service.requests_metric(),
-        "method" => method.clone(), "endpoint" => endpoint.route, "status" => status)
+        "method" => method.clone(), "endpoint" => endpoint.route, "status" => status.to_string())
     .increment(1);
     metrics::histogram!(endpoint.service.duration_metric(),
         "method" => method, "endpoint" => endpoint.route)
-    .record(started.elapsed().as_secs_f64());
+    .record(latency.as_secs_f64());
     crate::telemetry::push_soon();
     response
 }
@@ -112,14 +121,9 @@ pub fn json_response<T: Serialize>(status: StatusCode, value: &T) -> Response<Bo
     }
 }
 
+/// The JSON error response. Not logged here: the cause was logged where it happened, and the
+/// request's own line ([`serve`]) has the status.
 pub fn error_response(err: &ApiError) -> Response<Body> {
-    if err.status.is_server_error() {
-        tracing::warn!(
-            status = err.status.as_u16(),
-            code = err.code,
-            "request failed"
-        );
-    }
     json_response(err.status, &err.body())
 }
 

@@ -18,6 +18,7 @@ pub mod notification_store;
 pub mod order;
 pub mod order_store;
 pub mod ordering;
+pub mod outbox_store;
 pub mod pagination;
 pub mod product;
 pub mod product_store;

@@ -8,6 +8,7 @@ use tokio_postgres::{Error, GenericClient};
 use uuid::Uuid;
 
 use crate::notification::{Notification, Queue};
+use crate::outbox_store::{self, Backlog};
 use crate::pagination::Page;
 
 /// A record that could not be handled, on its way to the dead-letter queue.
@@ -144,6 +145,11 @@ pub async fn lock_unsent(client: &impl GenericClient, limit: i64) -> Result<Vec<
             })
         })
         .collect())
+}
+
+/// The SQS outbox's backlog: messages not sent yet, and the age of the oldest.
+pub async fn backlog(client: &impl GenericClient) -> Result<Backlog, Error> {
+    outbox_store::backlog_of(client, "sqs_outbox", "sent_at").await
 }
 
 /// Marks messages sent, and the notifications they forward as forwarded.

@@ -23,7 +23,7 @@ use uuid::Uuid;
 
 use crate::ApiError;
 use crate::db::{Db, DbError, ORDER_DATABASE_URL, STOCK_RESERVATION_DATABASE_URL};
-use crate::events::{Publish, current_txid, publish_transaction};
+use crate::events::{Publish, publish_transaction};
 use crate::order::{Order, OrderKind, OrderLine, OrderRequest, OrderStatus};
 use crate::order_store::{self, CancelStart, Claim};
 use crate::reservation::{self, ReservationState, ReserveError};
@@ -104,13 +104,11 @@ async fn begin(
     request: &OrderRequest,
     key: Option<&str>,
 ) -> Result<Begun, ApiError> {
-    let mut conn = dbs.orders.conn().await?;
-    let outcome = async {
-        let tx = conn.transaction().await?;
+    let begun = dbs.orders.transaction("begin_order", async |tx| {
         let order_ref = Uuid::new_v4();
         if let Some(key) = key {
             match order_store::claim_key(
-                &tx,
+                tx,
                 key,
                 &request.canonical(),
                 order_ref,
@@ -132,17 +130,16 @@ async fn begin(
                     ..
                 } => return Ok(Ok(Begun::Replay(status, body))),
                 Claim::Used { order_ref, .. } => {
-                    let lines = order_store::lines_of(&tx, order_ref).await?;
+                    let lines = order_store::lines_of(tx, order_ref).await?;
                     return Ok(Ok(Begun::Pending(order_ref, lines)));
                 }
             }
         }
-        let lines = order_store::insert_pending(&tx, order_ref, request).await?;
-        tx.commit().await?;
-        Ok::<_, tokio_postgres::Error>(Ok(Begun::Pending(order_ref, lines)))
-    }
-    .await;
-    conn.check(outcome)?
+        let lines = order_store::insert_pending(tx, order_ref, request).await?;
+        Ok(Ok(Begun::Pending(order_ref, lines)))
+    });
+    // A refusal or a replay commits too: claim_key then changed nothing.
+    begun.await?
 }
 
 /// The error for a reservation the inventory refused, naming the request item.
@@ -247,13 +244,10 @@ async fn place_unmeasured(dbs: &OrderDbs, request: &OrderRequest, key: Option<&s
         Err(err) => return Reply::error(&err),
     };
     if let Some(key) = key {
-        let mut conn = match dbs.orders.conn().await {
-            Ok(conn) => conn,
-            Err(err) => return Reply::error(&err.into()),
-        };
-        let stored =
-            order_store::store_response(&*conn, key, reply.status.as_u16(), &reply.body).await;
-        if let Err(err) = conn.check(stored) {
+        let stored = dbs.orders.run("store_response", async |c| {
+            order_store::store_response(c, key, reply.status.as_u16(), &reply.body).await
+        });
+        if let Err(err) = stored.await {
             // The orders are settled; only the replay record is missing, and a retry rebuilds it.
             tracing::warn!(%err, "could not store the idempotent response");
         }
@@ -268,18 +262,11 @@ async fn confirm(
     order_ref: Uuid,
     reserved: &[reservation::ReservedLine],
 ) -> Result<Vec<Order>, ApiError> {
-    let mut conn = dbs.orders.conn().await?;
-    let confirmed = async {
-        let tx = conn.transaction().await?;
-        order_store::confirm(&tx, order_ref, reserved).await?;
-        let orders = order_store::by_ref(&tx, order_ref).await?;
-        let txid = current_txid(&tx).await?;
-        tx.commit().await?;
-        Ok((orders, txid))
-    }
-    .await;
-    let (orders, txid) = conn.check(confirmed)?;
-    drop(conn);
+    let confirmed = dbs.orders.write("confirm_orders", async |tx| {
+        order_store::confirm(tx, order_ref, reserved).await?;
+        order_store::by_ref(tx, order_ref).await
+    });
+    let (orders, txid) = confirmed.await?;
     publish_transaction(&dbs.orders, dbs.publisher(), txid).await;
     if orders.iter().all(|o| o.status == OrderStatus::Confirmed) {
         Ok(orders)
@@ -293,20 +280,23 @@ async fn confirm(
 }
 
 async fn fail(dbs: &OrderDbs, order_ref: Uuid) -> Result<(), ApiError> {
-    let mut conn = dbs.orders.conn().await?;
-    let failed = order_store::fail(&*conn, order_ref).await;
-    conn.check(failed)?;
+    dbs.orders
+        .run("fail_orders", async |c| {
+            order_store::fail(c, order_ref).await
+        })
+        .await?;
     Ok(())
 }
 
 /// Cancels a confirmed order and returns its stock: `cancelling` → release → `cancelled`. A
 /// cancel interrupted after the first step is finished by a retry or by the reconciler.
 pub async fn cancel(dbs: &OrderDbs, id: i64) -> Result<Order, ApiError> {
-    let start = {
-        let mut conn = dbs.orders.conn().await?;
-        let start = order_store::begin_cancel(&*conn, id).await;
-        conn.check(start)?
-    };
+    let start = dbs
+        .orders
+        .run("begin_cancel", async |c| {
+            order_store::begin_cancel(c, id).await
+        })
+        .await?;
     let order_ref = match start {
         CancelStart::Started(order_ref) => order_ref,
         CancelStart::NotFound => return Err(ApiError::not_found(format!("no order with id {id}"))),
@@ -323,17 +313,10 @@ pub async fn cancel(dbs: &OrderDbs, id: i64) -> Result<Order, ApiError> {
     };
     let (_, stock_txid) = reservation::release(&dbs.stock, order_ref, Some(id)).await?;
     publish_transaction(&dbs.stock, dbs.publisher(), stock_txid).await;
-    let mut conn = dbs.orders.conn().await?;
-    let finished = async {
-        let tx = conn.transaction().await?;
-        let order = order_store::finish_cancel(&tx, id).await?;
-        let txid = current_txid(&tx).await?;
-        tx.commit().await?;
-        Ok((order, txid))
-    }
-    .await;
-    let (order, txid) = conn.check(finished)?;
-    drop(conn);
+    let finished = dbs.orders.write("finish_cancel", async |tx| {
+        order_store::finish_cancel(tx, id).await
+    });
+    let (order, txid) = finished.await?;
     publish_transaction(&dbs.orders, dbs.publisher(), txid).await;
     metrics::counter!("order_orders_total", "status" => "cancelled").increment(1);
     order.ok_or_else(|| ApiError::not_found(format!("no order with id {id}")))
@@ -358,57 +341,66 @@ pub struct Reconciled {
 pub async fn reconcile(dbs: &OrderDbs, after: Duration) -> Result<Reconciled, DbError> {
     let mut done = Reconciled::default();
 
-    let pending = {
-        let mut conn = dbs.orders.conn().await?;
-        let refs = order_store::stale_pending(&*conn, after).await;
-        conn.check(refs)?
-    };
+    let orders = &dbs.orders;
+    let pending = orders
+        .run("stale_pending", async |c| {
+            order_store::stale_pending(c, after).await
+        })
+        .await?;
     for order_ref in pending {
         match reservation::void(&dbs.stock, order_ref).await? {
             ReservationState::Reserved => {
                 let held = reservation::held_lines(&dbs.stock, order_ref).await?;
-                let mut conn = dbs.orders.conn().await?;
-                let confirmed = order_store::confirm(&*conn, order_ref, &held).await;
-                conn.check(confirmed)?;
+                orders
+                    .run("confirm_orders", async |c| {
+                        order_store::confirm(c, order_ref, &held).await
+                    })
+                    .await?;
                 done.confirmed += 1;
             }
             ReservationState::Void => {
-                let mut conn = dbs.orders.conn().await?;
-                let failed = order_store::fail(&*conn, order_ref).await;
-                conn.check(failed)?;
+                orders
+                    .run("fail_orders", async |c| {
+                        order_store::fail(c, order_ref).await
+                    })
+                    .await?;
                 done.failed += 1;
             }
         }
     }
 
-    let cancelling = {
-        let mut conn = dbs.orders.conn().await?;
-        let orders = order_store::stale_cancelling(&*conn, after).await;
-        conn.check(orders)?
-    };
+    let cancelling = orders
+        .run("stale_cancelling", async |c| {
+            order_store::stale_cancelling(c, after).await
+        })
+        .await?;
     for (id, order_ref) in cancelling {
-        reservation::release(&dbs.stock, order_ref, Some(id)).await?;
-        let mut conn = dbs.orders.conn().await?;
-        let finished = order_store::finish_cancel(&*conn, id).await;
-        conn.check(finished)?;
+        let (_, stock_txid) = reservation::release(&dbs.stock, order_ref, Some(id)).await?;
+        publish_transaction(&dbs.stock, dbs.publisher(), stock_txid).await;
+        orders
+            .run("finish_cancel", async |c| {
+                order_store::finish_cancel(c, id).await
+            })
+            .await?;
         done.cancelled += 1;
     }
 
     for order_ref in reservation::stale(&dbs.stock, after).await? {
-        let holds = {
-            let mut conn = dbs.orders.conn().await?;
-            let holds = order_store::holds_stock(&*conn, order_ref).await;
-            conn.check(holds)?
-        };
+        let holds = orders
+            .run("holds_stock", async |c| {
+                order_store::holds_stock(c, order_ref).await
+            })
+            .await?;
         if !holds {
-            let (lines, _) = reservation::release(&dbs.stock, order_ref, None).await?;
+            let (lines, stock_txid) = reservation::release(&dbs.stock, order_ref, None).await?;
+            publish_transaction(&dbs.stock, dbs.publisher(), stock_txid).await;
             done.released += usize::from(lines > 0);
         }
         reservation::mark_checked(&dbs.stock, order_ref).await?;
     }
 
-    let mut conn = dbs.orders.conn().await?;
-    let expired = order_store::expire_keys(&*conn).await;
-    done.expired_keys = conn.check(expired)?;
+    done.expired_keys = orders
+        .run("expire_keys", async |c| order_store::expire_keys(c).await)
+        .await?;
     Ok(done)
 }

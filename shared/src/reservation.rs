@@ -11,7 +11,6 @@ use uuid::Uuid;
 
 use crate::Money;
 use crate::db::{Db, DbError};
-use crate::events::current_txid;
 use crate::order::OrderLine;
 
 /// A reserved line: one order, its product, quantity and the unit price at reservation time.
@@ -98,51 +97,46 @@ pub async fn reserve(
             .collect::<Vec<_>>(),
     )
     .to_string();
-    let mut conn = db.conn().await?;
-    let outcome = async {
-        let tx = conn.transaction().await?;
-        let rows = tx
-            .query_typed(
-                "SELECT line, product_id, quantity, unit_price FROM reserve_stock($1, $2::jsonb)",
-                &[(&order_ref, Type::UUID), (&payload, Type::TEXT)],
-            )
-            .await?;
-        let txid = current_txid(&tx).await?;
-        tx.commit().await?;
-        Ok((rows.iter().map(reserved_line).collect(), txid))
+    let reserved = db.write("reserve_stock", async |tx| {
+        tx.query_typed(
+            "SELECT line, product_id, quantity, unit_price FROM reserve_stock($1, $2::jsonb)",
+            &[(&order_ref, Type::UUID), (&payload, Type::TEXT)],
+        )
+        .await
+    });
+    match reserved.await {
+        Ok((rows, txid)) => Ok((rows.iter().map(reserved_line).collect(), txid)),
+        Err(DbError::Query(err)) => {
+            Err(contract_error(&err).unwrap_or(ReserveError::Db(DbError::Query(err))))
+        }
+        Err(err) => Err(ReserveError::Db(err)),
     }
-    .await;
-    outcome.map_err(|err| contract_error(&err).unwrap_or_else(|| ReserveError::Db(conn.fail(err))))
 }
 
 /// Returns the stock of one order (`line`) or of the whole reference, at most once. Returns how
 /// many lines it released and the transaction's id (for its inventory events).
 pub async fn release(db: &Db, order_ref: Uuid, line: Option<i64>) -> Result<(i32, i64), DbError> {
-    let mut conn = db.conn().await?;
-    let released = async {
-        let tx = conn.transaction().await?;
-        let count: i32 = tx
+    db.write("release_stock", async |tx| {
+        let row = tx
             .query_typed_one(
                 "SELECT release_stock($1, $2)",
                 &[(&order_ref, Type::UUID), (&line, Type::INT8)],
             )
-            .await?
-            .get(0);
-        let txid = current_txid(&tx).await?;
-        tx.commit().await?;
-        Ok((count, txid))
-    }
-    .await;
-    conn.check(released)
+            .await?;
+        Ok(row.get(0))
+    })
+    .await
 }
 
 /// Makes sure a reference can no longer reserve if it has not yet; tells which it is.
 pub async fn void(db: &Db, order_ref: Uuid) -> Result<ReservationState, DbError> {
-    let mut conn = db.conn().await?;
-    let row = conn
-        .query_typed_one("SELECT void_reservation($1)", &[(&order_ref, Type::UUID)])
-        .await;
-    let status: String = conn.check(row)?.get(0);
+    let row = db
+        .run("void_reservation", async |c| {
+            c.query_typed_one("SELECT void_reservation($1)", &[(&order_ref, Type::UUID)])
+                .await
+        })
+        .await?;
+    let status: String = row.get(0);
     Ok(if status == "reserved" {
         ReservationState::Reserved
     } else {
@@ -152,38 +146,42 @@ pub async fn void(db: &Db, order_ref: Uuid) -> Result<ReservationState, DbError>
 
 /// The lines of a reservation that still hold stock.
 pub async fn held_lines(db: &Db, order_ref: Uuid) -> Result<Vec<ReservedLine>, DbError> {
-    let mut conn = db.conn().await?;
-    let rows = conn
-        .query_typed(
-            "SELECT line, product_id, quantity, unit_price FROM reservation_lines($1) WHERE NOT released",
-            &[(&order_ref, Type::UUID)],
-        )
-        .await;
-    Ok(conn.check(rows)?.iter().map(reserved_line).collect())
+    let rows = db
+        .run("reservation_lines", async |c| {
+            c.query_typed(
+                "SELECT line, product_id, quantity, unit_price FROM reservation_lines($1) WHERE NOT released",
+                &[(&order_ref, Type::UUID)],
+            )
+            .await
+        })
+        .await?;
+    Ok(rows.iter().map(reserved_line).collect())
 }
 
 /// Records that the reconciler has checked a reservation, so it is not listed again.
 pub async fn mark_checked(db: &Db, order_ref: Uuid) -> Result<(), DbError> {
-    let mut conn = db.conn().await?;
-    let marked = conn
-        .query_typed(
+    db.run("reservation_checked", async |c| {
+        c.query_typed(
             "SELECT reservation_checked($1)",
             &[(&order_ref, Type::UUID)],
         )
-        .await;
-    conn.check(marked)?;
+        .await
+    })
+    .await?;
     Ok(())
 }
 
 /// Reservations older than `age` that the reconciler has not checked yet.
 pub async fn stale(db: &Db, age: Duration) -> Result<Vec<Uuid>, DbError> {
     let seconds = i64::try_from(age.as_secs()).unwrap_or(i64::MAX);
-    let mut conn = db.conn().await?;
-    let rows = conn
-        .query_typed(
-            "SELECT stale_reservations($1 * interval '1 second')",
-            &[(&seconds, Type::INT8)],
-        )
-        .await;
-    Ok(conn.check(rows)?.iter().map(|row| row.get(0)).collect())
+    let rows = db
+        .run("stale_reservations", async |c| {
+            c.query_typed(
+                "SELECT stale_reservations($1 * interval '1 second')",
+                &[(&seconds, Type::INT8)],
+            )
+            .await
+        })
+        .await?;
+    Ok(rows.iter().map(|row| row.get(0)).collect())
 }

@@ -139,17 +139,15 @@ async fn handle_batch(
             Err(letter) => letters.push(letter),
         }
     }
-    let mut conn = db.conn().await?;
-    let outcome = async {
-        let tx = conn.transaction().await?;
-        let batch = notification_store::record_batch(&tx, &valid, &letters).await?;
+    // The SQS sends happen inside the transaction (see the module's comment), so the operation's
+    // duration includes them.
+    let recorded = db.transaction("record_batch", async |tx| {
+        let batch = notification_store::record_batch(tx, &valid, &letters).await?;
         let sent = send(queues, &batch.outgoing).await;
-        notification_store::mark_sent(&tx, &sent.accepted).await?;
-        tx.commit().await?;
+        notification_store::mark_sent(tx, &sent.accepted).await?;
         Ok((batch, sent))
-    }
-    .await;
-    let (batch, sent) = conn.check(outcome)?;
+    });
+    let (batch, sent) = recorded.await?;
     for (n, _) in valid
         .iter()
         .filter(|(n, _)| batch.new.contains(&n.event_id))
@@ -210,22 +208,24 @@ pub async fn forward(
 async fn forward_all(db: &Db, queues: &dyn Queues) -> Result<Forwarded, lambda_http::Error> {
     let mut done = Forwarded::default();
     loop {
-        let mut conn = db.conn().await?;
-        let outcome = async {
-            let tx = conn.transaction().await?;
-            let outgoing = notification_store::lock_unsent(&tx, FORWARD_BATCH).await?;
+        let forwarded = db.transaction("forward_batch", async |tx| {
+            let outgoing = notification_store::lock_unsent(tx, FORWARD_BATCH).await?;
             let sent = send(queues, &outgoing).await;
-            notification_store::mark_sent(&tx, &sent.accepted).await?;
-            tx.commit().await?;
+            notification_store::mark_sent(tx, &sent.accepted).await?;
             Ok((outgoing.len(), sent))
-        }
-        .await;
-        let (locked, sent) = conn.check(outcome)?;
+        });
+        let (locked, sent) = forwarded.await?;
         done.sent += sent.accepted.len();
         if let Some(err) = sent.error {
             return Err(format!("sent {} messages, then: {err}", done.sent).into());
         }
         if (locked as i64) < FORWARD_BATCH {
+            let backlog = db
+                .run("sqs_outbox_backlog", async |c| {
+                    notification_store::backlog(c).await
+                })
+                .await?;
+            crate::telemetry::outbox_backlog(db.name(), backlog);
             tracing::info!(?done, "forwarded");
             return Ok(done);
         }
@@ -236,9 +236,12 @@ async fn forward_all(db: &Db, queues: &dyn Queues) -> Result<Forwarded, lambda_h
 pub async fn list(db: &Db, request: Request) -> HandlerResult {
     let listed = async {
         let page = page(&request)?;
-        let mut conn = db.conn().await?;
-        let found = notification_store::list(&*conn, page).await;
-        Ok::<_, ApiError>((page, conn.check(found)?))
+        let found = db
+            .run("list_notifications", async |c| {
+                notification_store::list(c, page).await
+            })
+            .await?;
+        Ok::<_, ApiError>((page, found))
     };
     list_reply(&request, listed.await, |n: &NotificationView| n.id)
 }

@@ -79,9 +79,12 @@ pub async fn list_by_user(orders: &Db, request: Request) -> HandlerResult {
 async fn list_orders(db: &Db, request: &Request, user_id: Option<i64>) -> HandlerResult {
     let listed = async {
         let page = page(request)?;
-        let mut conn = db.conn().await?;
-        let orders = order_store::list(&*conn, page, user_id).await;
-        Ok((page, conn.check(orders)?))
+        let orders = db
+            .run("list_orders", async |c| {
+                order_store::list(c, page, user_id).await
+            })
+            .await?;
+        Ok((page, orders))
     };
     list_reply(request, listed.await, |o: &Order| o.id)
 }
@@ -96,9 +99,8 @@ pub async fn get(orders: &Db, request: Request) -> HandlerResult {
 }
 
 async fn find(db: &Db, id: i64) -> Result<Order, ApiError> {
-    let mut conn = db.conn().await?;
-    let order = order_store::get(&*conn, id).await;
-    conn.check(order)?
+    db.run("get_order", async |c| order_store::get(c, id).await)
+        .await?
         .ok_or_else(|| ApiError::not_found(format!("no order with id {id}")))
 }
 

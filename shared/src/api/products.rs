@@ -31,9 +31,11 @@ async fn published<T>(
 pub async fn create(db: &Db, events: Option<&dyn Publish>, request: Request) -> HandlerResult {
     let written = async {
         let input = ProductInput::from_json(&json_body(&request)?)?;
-        let mut conn = db.conn().await?;
-        let written = product_store::insert(&*conn, &input).await;
-        Ok(conn.check(written)?)
+        Ok(db
+            .run("insert_product", async |c| {
+                product_store::insert(c, &input).await
+            })
+            .await?)
     };
     reply(
         StatusCode::CREATED,
@@ -46,9 +48,12 @@ pub async fn create(db: &Db, events: Option<&dyn Publish>, request: Request) -> 
 pub async fn list(db: &Db, request: Request) -> HandlerResult {
     let listed = async {
         let page = page(&request)?;
-        let mut conn = db.conn().await?;
-        let products = product_store::list(&*conn, page).await;
-        Ok((page, conn.check(products)?))
+        let products = db
+            .run("list_products", async |c| {
+                product_store::list(c, page).await
+            })
+            .await?;
+        Ok((page, products))
     };
     list_reply(&request, listed.await, |p: &Product| p.id)
 }
@@ -63,9 +68,9 @@ pub async fn get(db: &Db, request: Request) -> HandlerResult {
 }
 
 async fn find(db: &Db, id: i64) -> Result<Product, ApiError> {
-    let mut conn = db.conn().await?;
-    let product = product_store::get(&*conn, id).await;
-    conn.check(product)?.ok_or_else(|| missing(id))
+    db.run("get_product", async |c| product_store::get(c, id).await)
+        .await?
+        .ok_or_else(|| missing(id))
 }
 
 /// `PUT /api/products/{id}` replaces name, description, price and stock → 200 with the product.
@@ -73,9 +78,11 @@ pub async fn update(db: &Db, events: Option<&dyn Publish>, request: Request) -> 
     let written = async {
         let id = path_id(&request, "id", "product")?;
         let input = ProductInput::from_json(&json_body(&request)?)?;
-        let mut conn = db.conn().await?;
-        let written = product_store::replace(&*conn, id, &input).await;
-        conn.check(written)?.ok_or_else(|| missing(id))
+        db.run("update_product", async |c| {
+            product_store::replace(c, id, &input).await
+        })
+        .await?
+        .ok_or_else(|| missing(id))
     };
     reply(StatusCode::OK, published(db, events, written.await).await)
 }
@@ -84,9 +91,12 @@ pub async fn update(db: &Db, events: Option<&dyn Publish>, request: Request) -> 
 pub async fn delete(db: &Db, events: Option<&dyn Publish>, request: Request) -> HandlerResult {
     let written = async {
         let id = path_id(&request, "id", "product")?;
-        let mut conn = db.conn().await?;
-        let deleted = product_store::delete(&*conn, id).await;
-        let txid = conn.check(deleted)?.ok_or_else(|| missing(id))?;
+        let txid = db
+            .run("delete_product", async |c| {
+                product_store::delete(c, id).await
+            })
+            .await?
+            .ok_or_else(|| missing(id))?;
         Ok(((), txid))
     };
     Ok(match published(db, events, written.await).await {

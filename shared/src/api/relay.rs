@@ -45,6 +45,7 @@ pub async fn run(
         if let Ok(relayed) = relayed {
             metrics::counter!("stockroom_events_published_total", "database" => database, "by" => "relay")
                 .increment(relayed.published as u64);
+            crate::telemetry::outbox_backlog(database, relayed.backlog);
         }
     }
     let outcome = match (inventory, orders) {

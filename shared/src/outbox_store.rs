@@ -1,0 +1,95 @@
+//! The `outbox` table of inventory_db and order_db (migrations `inventory_db/0003`,
+//! `order_db/0002`): the events a transaction wrote, which one to send next, marking them sent,
+//! and how far behind publishing is. Rows are only ever marked through `outbox_mark_published`,
+//! the function the order functions' restricted role may call too.
+
+use tokio_postgres::types::Type;
+use tokio_postgres::{Error, GenericClient, Row};
+
+use crate::events::OutboxEvent;
+
+fn outbox_event(row: &Row) -> OutboxEvent {
+    OutboxEvent {
+        id: row.get("id"),
+        event_id: row.get("event_id"),
+        topic: row.get("topic"),
+        key: row.get("message_key"),
+        payload: row.get("payload"),
+    }
+}
+
+/// The unpublished events transaction `txid` wrote, in order.
+pub async fn unpublished_of(
+    client: &impl GenericClient,
+    txid: i64,
+) -> Result<Vec<OutboxEvent>, Error> {
+    let rows = client
+        .query_typed(
+            "SELECT id, event_id, topic, message_key, payload FROM outbox_unpublished($1)",
+            &[(&txid, Type::INT8)],
+        )
+        .await?;
+    Ok(rows.iter().map(outbox_event).collect())
+}
+
+/// The oldest `limit` unpublished events, locked until the transaction ends; rows another
+/// transaction holds are skipped, so overlapping relays never send the same events twice.
+pub async fn lock_oldest(
+    client: &impl GenericClient,
+    limit: i64,
+) -> Result<Vec<OutboxEvent>, Error> {
+    let rows = client
+        .query_typed(
+            "SELECT id, event_id, topic, message_key, payload FROM outbox \
+             WHERE published_at IS NULL ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
+            &[(&limit, Type::INT8)],
+        )
+        .await?;
+    Ok(rows.iter().map(outbox_event).collect())
+}
+
+/// Marks events published (once: a row already marked keeps its time).
+pub async fn mark_published(
+    client: &impl GenericClient,
+    events: &[OutboxEvent],
+) -> Result<(), Error> {
+    let ids: Vec<i64> = events.iter().map(|e| e.id).collect();
+    client
+        .query_typed(
+            "SELECT outbox_mark_published($1)",
+            &[(&ids, Type::INT8_ARRAY)],
+        )
+        .await?;
+    Ok(())
+}
+
+/// How far behind publishing is: unpublished events, and the age of the oldest in seconds (0
+/// when there is none).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Backlog {
+    pub pending: i64,
+    pub oldest_age_seconds: f64,
+}
+
+/// The outbox's [`Backlog`] (owner rights; served by the `published_at IS NULL` index).
+pub async fn backlog(client: &impl GenericClient) -> Result<Backlog, Error> {
+    backlog_of(client, "outbox", "published_at").await
+}
+
+/// The [`Backlog`] of any outbox-shaped table: rows whose `done` column is still NULL, by their
+/// `created_at`.
+pub(crate) async fn backlog_of(
+    client: &impl GenericClient,
+    table: &'static str,
+    done: &'static str,
+) -> Result<Backlog, Error> {
+    let sql = format!(
+        "SELECT count(*), COALESCE(EXTRACT(EPOCH FROM now() - min(created_at)), 0)::float8 \
+         FROM {table} WHERE {done} IS NULL"
+    );
+    let row = client.query_typed_one(&sql, &[]).await?;
+    Ok(Backlog {
+        pending: row.get(0),
+        oldest_age_seconds: row.get(1),
+    })
+}
