@@ -286,8 +286,16 @@ ensure_tansu() {
         return
     fi
     step "Building tansu $TANSU_VERSION (Kafka-compatible broker; once per machine, about 13 minutes)"
-    CARGO_TARGET_DIR="$TOOLS_DIR/tansu-build" cargo install --quiet tansu --version "$TANSU_VERSION" --locked \
-        --features dynostore,libsql --root "$TOOLS_DIR/tansu-$TANSU_VERSION"
+    # A sign of life every 25 crates compiled, and cargo's errors in full.
+    local started=$SECONDS
+    set +o pipefail
+    CARGO_TARGET_DIR="$TOOLS_DIR/tansu-build" cargo install tansu --version "$TANSU_VERSION" --locked \
+        --features dynostore,libsql --root "$TOOLS_DIR/tansu-$TANSU_VERSION" 2>&1 |
+        awk '/^ *Compiling / { if (++n % 25 == 0) { printf "    %d crates compiled\n", n; fflush() } }
+                                  /^(error|warning: build failed)/ || failed { failed = 1; print }'
+    set -o pipefail
+    [ -x "$TANSU" ] || die "building tansu failed (see the errors above)"
+    info "tansu built in $(( (SECONDS - started) / 60 )) min"
     rm -rf "$TOOLS_DIR/tansu-build"
 }
 
