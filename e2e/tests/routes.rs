@@ -123,7 +123,7 @@ fn router_and_template_route_the_same_requests_to_the_same_functions() {
         assert!(
             deployed.iter().any(|(m, template, f)| m == method
                 && f == function
-                && stockroom::api::fallback::path_matches(template, path)),
+                && stockroom::handlers::fallback::path_matches(template, path)),
             "{method} {path} -> {function} is routed locally but not deployed"
         );
     }
@@ -162,7 +162,7 @@ fn unmatched_requests_reach_the_fallback_in_both() {
 
 #[test]
 fn the_fallback_knows_every_route() {
-    let known: BTreeSet<(String, String)> = stockroom::api::fallback::ROUTES
+    let known: BTreeSet<(String, String)> = stockroom::handlers::fallback::ROUTES
         .iter()
         .map(|(m, p)| (m.to_string(), p.to_string()))
         .collect();

@@ -214,7 +214,7 @@ impl Db {
     }
 
     /// A [`Db::transaction`] that changes data: also returns the transaction's id, whose outbox
-    /// events the caller publishes once it has committed (`events::publish_transaction`).
+    /// events the caller publishes once it has committed (`outbox::publish_transaction`).
     pub async fn write<T>(
         &self,
         operation: &'static str,

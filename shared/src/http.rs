@@ -11,8 +11,8 @@ use lambda_http::{Body, Request, RequestExt, Response, service_fn};
 use serde::Serialize;
 
 use crate::ApiError;
-use crate::json::JsonObject;
 use crate::pagination::Page;
+use crate::request_body::JsonObject;
 
 /// What every HTTP handler returns; the error side is never used.
 pub type HandlerResult = Result<Response<Body>, lambda_http::Error>;

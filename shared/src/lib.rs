@@ -1,27 +1,27 @@
 //! Stockroom's domain crate.
 //!
 //! Every Lambda function under `functions/` is a thin `main` that builds its clients once and hands
-//! requests to a handler in [`api`]. Everything else lives here: the product model and its
+//! requests to a handler in [`handlers`]. Everything else lives here: the product model and its
 //! validation, exact money, the JSON error shape, keyset pagination, the PostgreSQL connection that
 //! survives a frozen execution environment, the store's SQL and the schema migrations.
 
-pub mod api;
 pub mod db;
 pub mod error;
-pub mod events;
+pub mod handlers;
 pub mod http;
-pub mod json;
 pub mod migrate;
 pub mod money;
 pub mod notification;
 pub mod notification_store;
 pub mod order;
+pub mod order_saga;
 pub mod order_store;
-pub mod ordering;
+pub mod outbox;
 pub mod outbox_store;
 pub mod pagination;
 pub mod product;
 pub mod product_store;
+pub mod request_body;
 pub mod reservation;
 pub mod telemetry;
 

@@ -11,7 +11,7 @@ use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
-use crate::events::PublishFuture;
+use crate::outbox::PublishFuture;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EventType {

@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::json::JsonObject;
+use crate::request_body::JsonObject;
 use crate::{ApiError, Money};
 
 /// The largest quantity one order line may ask for: far beyond any real basket, far below where

@@ -6,7 +6,7 @@
 use tokio_postgres::types::Type;
 use tokio_postgres::{Error, GenericClient, Row};
 
-use crate::events::OutboxEvent;
+use crate::outbox::OutboxEvent;
 
 fn outbox_event(row: &Row) -> OutboxEvent {
     OutboxEvent {

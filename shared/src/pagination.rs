@@ -2,7 +2,7 @@
 //! because the original system's clients expect the whole list; with one, pages are bounded.
 
 use crate::ApiError;
-use crate::json::parse_query_integer;
+use crate::request_body::parse_query_integer;
 
 pub const DEFAULT_LIMIT: i64 = 100;
 pub const MAX_LIMIT: i64 = 1000;

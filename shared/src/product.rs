@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::json::JsonObject;
+use crate::request_body::JsonObject;
 use crate::{ApiError, Money};
 
 pub const NAME_MAX_CHARS: usize = 200;

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::events::{INVENTORY_TOPIC, OutboxEvent};
+use crate::outbox::{INVENTORY_TOPIC, OutboxEvent};
 use crate::outbox_store::Backlog;
 
 /// Environment variable with the pushgateway's base URL (`http://host:port`); unset: no metrics.

@@ -4,7 +4,7 @@ mod common;
 
 use common::{Event, answer};
 use lambda_http::http::StatusCode;
-use stockroom::api::fallback;
+use stockroom::handlers::fallback;
 
 #[tokio::test]
 async fn unknown_paths_are_a_json_404() {
@@ -28,24 +28,24 @@ async fn other_methods_on_known_paths_are_405_with_allow() {
 /// tested) or this fails.
 const FUNCTIONS: &[(&str, &str)] = &[
     ("events-relay", "relay::run"),
-    ("health", "api::health::check"),
+    ("health", "handlers::health::check"),
     ("metrics-janitor", "janitor::run"),
-    ("not-found", "api::fallback::not_found"),
+    ("not-found", "handlers::fallback::not_found"),
     ("notifications", "notifications::handle"),
     ("notifications-forwarder", "notifications::forward"),
-    ("notifications-list", "api::notifications::list"),
-    ("orders-bulk", "api::orders::bulk"),
-    ("orders-cancel", "api::orders::cancel"),
-    ("orders-create", "api::orders::create"),
-    ("orders-get", "api::orders::get"),
-    ("orders-list", "api::orders::list"),
-    ("orders-list-by-user", "api::orders::list_by_user"),
+    ("notifications-list", "handlers::notifications::list"),
+    ("orders-bulk", "handlers::orders::bulk"),
+    ("orders-cancel", "handlers::orders::cancel"),
+    ("orders-create", "handlers::orders::create"),
+    ("orders-get", "handlers::orders::get"),
+    ("orders-list", "handlers::orders::list"),
+    ("orders-list-by-user", "handlers::orders::list_by_user"),
     ("orders-reconciler", "reconciler::run"),
-    ("products-create", "api::products::create"),
-    ("products-delete", "api::products::delete"),
-    ("products-get", "api::products::get"),
-    ("products-list", "api::products::list"),
-    ("products-update", "api::products::update"),
+    ("products-create", "handlers::products::create"),
+    ("products-delete", "handlers::products::delete"),
+    ("products-get", "handlers::products::get"),
+    ("products-list", "handlers::products::list"),
+    ("products-update", "handlers::products::update"),
 ];
 
 #[test]

@@ -4,8 +4,8 @@ mod common;
 
 use common::{Event, answer, database_url, db};
 use lambda_http::http::StatusCode;
-use stockroom::api::{health, products};
 use stockroom::db::Db;
+use stockroom::handlers::{health, products};
 
 async fn health_of(db: &Db) -> common::Answer {
     answer(

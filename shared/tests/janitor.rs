@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use stockroom::api::janitor::{Swept, sweep};
+use stockroom::handlers::janitor::{Swept, sweep};
 use stockroom::telemetry::Pushgateway;
 
 fn group(job: &str, function: &str) -> Vec<(String, String)> {

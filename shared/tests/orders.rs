@@ -6,11 +6,11 @@ mod common;
 use common::{Answer, Event, admin_query, answer, order_dbs, product_with_stock, stock_of, unique};
 use lambda_http::http::StatusCode;
 use serde_json::{Value, json};
-use stockroom::api::orders;
 use stockroom::db::{INVENTORY_DATABASE_URL, ORDER_DATABASE_URL};
-use stockroom::ordering::OrderDbs;
+use stockroom::handlers::orders;
+use stockroom::order_saga::OrderContext;
 
-async fn post(dbs: &OrderDbs, path: &str, body: &str, key: Option<&str>) -> Answer {
+async fn post(dbs: &OrderContext, path: &str, body: &str, key: Option<&str>) -> Answer {
     let route = if path.ends_with("/bulk") {
         "/api/orders/bulk"
     } else {
@@ -28,7 +28,7 @@ async fn post(dbs: &OrderDbs, path: &str, body: &str, key: Option<&str>) -> Answ
     answer(response.unwrap())
 }
 
-async fn order(dbs: &OrderDbs, product_id: i64, quantity: i64, user_id: i64) -> Answer {
+async fn order(dbs: &OrderContext, product_id: i64, quantity: i64, user_id: i64) -> Answer {
     post(
         dbs,
         "/api/orders",
@@ -38,13 +38,13 @@ async fn order(dbs: &OrderDbs, product_id: i64, quantity: i64, user_id: i64) -> 
     .await
 }
 
-async fn get(dbs: &OrderDbs, id: i64) -> Answer {
+async fn get(dbs: &OrderContext, id: i64) -> Answer {
     let event = Event::new("GET", "/api/orders/{id}", &format!("/api/orders/{id}"))
         .path_param("id", &id.to_string());
     answer(orders::get(&dbs.orders, event.request()).await.unwrap())
 }
 
-async fn cancel(dbs: &OrderDbs, id: i64) -> Answer {
+async fn cancel(dbs: &OrderContext, id: i64) -> Answer {
     let event = Event::new(
         "POST",
         "/api/orders/{id}/cancel",
@@ -54,7 +54,7 @@ async fn cancel(dbs: &OrderDbs, id: i64) -> Answer {
     answer(orders::cancel(dbs, event.request()).await.unwrap())
 }
 
-async fn by_user(dbs: &OrderDbs, user_id: i64, query: &[(&str, &str)]) -> Answer {
+async fn by_user(dbs: &OrderContext, user_id: i64, query: &[(&str, &str)]) -> Answer {
     let event = Event::new(
         "GET",
         "/api/orders/user/{user_id}",

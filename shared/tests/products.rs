@@ -5,8 +5,8 @@ mod common;
 use common::{Answer, Event, answer, db, unique};
 use lambda_http::http::StatusCode;
 use serde_json::{Value, json};
-use stockroom::api::products;
 use stockroom::db::Db;
+use stockroom::handlers::products;
 
 async fn create(db: &Db, body: &str) -> Answer {
     let event = Event::new("POST", "/api/products", "/api/products").json_body(body);

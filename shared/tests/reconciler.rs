@@ -7,12 +7,12 @@ mod common;
 use std::time::Duration;
 
 use common::{admin_query, order_dbs, product_with_stock, scheduled_event, single_order, stock_of};
-use stockroom::api::reconciler;
 use stockroom::db::{INVENTORY_DATABASE_URL, ORDER_DATABASE_URL};
+use stockroom::handlers::reconciler;
 use stockroom::order::OrderRequest;
-use stockroom::ordering::{self, OrderDbs};
+use stockroom::order_saga::{self, OrderContext};
 use stockroom::reservation::{self, ReserveError};
-use stockroom::{order_store, ordering::Reconciled};
+use stockroom::{order_saga::Reconciled, order_store};
 
 use uuid::Uuid;
 
@@ -20,7 +20,7 @@ const TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Step 1 of placing, then the process dies: pending orders, nothing reserved.
 async fn crash_after_pending(
-    dbs: &OrderDbs,
+    dbs: &OrderContext,
     request: &OrderRequest,
 ) -> (Uuid, Vec<(i64, stockroom::order::OrderLine)>) {
     let order_ref = Uuid::new_v4();
@@ -37,7 +37,7 @@ async fn age(order_ref: Uuid) {
     admin_query(INVENTORY_DATABASE_URL, &format!("UPDATE stock_reservations SET created_at = now() - interval '10 years' WHERE order_ref = '{order_ref}'")).await;
 }
 
-async fn run_reconciler(dbs: &OrderDbs) -> Reconciled {
+async fn run_reconciler(dbs: &OrderContext) -> Reconciled {
     reconciler::run(dbs, TIMEOUT, scheduled_event())
         .await
         .expect("reconciler run")
@@ -128,7 +128,7 @@ async fn a_retry_with_the_key_finishes_what_a_crash_left() {
             &key,
             &req.canonical(),
             order_ref,
-            ordering::IDEMPOTENCY_KEY_TTL,
+            order_saga::IDEMPOTENCY_KEY_TTL,
         )
         .await
         .unwrap();
@@ -141,7 +141,7 @@ async fn a_retry_with_the_key_finishes_what_a_crash_left() {
     reservation::reserve(&dbs.stock, order_ref, &lines)
         .await
         .unwrap();
-    let reply = ordering::place(&dbs, &req, Some(&key)).await;
+    let reply = order_saga::place(&dbs, &req, Some(&key)).await;
     assert_eq!(reply.status.as_u16(), 201, "{}", reply.body);
     let order: serde_json::Value = serde_json::from_str(&reply.body).unwrap();
     assert_eq!(order["id"], lines[0].0);
@@ -152,7 +152,7 @@ async fn a_retry_with_the_key_finishes_what_a_crash_left() {
 async fn an_interrupted_cancel_is_finished_and_returns_the_stock_once() {
     let dbs = order_dbs().await;
     let product = product_with_stock("1.00", 5).await;
-    let reply = ordering::place(&dbs, &single_order(product, 3), None).await;
+    let reply = order_saga::place(&dbs, &single_order(product, 3), None).await;
     let id = serde_json::from_str::<serde_json::Value>(&reply.body).unwrap()["id"]
         .as_i64()
         .unwrap();
@@ -234,7 +234,7 @@ async fn the_order_role_can_only_call_the_reservation_contract() {
 async fn the_reservation_of_a_live_order_is_checked_once_and_kept() {
     let dbs = order_dbs().await;
     let product = product_with_stock("1.00", 5).await;
-    let reply = ordering::place(&dbs, &single_order(product, 2), None).await;
+    let reply = order_saga::place(&dbs, &single_order(product, 2), None).await;
     assert_eq!(reply.status.as_u16(), 201, "{}", reply.body);
     let id = serde_json::from_str::<serde_json::Value>(&reply.body).unwrap()["id"]
         .as_i64()

@@ -2,7 +2,7 @@
 use std::time::Duration;
 
 use lambda_runtime::{Error, run, service_fn};
-use stockroom::api::relay::{self, Outboxes};
+use stockroom::handlers::relay::{self, Outboxes};
 use stockroom_kafka::{KAFKA_BROKERS, KafkaPublisher};
 
 #[tokio::main(flavor = "current_thread")]

@@ -1,14 +1,14 @@
 //! GET /health: reports whether each dependency (the inventory database) is reachable.
 use lambda_http::Error;
 use stockroom::http::{Endpoint, Service, serve};
-use stockroom::{api, db::Db};
+use stockroom::{db::Db, handlers};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     stockroom::telemetry::init(env!("CARGO_BIN_NAME"));
     let db = Db::from_env(stockroom::db::INVENTORY_DATABASE_URL).await?;
     serve(Endpoint::new(Service::Inventory, "/health"), |request| {
-        api::health::check(&db, request)
+        handlers::health::check(&db, request)
     })
     .await
 }

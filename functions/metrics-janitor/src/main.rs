@@ -1,6 +1,6 @@
 //! Scheduled (EventBridge): deletes the pushgateway groups of execution environments that are gone.
 use lambda_runtime::{Error, run, service_fn};
-use stockroom::api::janitor;
+use stockroom::handlers::janitor;
 use stockroom::telemetry::Pushgateway;
 
 #[tokio::main(flavor = "current_thread")]

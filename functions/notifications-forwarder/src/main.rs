@@ -1,8 +1,8 @@
 //! Scheduled (EventBridge): sends the alerts and dead letters SQS did not take when they were
 //! recorded, from notification_db's outbox.
 use lambda_runtime::{Error, run, service_fn};
-use stockroom::api::notifications;
 use stockroom::db::{Db, NOTIFICATION_DATABASE_URL};
+use stockroom::handlers::notifications;
 use stockroom_sqs::SqsQueues;
 
 #[tokio::main(flavor = "current_thread")]

@@ -1,7 +1,7 @@
 //! GET /api/notifications: recorded notifications, newest first, all or one keyset page.
 use lambda_http::Error;
 use stockroom::http::{Endpoint, Service, serve};
-use stockroom::{api, db::Db};
+use stockroom::{db::Db, handlers};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
@@ -9,7 +9,7 @@ async fn main() -> Result<(), Error> {
     let db = Db::from_env(stockroom::db::NOTIFICATION_DATABASE_URL).await?;
     serve(
         Endpoint::new(Service::Notification, "/api/notifications"),
-        |request| api::notifications::list(&db, request),
+        |request| handlers::notifications::list(&db, request),
     )
     .await
 }

@@ -1,8 +1,8 @@
 //! Kafka consumer (MSK event source): records each event once, forwards alerts to SQS and sends
 //! records it cannot handle to the dead-letter queue.
 use lambda_runtime::{Error, run, service_fn};
-use stockroom::api::notifications;
 use stockroom::db::{Db, NOTIFICATION_DATABASE_URL};
+use stockroom::handlers::notifications;
 use stockroom_sqs::{HANDLER_BACKOFF, SqsQueues};
 
 #[tokio::main(flavor = "current_thread")]

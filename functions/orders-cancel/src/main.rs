@@ -1,16 +1,16 @@
 //! POST /api/orders/{id}/cancel: cancels a confirmed order and returns its stock.
 use lambda_http::Error;
 use stockroom::http::{Endpoint, Service, serve};
-use stockroom::{api, ordering::OrderDbs};
+use stockroom::{handlers, order_saga::OrderContext};
 use stockroom_kafka::KafkaPublisher;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     stockroom::telemetry::init(env!("CARGO_BIN_NAME"));
-    let dbs = OrderDbs::from_env(KafkaPublisher::boxed_from_env()?).await?;
+    let dbs = OrderContext::from_env(KafkaPublisher::boxed_from_env()?).await?;
     serve(
         Endpoint::new(Service::Order, "/api/orders/{id}/cancel"),
-        |request| api::orders::cancel(&dbs, request),
+        |request| handlers::orders::cancel(&dbs, request),
     )
     .await
 }

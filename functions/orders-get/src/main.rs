@@ -1,7 +1,7 @@
 //! GET /api/orders/{id}: one order.
 use lambda_http::Error;
 use stockroom::http::{Endpoint, Service, serve};
-use stockroom::{api, db::Db};
+use stockroom::{db::Db, handlers};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
@@ -9,7 +9,7 @@ async fn main() -> Result<(), Error> {
     let orders = Db::from_env(stockroom::db::ORDER_DATABASE_URL).await?;
     serve(
         Endpoint::new(Service::Order, "/api/orders/{id}"),
-        |request| api::orders::get(&orders, request),
+        |request| handlers::orders::get(&orders, request),
     )
     .await
 }

@@ -1,7 +1,7 @@
 //! DELETE /api/products/{id}: deletes a product.
 use lambda_http::Error;
 use stockroom::http::{Endpoint, Service, serve};
-use stockroom::{api, db::Db};
+use stockroom::{db::Db, handlers};
 use stockroom_kafka::KafkaPublisher;
 
 #[tokio::main(flavor = "current_thread")]
@@ -11,7 +11,7 @@ async fn main() -> Result<(), Error> {
     let events = KafkaPublisher::boxed_from_env()?;
     serve(
         Endpoint::new(Service::Inventory, "/api/products/{id}"),
-        |request| api::products::delete(&db, events.as_deref(), request),
+        |request| handlers::products::delete(&db, events.as_deref(), request),
     )
     .await
 }

@@ -1,7 +1,7 @@
 //! GET /api/products: lists products by id, all or one keyset page.
 use lambda_http::Error;
 use stockroom::http::{Endpoint, Service, serve};
-use stockroom::{api, db::Db};
+use stockroom::{db::Db, handlers};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
@@ -9,7 +9,7 @@ async fn main() -> Result<(), Error> {
     let db = Db::from_env(stockroom::db::INVENTORY_DATABASE_URL).await?;
     serve(
         Endpoint::new(Service::Inventory, "/api/products"),
-        |request| api::products::list(&db, request),
+        |request| handlers::products::list(&db, request),
     )
     .await
 }

@@ -17,7 +17,7 @@ use rdkafka::ClientConfig;
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use stockroom::events::{OutboxEvent, Publish, PublishFuture};
+use stockroom::outbox::{OutboxEvent, Publish, PublishFuture};
 
 /// Environment variable with the brokers' `host:port` list; unset means "publishing disabled":
 /// events then wait in the outbox for the relay.

@@ -14,10 +14,10 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 use serde_json::Value;
 use stockroom::db::{Db, INVENTORY_DATABASE_URL, NOTIFICATION_DATABASE_URL, ORDER_DATABASE_URL};
-use stockroom::events::{self, Publish};
-use stockroom::json::JsonObject;
 use stockroom::order::OrderRequest;
-use stockroom::ordering::{self, OrderDbs};
+use stockroom::order_saga::{self, OrderContext};
+use stockroom::outbox::{self, Publish};
+use stockroom::request_body::JsonObject;
 use stockroom_kafka::{KAFKA_BROKERS, KafkaPublisher};
 
 fn brokers() -> String {
@@ -111,7 +111,7 @@ async fn every_product_change_yields_exactly_its_events() {
         .json_body(&format!(r#"{{"name":"{name}","price":12.50,"stock":20}}"#))
         .request();
     let created = answer(
-        stockroom::api::products::create(&db, events, request)
+        stockroom::handlers::products::create(&db, events, request)
             .await
             .unwrap(),
     );
@@ -124,7 +124,7 @@ async fn every_product_change_yields_exactly_its_events() {
         .request();
     assert_eq!(
         answer(
-            stockroom::api::products::update(&db, events, update)
+            stockroom::handlers::products::update(&db, events, update)
                 .await
                 .unwrap()
         )
@@ -138,7 +138,7 @@ async fn every_product_change_yields_exactly_its_events() {
         .request();
     assert_eq!(
         answer(
-            stockroom::api::products::update(&db, events, refused)
+            stockroom::handlers::products::update(&db, events, refused)
                 .await
                 .unwrap()
         )
@@ -150,7 +150,7 @@ async fn every_product_change_yields_exactly_its_events() {
         .request();
     assert_eq!(
         answer(
-            stockroom::api::products::delete(&db, events, delete)
+            stockroom::handlers::products::delete(&db, events, delete)
                 .await
                 .unwrap()
         )
@@ -190,7 +190,7 @@ async fn every_product_change_yields_exactly_its_events() {
     }
 }
 
-fn with_publisher(mut dbs: OrderDbs, publisher: KafkaPublisher) -> OrderDbs {
+fn with_publisher(mut dbs: OrderContext, publisher: KafkaPublisher) -> OrderContext {
     dbs.events = Some(Box::new(publisher));
     dbs
 }
@@ -199,12 +199,12 @@ fn with_publisher(mut dbs: OrderDbs, publisher: KafkaPublisher) -> OrderDbs {
 async fn orders_yield_order_and_stock_events() {
     let dbs = with_publisher(order_dbs().await, publisher());
     let product = product_with_stock("7.00", 30).await;
-    let placed = ordering::place(&dbs, &single_order(product, 4), None).await;
+    let placed = order_saga::place(&dbs, &single_order(product, 4), None).await;
     assert_eq!(placed.status, StatusCode::CREATED, "{}", placed.body);
     let order_id = serde_json::from_str::<Value>(&placed.body).unwrap()["id"]
         .as_i64()
         .unwrap();
-    ordering::cancel(&dbs, order_id).await.unwrap();
+    order_saga::cancel(&dbs, order_id).await.unwrap();
 
     let order_rows = outbox(ORDER_DATABASE_URL, order_id).await;
     let types: Vec<&str> = order_rows.iter().map(|(_, t, _)| t.as_str()).collect();
@@ -258,7 +258,7 @@ async fn a_rolled_back_change_yields_no_event() {
     let bulk = OrderRequest::bulk(&JsonObject::parse(&format!(
         r#"{{"items":[{{"product_id":{plenty},"quantity":2}},{{"product_id":{scarce},"quantity":2}}]}}"#
     )).unwrap()).unwrap();
-    let refused = ordering::place(&dbs, &bulk, None).await;
+    let refused = order_saga::place(&dbs, &bulk, None).await;
     assert_eq!(refused.status, StatusCode::CONFLICT);
     // reserve_stock lowered `plenty` before finding `scarce` short, then rolled back: no event.
     let types: Vec<String> = outbox(INVENTORY_DATABASE_URL, plenty)
@@ -275,7 +275,7 @@ async fn low_stock_alerts_once_per_crossing() {
     let product = product_with_stock("1.00", 12).await;
     let mut orders = Vec::new();
     for _ in 0..6 {
-        let placed = ordering::place(&dbs, &single_order(product, 1), None).await;
+        let placed = order_saga::place(&dbs, &single_order(product, 1), None).await;
         orders.push(
             serde_json::from_str::<Value>(&placed.body).unwrap()["id"]
                 .as_i64()
@@ -293,9 +293,9 @@ async fn low_stock_alerts_once_per_crossing() {
         "12 → 6 crosses 10 once"
     );
     for id in &orders[..4] {
-        ordering::cancel(&dbs, *id).await.unwrap();
+        order_saga::cancel(&dbs, *id).await.unwrap();
     }
-    ordering::place(&dbs, &single_order(product, 3), None).await;
+    order_saga::place(&dbs, &single_order(product, 3), None).await;
     assert_eq!(
         alerts(outbox(INVENTORY_DATABASE_URL, product).await),
         2,
@@ -328,7 +328,7 @@ async fn with_the_broker_down_orders_succeed_and_the_relay_delivers_later() {
         tasks.push(tokio::spawn(async move {
             let mut ids = Vec::new();
             for _ in 0..10 {
-                let placed = ordering::place(&dbs, &single_order(product, 1), None).await;
+                let placed = order_saga::place(&dbs, &single_order(product, 1), None).await;
                 assert_eq!(
                     placed.status,
                     StatusCode::CREATED,
@@ -359,8 +359,8 @@ async fn with_the_broker_down_orders_succeed_and_the_relay_delivers_later() {
     let kafka = publisher();
     let inventory = Db::new(&std::env::var(INVENTORY_DATABASE_URL).unwrap()).unwrap();
     let orders = Db::new(&std::env::var(ORDER_DATABASE_URL).unwrap()).unwrap();
-    events::relay(&orders, &kafka, 500).await.unwrap();
-    events::relay(&inventory, &kafka, 500).await.unwrap();
+    outbox::relay(&orders, &kafka, 500).await.unwrap();
+    outbox::relay(&inventory, &kafka, 500).await.unwrap();
     let mut expected = BTreeSet::new();
     for id in &order_ids {
         let rows = outbox(ORDER_DATABASE_URL, *id).await;
@@ -377,9 +377,10 @@ async fn with_the_broker_down_orders_succeed_and_the_relay_delivers_later() {
     let values: Vec<Vec<u8>> = seen.values().map(|p| p.to_string().into_bytes()).collect();
     let batch = common::kafka_event("order-events", &values);
     // The local trigger of the running stack may record them first: either way, once each.
-    let handled = stockroom::api::notifications::handle(&notifications, &queues, batch.clone())
-        .await
-        .unwrap();
+    let handled =
+        stockroom::handlers::notifications::handle(&notifications, &queues, batch.clone())
+            .await
+            .unwrap();
     assert_eq!(handled.recorded + handled.duplicates, 100);
     assert_eq!(handled.dead_lettered, 0);
     let event_ids: Vec<String> = seen.keys().cloned().collect();
@@ -397,7 +398,7 @@ async fn with_the_broker_down_orders_succeed_and_the_relay_delivers_later() {
         (100, 100),
         "recorded and forwarded once each"
     );
-    let again = stockroom::api::notifications::handle(&notifications, &queues, batch)
+    let again = stockroom::handlers::notifications::handle(&notifications, &queues, batch)
         .await
         .unwrap();
     assert_eq!(

@@ -6,8 +6,8 @@ mod common;
 
 use common::{Event, answer, kafka_event, unique};
 use serde_json::{Value, json};
-use stockroom::api::notifications::{self, Handled};
 use stockroom::db::{Db, NOTIFICATION_DATABASE_URL};
+use stockroom::handlers::notifications::{self, Handled};
 use stockroom_sqs::SqsQueues;
 use uuid::Uuid;
 

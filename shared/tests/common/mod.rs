@@ -141,12 +141,12 @@ pub fn unique(prefix: &str) -> String {
 }
 
 /// The order functions' connections, as their `main` builds them.
-pub async fn order_dbs() -> stockroom::ordering::OrderDbs {
+pub async fn order_dbs() -> stockroom::order_saga::OrderContext {
     let url = |var: &str| {
         std::env::var(var)
             .unwrap_or_else(|_| panic!("{var} is not set: run the tests with localstack/test"))
     };
-    stockroom::ordering::OrderDbs {
+    stockroom::order_saga::OrderContext {
         orders: Db::new(&url(stockroom::db::ORDER_DATABASE_URL)).unwrap(),
         stock: Db::new(&url(stockroom::db::STOCK_RESERVATION_DATABASE_URL)).unwrap(),
         // Events stay in the outbox here; shared/kafka/tests publish them to a real broker.
@@ -236,6 +236,8 @@ pub fn kafka_event(
 /// A validated single-order request, as `POST /api/orders` builds it.
 pub fn single_order(product: i64, quantity: i32) -> stockroom::order::OrderRequest {
     let body = format!(r#"{{"product_id":{product},"quantity":{quantity}}}"#);
-    stockroom::order::OrderRequest::single(&stockroom::json::JsonObject::parse(&body).unwrap())
-        .unwrap()
+    stockroom::order::OrderRequest::single(
+        &stockroom::request_body::JsonObject::parse(&body).unwrap(),
+    )
+    .unwrap()
 }

@@ -5,10 +5,10 @@ use lambda_http::http::StatusCode;
 
 use crate::ApiError;
 use crate::db::Db;
-use crate::events::{Publish, publish_transaction};
 use crate::http::{
     HandlerResult, error_response, json_body, list_reply, no_content, page, path_id, reply,
 };
+use crate::outbox::{Publish, publish_transaction};
 use crate::product::{Product, ProductInput};
 use crate::product_store::{self, Txid};
 
@@ -16,7 +16,7 @@ fn missing(id: i64) -> ApiError {
     ApiError::not_found(format!("no product with id {id}"))
 }
 
-/// Publishes the events of a committed write (see [`crate::events`]) and drops its txid.
+/// Publishes the events of a committed write (see [`crate::outbox`]) and drops its txid.
 async fn published<T>(
     db: &Db,
     events: Option<&dyn Publish>,

@@ -6,7 +6,7 @@ use lambda_http::LambdaEvent;
 use serde::Serialize;
 
 use crate::db::{Db, DbError, INVENTORY_DATABASE_URL, ORDER_DATABASE_URL};
-use crate::events::{self, Publish};
+use crate::outbox::{self, Publish};
 
 /// Events sent per batch (per transaction holding their rows).
 const BATCH: i64 = 500;
@@ -39,8 +39,8 @@ pub async fn run(
     event: LambdaEvent<EventBridgeEvent>,
 ) -> Result<RelayReport, lambda_http::Error> {
     tracing::debug!(schedule = ?event.payload.resources, "relaying outboxes");
-    let inventory = events::relay(&outboxes.inventory, publisher, BATCH).await;
-    let orders = events::relay(&outboxes.orders, publisher, BATCH).await;
+    let inventory = outbox::relay(&outboxes.inventory, publisher, BATCH).await;
+    let orders = outbox::relay(&outboxes.orders, publisher, BATCH).await;
     for (database, relayed) in [("inventory_db", &inventory), ("order_db", &orders)] {
         if let Ok(relayed) = relayed {
             metrics::counter!("stockroom_events_published_total", "database" => database, "by" => "relay")

@@ -23,9 +23,9 @@ use uuid::Uuid;
 
 use crate::ApiError;
 use crate::db::{Db, DbError, ORDER_DATABASE_URL, STOCK_RESERVATION_DATABASE_URL};
-use crate::events::{Publish, publish_transaction};
 use crate::order::{Order, OrderKind, OrderLine, OrderRequest, OrderStatus};
 use crate::order_store::{self, CancelStart, Claim};
+use crate::outbox::{Publish, publish_transaction};
 use crate::reservation::{self, ReservationState, ReserveError};
 
 /// How long an `Idempotency-Key` is remembered.
@@ -35,13 +35,13 @@ pub const IDEMPOTENCY_KEY_MAX_CHARS: usize = 255;
 
 /// What the order functions hold: `order_db`, inventory's reservation contract, and (when a
 /// broker is configured) the publisher for the events their commits write.
-pub struct OrderDbs {
+pub struct OrderContext {
     pub orders: Db,
     pub stock: Db,
     pub events: Option<Box<dyn Publish>>,
 }
 
-impl OrderDbs {
+impl OrderContext {
     pub async fn from_env(events: Option<Box<dyn Publish>>) -> Result<Self, DbError> {
         Ok(Self {
             orders: Db::from_env(ORDER_DATABASE_URL).await?,
@@ -100,7 +100,7 @@ enum Begun {
 
 /// Step 1: claim the key and write the pending orders, atomically.
 async fn begin(
-    dbs: &OrderDbs,
+    dbs: &OrderContext,
     request: &OrderRequest,
     key: Option<&str>,
 ) -> Result<Begun, ApiError> {
@@ -191,7 +191,7 @@ fn body_of(kind: OrderKind, orders: &[Order]) -> String {
 
 /// Places an order request (steps 1–3). Never oversells; on any failure nothing stays reserved,
 /// or the reconciler will release it.
-pub async fn place(dbs: &OrderDbs, request: &OrderRequest, key: Option<&str>) -> Reply {
+pub async fn place(dbs: &OrderContext, request: &OrderRequest, key: Option<&str>) -> Reply {
     let started = std::time::Instant::now();
     let reply = place_unmeasured(dbs, request, key).await;
     if !reply.replayed {
@@ -209,7 +209,7 @@ pub async fn place(dbs: &OrderDbs, request: &OrderRequest, key: Option<&str>) ->
     reply
 }
 
-async fn place_unmeasured(dbs: &OrderDbs, request: &OrderRequest, key: Option<&str>) -> Reply {
+async fn place_unmeasured(dbs: &OrderContext, request: &OrderRequest, key: Option<&str>) -> Reply {
     let (order_ref, lines) = match begin(dbs, request, key).await {
         Ok(Begun::Pending(order_ref, lines)) => (order_ref, lines),
         Ok(Begun::Replay(status, body)) => {
@@ -258,7 +258,7 @@ async fn place_unmeasured(dbs: &OrderDbs, request: &OrderRequest, key: Option<&s
 /// Step 3: confirm with the reserved prices; the confirmed orders, or an error if the reconciler
 /// settled them otherwise first.
 async fn confirm(
-    dbs: &OrderDbs,
+    dbs: &OrderContext,
     order_ref: Uuid,
     reserved: &[reservation::ReservedLine],
 ) -> Result<Vec<Order>, ApiError> {
@@ -279,7 +279,7 @@ async fn confirm(
     }
 }
 
-async fn fail(dbs: &OrderDbs, order_ref: Uuid) -> Result<(), ApiError> {
+async fn fail(dbs: &OrderContext, order_ref: Uuid) -> Result<(), ApiError> {
     dbs.orders
         .run("fail_orders", async |c| {
             order_store::fail(c, order_ref).await
@@ -290,7 +290,7 @@ async fn fail(dbs: &OrderDbs, order_ref: Uuid) -> Result<(), ApiError> {
 
 /// Cancels a confirmed order and returns its stock: `cancelling` → release → `cancelled`. A
 /// cancel interrupted after the first step is finished by a retry or by the reconciler.
-pub async fn cancel(dbs: &OrderDbs, id: i64) -> Result<Order, ApiError> {
+pub async fn cancel(dbs: &OrderContext, id: i64) -> Result<Order, ApiError> {
     let start = dbs
         .orders
         .run("begin_cancel", async |c| {
@@ -338,7 +338,7 @@ pub struct Reconciled {
 }
 
 /// Settles everything left unsettled for longer than `after`: run on a schedule.
-pub async fn reconcile(dbs: &OrderDbs, after: Duration) -> Result<Reconciled, DbError> {
+pub async fn reconcile(dbs: &OrderContext, after: Duration) -> Result<Reconciled, DbError> {
     let mut done = Reconciled::default();
 
     let orders = &dbs.orders;

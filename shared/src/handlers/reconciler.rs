@@ -1,12 +1,12 @@
 //! The scheduled reconciler: an EventBridge schedule invokes it; it settles what crashed or
-//! timed-out requests left behind (see [`crate::ordering::reconcile`]).
+//! timed-out requests left behind (see [`crate::order_saga::reconcile`]).
 
 use std::time::Duration;
 
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use lambda_http::LambdaEvent;
 
-use crate::ordering::{self, OrderDbs, Reconciled};
+use crate::order_saga::{self, OrderContext, Reconciled};
 
 /// Environment variable: seconds an order may stay `pending` or `cancelling` before the
 /// reconciler settles it. Must exceed the order functions' timeout, so a live request is never
@@ -26,12 +26,12 @@ pub fn pending_timeout_from_env() -> Result<Duration, String> {
 /// Handles one scheduled event; the summary is the invocation's result (and its log line). A
 /// database failure fails the invocation, and the next schedule tries again.
 pub async fn run(
-    dbs: &OrderDbs,
+    dbs: &OrderContext,
     pending_timeout: Duration,
     event: LambdaEvent<EventBridgeEvent>,
 ) -> Result<Reconciled, lambda_http::Error> {
     tracing::info!(schedule = ?event.payload.resources, "reconciling orders");
-    let done = ordering::reconcile(dbs, pending_timeout).await;
+    let done = order_saga::reconcile(dbs, pending_timeout).await;
     if let Ok(done) = &done {
         tracing::info!(?done, "reconciled");
         for (action, count) in [

@@ -7,26 +7,26 @@ use lambda_http::{Body, Request, RequestExt, Response};
 use crate::ApiError;
 use crate::db::Db;
 use crate::http::{HandlerResult, error_response, json_body, list_reply, page, path_id, reply};
-use crate::json::JsonObject;
 use crate::order::{Order, OrderRequest};
+use crate::order_saga::{self, OrderContext};
 use crate::order_store;
-use crate::ordering::{self, OrderDbs};
+use crate::request_body::JsonObject;
 
 /// Response header telling a client its keyed request was answered from the first attempt.
 pub const REPLAYED_HEADER: &str = "idempotent-replayed";
 
 /// `POST /api/orders` → 201 with the order.
-pub async fn create(dbs: &OrderDbs, request: Request) -> HandlerResult {
+pub async fn create(dbs: &OrderContext, request: Request) -> HandlerResult {
     place(dbs, &request, OrderRequest::single).await
 }
 
 /// `POST /api/orders/bulk` → 201 with one order per item, all or nothing.
-pub async fn bulk(dbs: &OrderDbs, request: Request) -> HandlerResult {
+pub async fn bulk(dbs: &OrderContext, request: Request) -> HandlerResult {
     place(dbs, &request, OrderRequest::bulk).await
 }
 
 async fn place(
-    dbs: &OrderDbs,
+    dbs: &OrderContext,
     request: &Request,
     parse: fn(&JsonObject) -> Result<OrderRequest, ApiError>,
 ) -> HandlerResult {
@@ -38,7 +38,7 @@ async fn place(
         Ok(order) => order,
         Err(err) => return Ok(error_response(&err)),
     };
-    let placed = ordering::place(dbs, &order, key.as_deref()).await;
+    let placed = order_saga::place(dbs, &order, key.as_deref()).await;
     let mut response = Response::builder()
         .status(placed.status)
         .header(header::CONTENT_TYPE, "application/json");
@@ -55,7 +55,7 @@ fn idempotency_key(request: &Request) -> Result<Option<String>, ApiError> {
         return Ok(None);
     };
     let key = value.to_str().unwrap_or_default();
-    ordering::validate_key(key)?;
+    order_saga::validate_key(key)?;
     Ok(Some(key.to_owned()))
 }
 
@@ -105,10 +105,10 @@ async fn find(db: &Db, id: i64) -> Result<Order, ApiError> {
 }
 
 /// `POST /api/orders/{id}/cancel` → 200 with the cancelled order; 409 unless it was confirmed.
-pub async fn cancel(dbs: &OrderDbs, request: Request) -> HandlerResult {
+pub async fn cancel(dbs: &OrderContext, request: Request) -> HandlerResult {
     let id = match path_id(&request, "id", "order") {
         Ok(id) => id,
         Err(err) => return Ok(error_response(&err)),
     };
-    reply(StatusCode::OK, ordering::cancel(dbs, id).await)
+    reply(StatusCode::OK, order_saga::cancel(dbs, id).await)
 }
