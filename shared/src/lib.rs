@@ -7,6 +7,7 @@
 
 pub mod db;
 pub mod error;
+pub mod events;
 pub mod handlers;
 pub mod http;
 pub mod migrate;

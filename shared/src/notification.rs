@@ -3,47 +3,17 @@
 //! An event is validated strictly (a consumer must not guess): anything unusable is refused with a
 //! reason, which goes to the dead-letter queue, and never stops the rest of the batch.
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 
-use serde_json::value::RawValue;
-use serde_json::{Map, Value};
 use uuid::Uuid;
 
+use crate::events::{Event, EventKind};
 use crate::outbox::PublishFuture;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EventType {
-    ProductCreated,
-    ProductUpdated,
-    ProductDeleted,
-    LowStockAlert,
-    OrderCreated,
-    OrderCancelled,
-}
+pub use crate::events::EventType;
 
 impl EventType {
-    pub const ALL: [Self; 6] = [
-        Self::ProductCreated,
-        Self::ProductUpdated,
-        Self::ProductDeleted,
-        Self::LowStockAlert,
-        Self::OrderCreated,
-        Self::OrderCancelled,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::ProductCreated => "product_created",
-            Self::ProductUpdated => "product_updated",
-            Self::ProductDeleted => "product_deleted",
-            Self::LowStockAlert => "low_stock_alert",
-            Self::OrderCreated => "order_created",
-            Self::OrderCancelled => "order_cancelled",
-        }
-    }
-
     /// Whether downstream senders (email, purchasing) get it through the alerts queue.
     pub fn forwarded(self) -> bool {
         matches!(self, Self::LowStockAlert | Self::OrderCreated)
@@ -62,100 +32,63 @@ pub struct Notification {
     pub event: String,
 }
 
-fn int(event: &Map<String, Value>, field: &str) -> Result<i64, String> {
-    match event.get(field) {
-        None | Some(Value::Null) => Err(format!("missing {field}")),
-        Some(value) => value
-            .as_i64()
-            .ok_or_else(|| format!("{field} must be an integer, got {value}")),
-    }
-}
-
-fn text<'a>(event: &'a Map<String, Value>, field: &str) -> Result<&'a str, String> {
-    match event.get(field) {
-        None | Some(Value::Null) => Err(format!("missing {field}")),
-        Some(value) => value
-            .as_str()
-            .ok_or_else(|| format!("{field} must be a string, got {value}")),
-    }
-}
-
-/// A top-level field's JSON text as written (money keeps its cents: `46.50`, not `46.5`).
-fn raw_field(event: &str, field: &str) -> Option<String> {
-    let fields: HashMap<&str, &RawValue> = serde_json::from_str(event).ok()?;
-    fields.get(field).map(|raw| raw.get().to_owned())
-}
-
-/// Validates one event (the record's value) and renders its message; `Err` carries the reason.
+/// Validates one event (the record's value, [`Event::parse`]) and renders its message; `Err`
+/// carries the reason.
 pub fn parse(value: &[u8]) -> Result<Notification, String> {
-    let text_value = std::str::from_utf8(value).map_err(|_| "value is not UTF-8".to_owned())?;
-    let parsed: Value =
-        serde_json::from_str(text_value).map_err(|err| format!("value is not JSON: {err}"))?;
-    let event = parsed.as_object().ok_or("value is not a JSON object")?;
-    let kind = text(event, "event_type")?;
-    let event_type = EventType::ALL
-        .into_iter()
-        .find(|t| t.as_str() == kind)
-        .ok_or_else(|| format!("unknown event_type {kind:?}"))?;
-    let event_id = Uuid::parse_str(text(event, "event_id")?)
-        .map_err(|_| "event_id is not a UUID".to_owned())?;
-    let (product_id, order_id, message) = match event_type {
-        EventType::ProductCreated | EventType::ProductUpdated | EventType::ProductDeleted => {
-            let (id, name, stock) = (
-                int(event, "product_id")?,
-                text(event, "name")?,
-                int(event, "stock")?,
-            );
-            let verb = match event_type {
+    let event = Event::parse(value)?;
+    let (product_id, order_id, message) = match &event.kind {
+        EventKind::ProductCreated(p)
+        | EventKind::ProductUpdated(p)
+        | EventKind::ProductDeleted(p) => {
+            let verb = match event.kind.event_type() {
                 EventType::ProductCreated => "created",
                 EventType::ProductUpdated => "updated",
                 _ => "deleted",
             };
+            let (id, name, stock) = (p.product_id, &p.name, p.stock);
             (
                 Some(id),
                 None,
                 format!("Product {verb}: {name} (id {id}), stock {stock}"),
             )
         }
-        EventType::LowStockAlert => {
-            let (id, name, stock) = (
-                int(event, "product_id")?,
-                text(event, "name")?,
-                int(event, "stock")?,
-            );
-            let threshold = event
-                .get("threshold")
-                .and_then(Value::as_i64)
+        EventKind::LowStockAlert(l) => {
+            let threshold = l
+                .threshold
                 .map(|t| format!(" (threshold {t})"))
                 .unwrap_or_default();
+            let (id, name, stock) = (l.product_id, &l.name, l.stock);
             (
                 Some(id),
                 None,
                 format!("Low stock: {name} (id {id}) has {stock} left{threshold}"),
             )
         }
-        EventType::OrderCreated | EventType::OrderCancelled => {
-            let (order, product, quantity) = (
-                int(event, "order_id")?,
-                int(event, "product_id")?,
-                int(event, "quantity")?,
+        EventKind::OrderCreated(o) => {
+            let total = o
+                .total_price
+                .map_or_else(|| "?".to_owned(), |t| t.to_string());
+            let message = format!(
+                "Order {} created: {} x product {}, total {total}",
+                o.order_id, o.quantity, o.product_id
             );
-            let message = if event_type == EventType::OrderCreated {
-                let total = raw_field(text_value, "total_price").unwrap_or_else(|| "?".into());
-                format!("Order {order} created: {quantity} x product {product}, total {total}")
-            } else {
-                format!("Order {order} cancelled: {quantity} x product {product} back in stock")
-            };
-            (Some(product), Some(order), message)
+            (Some(o.product_id), Some(o.order_id), message)
+        }
+        EventKind::OrderCancelled(o) => {
+            let message = format!(
+                "Order {} cancelled: {} x product {} back in stock",
+                o.order_id, o.quantity, o.product_id
+            );
+            (Some(o.product_id), Some(o.order_id), message)
         }
     };
     Ok(Notification {
-        event_id,
-        event_type,
+        event_id: event.event_id,
+        event_type: event.kind.event_type(),
         message,
         product_id,
         order_id,
-        event: text_value.to_owned(),
+        event: String::from_utf8_lossy(value).into_owned(),
     })
 }
 

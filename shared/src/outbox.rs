@@ -17,8 +17,7 @@ use crate::db::{Db, DbError};
 use crate::outbox_store::{self, Backlog};
 use crate::telemetry;
 
-pub const INVENTORY_TOPIC: &str = "inventory-events";
-pub const ORDER_TOPIC: &str = "order-events";
+pub use crate::events::{INVENTORY_TOPIC, ORDER_TOPIC};
 
 /// One outbox row: an event ready to send.
 #[derive(Debug, Clone, PartialEq, Eq)]

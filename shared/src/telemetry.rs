@@ -17,7 +17,8 @@ use std::time::{Duration, Instant};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::outbox::{INVENTORY_TOPIC, OutboxEvent};
+use crate::events::{Event, EventKind, INVENTORY_TOPIC};
+use crate::outbox::OutboxEvent;
 use crate::outbox_store::Backlog;
 
 /// Environment variable with the pushgateway's base URL (`http://host:port`); unset: no metrics.
@@ -194,17 +195,15 @@ pub fn stock_levels(events: &[OutboxEvent]) {
 /// The stock level an inventory event sets: `Some(level)` after a create or update, `None` after
 /// a delete; not a stock change (a low-stock alert, an unreadable payload): no entry.
 pub fn stock_change(payload: &str) -> Option<(i64, Option<StockLevel>)> {
-    let event: serde_json::Value = serde_json::from_str(payload).ok()?;
-    let product_id = event["product_id"].as_i64()?;
-    match event["event_type"].as_str()? {
-        "product_created" | "product_updated" => Some((
-            product_id,
+    match Event::parse(payload.as_bytes()).ok()?.kind {
+        EventKind::ProductCreated(p) | EventKind::ProductUpdated(p) => Some((
+            p.product_id,
             Some(StockLevel {
-                name: event["name"].as_str()?.to_owned(),
-                stock: event["stock"].as_i64()?,
+                name: p.name,
+                stock: p.stock,
             }),
         )),
-        "product_deleted" => Some((product_id, None)),
+        EventKind::ProductDeleted(p) => Some((p.product_id, None)),
         _ => None,
     }
 }
@@ -380,7 +379,7 @@ mod tests {
 
     #[test]
     fn product_events_set_or_remove_a_stock_level() {
-        let updated = r#"{"event_type":"product_updated","product_id":7,"name":"Mug","stock":3,"price":4.00}"#;
+        let updated = r#"{"event_id":"2a7fbcd0-946c-4eda-ad01-7119eddeacdf","event_type":"product_updated","product_id":7,"name":"Mug","stock":3,"price":4.00}"#;
         assert_eq!(
             stock_change(updated),
             Some((
@@ -399,7 +398,7 @@ mod tests {
 
     #[test]
     fn other_events_and_garbage_change_no_stock_level() {
-        let alert = r#"{"event_type":"low_stock_alert","product_id":7,"name":"Mug","stock":3,"threshold":10}"#;
+        let alert = r#"{"event_id":"2a7fbcd0-946c-4eda-ad01-7119eddeacdf","event_type":"low_stock_alert","product_id":7,"name":"Mug","stock":3,"threshold":10}"#;
         assert_eq!(stock_change(alert), None);
         assert_eq!(stock_change("not json"), None);
         assert_eq!(
