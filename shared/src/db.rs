@@ -26,24 +26,15 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// A connection unused for longer than this is checked before use.
 const IDLE_CHECK_AFTER: Duration = Duration::from_secs(30);
 
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum DbError {
     /// The database cannot be reached or dropped the connection: worth a retry later (503).
+    #[error("database unavailable: {0}")]
     Unavailable(String),
     /// The database answered with an error (a bug of ours, or a constraint we map ourselves).
-    Query(tokio_postgres::Error),
+    #[error("database error")]
+    Query(#[source] tokio_postgres::Error),
 }
-
-impl std::fmt::Display for DbError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Unavailable(reason) => write!(f, "database unavailable: {reason}"),
-            Self::Query(err) => write!(f, "database error: {err}"),
-        }
-    }
-}
-
-impl std::error::Error for DbError {}
 
 impl From<tokio_postgres::Error> for DbError {
     fn from(err: tokio_postgres::Error) -> Self {

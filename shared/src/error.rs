@@ -148,9 +148,92 @@ impl From<DbError> for ApiError {
     }
 }
 
+/// Why an event-driven or scheduled invocation (the relay, the reconciler, the janitor, the
+/// notifications consumer and its forwarder) failed. Lambda reports it as the invocation's
+/// `errorType`, which says whether trying again can help, `Retryable.…` (an outage: the database,
+/// the broker, SQS or the pushgateway did not answer; the event source or the next schedule
+/// retries) or `Bug.…` (the database refused a statement: retrying the same thing fails the same
+/// way), so alarms and log queries can tell an outage from a bug.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Db(#[from] DbError),
+    #[error("the broker did not take the events")]
+    Broker(#[source] crate::outbox::PublishError),
+    #[error("SQS did not take the messages: {0}")]
+    Queue(String),
+    #[error("the pushgateway did not answer: {0}")]
+    Pushgateway(String),
+}
+
+impl RunError {
+    pub fn retryable(&self) -> bool {
+        !matches!(self, Self::Db(DbError::Query(_)))
+    }
+
+    /// `Retryable.DatabaseUnavailable`, `Bug.DatabaseQuery`, `Retryable.Broker`, ...
+    pub fn error_type(&self) -> &'static str {
+        match self {
+            Self::Db(DbError::Unavailable(_)) => "Retryable.DatabaseUnavailable",
+            Self::Db(DbError::Query(_)) => "Bug.DatabaseQuery",
+            Self::Broker(_) => "Retryable.Broker",
+            Self::Queue(_) => "Retryable.Queue",
+            Self::Pushgateway(_) => "Retryable.Pushgateway",
+        }
+    }
+}
+
+impl From<crate::outbox::OutboxError> for RunError {
+    fn from(err: crate::outbox::OutboxError) -> Self {
+        match err {
+            crate::outbox::OutboxError::Db(err) => Self::Db(err),
+            crate::outbox::OutboxError::Publish(reason) => Self::Broker(reason),
+        }
+    }
+}
+
+impl From<RunError> for lambda_http::lambda_runtime::Diagnostic {
+    fn from(err: RunError) -> Self {
+        Self {
+            error_type: err.error_type().to_owned(),
+            error_message: chain(&err),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_outage_is_retryable_and_says_so_to_lambda() {
+        use lambda_http::lambda_runtime::Diagnostic;
+        let outage = RunError::Db(DbError::Unavailable("connection refused".into()));
+        assert!(outage.retryable());
+        let diagnostic = Diagnostic::from(outage);
+        assert_eq!(diagnostic.error_type, "Retryable.DatabaseUnavailable");
+        assert_eq!(
+            diagnostic.error_message,
+            "database unavailable: connection refused"
+        );
+        let relay = RunError::from(crate::outbox::OutboxError::Publish(
+            crate::outbox::PublishError::BackingOff,
+        ));
+        let relay = Diagnostic::from(relay);
+        assert_eq!(relay.error_type, "Retryable.Broker");
+        assert_eq!(
+            relay.error_message,
+            "the broker did not take the events: the broker was unreachable moments ago; left to the relay"
+        );
+        let queue = Diagnostic::from(RunError::Queue("timed out".into()));
+        assert_eq!(
+            (queue.error_type.as_str(), queue.error_message.as_str()),
+            (
+                "Retryable.Queue",
+                "SQS did not take the messages: timed out"
+            )
+        );
+    }
 
     #[test]
     fn a_chain_names_every_cause_once() {

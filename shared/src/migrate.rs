@@ -92,30 +92,14 @@ pub fn database(name: &str) -> Option<&'static Database> {
 /// Any fixed number: it only has to be the same for every migrator.
 const LOCK_KEY: i64 = 0x5354_4f43_4b52_4f4f;
 
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum MigrateError {
-    Db(tokio_postgres::Error),
+    #[error("migration failed")]
+    Db(#[from] tokio_postgres::Error),
+    #[error(
+        "migration {version} ({name}) was edited after it was applied; add a new migration instead"
+    )]
     Changed { version: i32, name: &'static str },
-}
-
-impl std::fmt::Display for MigrateError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Db(err) => write!(f, "migration failed: {err}"),
-            Self::Changed { version, name } => write!(
-                f,
-                "migration {version} ({name}) was edited after it was applied; add a new migration instead"
-            ),
-        }
-    }
-}
-
-impl std::error::Error for MigrateError {}
-
-impl From<tokio_postgres::Error> for MigrateError {
-    fn from(err: tokio_postgres::Error) -> Self {
-        Self::Db(err)
-    }
 }
 
 /// FNV-1a: enough to notice an edited file, with no extra dependency.

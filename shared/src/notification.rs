@@ -9,7 +9,6 @@ use std::pin::Pin;
 use uuid::Uuid;
 
 use crate::events::{Event, EventKind};
-use crate::outbox::PublishFuture;
 
 pub use crate::events::EventType;
 
@@ -126,6 +125,7 @@ pub struct Sent {
 }
 
 pub type SendFuture<'a> = Pin<Box<dyn Future<Output = Sent> + Send + 'a>>;
+pub type SendOneFuture<'a> = Pin<Box<dyn Future<Output = Result<(), String>> + Send + 'a>>;
 
 /// Sends messages to a queue. Implemented with aws-sdk-sqs (`SendMessageBatch`, ten per request,
 /// every call bounded by a timeout) in the `stockroom-sqs` crate.
@@ -134,7 +134,7 @@ pub trait Queues: Send + Sync {
     fn send_batch<'a>(&'a self, queue: Queue, messages: &'a [(i64, String)]) -> SendFuture<'a>;
 
     /// Sends one message; `Ok` once the queue accepted it.
-    fn send<'a>(&'a self, queue: Queue, body: String) -> PublishFuture<'a> {
+    fn send<'a>(&'a self, queue: Queue, body: String) -> SendOneFuture<'a> {
         Box::pin(async move {
             let message = [(0, body)];
             let sent = self.send_batch(queue, &message).await;

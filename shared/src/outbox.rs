@@ -31,7 +31,21 @@ pub struct OutboxEvent {
 }
 
 /// A boxed future, so publishers can be used as trait objects.
-pub type PublishFuture<'a> = Pin<Box<dyn Future<Output = Result<(), String>> + Send + 'a>>;
+pub type PublishFuture<'a> = Pin<Box<dyn Future<Output = Result<(), PublishError>> + Send + 'a>>;
+
+/// Why events were not published; they stay in the outbox either way.
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    /// The broker failed moments ago: this publisher leaves the events to the relay for a while.
+    #[error("the broker was unreachable moments ago; left to the relay")]
+    BackingOff,
+    #[error("could not create the producer: {0}")]
+    Producer(String),
+    #[error("could not queue event {event_id}: {reason}")]
+    Queue { event_id: Uuid, reason: String },
+    #[error("event {event_id} not delivered: {reason}")]
+    Delivery { event_id: Uuid, reason: String },
+}
 
 /// Sends events to the broker; `Ok` only once every event is acknowledged.
 pub trait Publish: Send + Sync {
@@ -47,7 +61,7 @@ pub async fn publish_transaction(db: &Db, publisher: Option<&dyn Publish>, txid:
         return;
     }
     if let Err(err) = try_publish_transaction(db, publisher, txid).await {
-        tracing::warn!(%err, txid, "events left to the relay");
+        tracing::warn!(error = %crate::error::chain(&err), txid, "events left to the relay");
     }
 }
 
@@ -55,13 +69,12 @@ async fn try_publish_transaction(
     db: &Db,
     publisher: Option<&dyn Publish>,
     txid: i64,
-) -> Result<(), String> {
+) -> Result<(), OutboxError> {
     let events = db
         .run("outbox_unpublished", async |c| {
             outbox_store::unpublished_of(c, txid).await
         })
-        .await
-        .map_err(|e| e.to_string())?;
+        .await?;
     telemetry::stock_levels(&events);
     let Some(publisher) = publisher.filter(|_| !events.is_empty()) else {
         return Ok(());
@@ -72,8 +85,8 @@ async fn try_publish_transaction(
     db.run("outbox_mark_published", async |c| {
         outbox_store::mark_published(c, &events).await
     })
-    .await
-    .map_err(|e| e.to_string())
+    .await?;
+    Ok(())
 }
 
 /// What a relay run found and did on one database.
@@ -85,33 +98,19 @@ pub struct Relayed {
     pub backlog: Backlog,
 }
 
-#[derive(Debug)]
-pub enum RelayError {
-    Db(DbError),
-    Publish(String),
-}
-
-impl std::fmt::Display for RelayError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Db(err) => err.fmt(f),
-            Self::Publish(err) => write!(f, "publishing failed: {err}"),
-        }
-    }
-}
-
-impl std::error::Error for RelayError {}
-
-impl From<DbError> for RelayError {
-    fn from(err: DbError) -> Self {
-        Self::Db(err)
-    }
+/// Why the outbox was not (all) published.
+#[derive(Debug, thiserror::Error)]
+pub enum OutboxError {
+    #[error(transparent)]
+    Db(#[from] DbError),
+    #[error("publishing failed: {0}")]
+    Publish(#[from] PublishError),
 }
 
 /// Publishes every unpublished event of `db`'s outbox, oldest first, `batch` at a time. The rows
 /// of a batch stay locked while they are sent (`FOR UPDATE SKIP LOCKED`), so overlapping relays
 /// never send the same batch twice; a batch the broker refuses stays unpublished for the next run.
-pub async fn relay(db: &Db, publisher: &dyn Publish, batch: i64) -> Result<Relayed, RelayError> {
+pub async fn relay(db: &Db, publisher: &dyn Publish, batch: i64) -> Result<Relayed, OutboxError> {
     let mut done = Relayed::default();
     loop {
         let sent = db.transaction("relay_batch", async |tx| {
@@ -126,7 +125,7 @@ pub async fn relay(db: &Db, publisher: &dyn Publish, batch: i64) -> Result<Relay
             outbox_store::mark_published(tx, &events).await?;
             Ok(Ok(events.len()))
         });
-        let sent = sent.await?.map_err(RelayError::Publish)?;
+        let sent = sent.await?.map_err(OutboxError::Publish)?;
         done.published += sent;
         if (sent as i64) < batch {
             done.backlog = db

@@ -22,25 +22,21 @@ pub struct ReservedLine {
     pub unit_price: Money,
 }
 
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum ReserveError {
-    UnknownProduct {
-        product_id: i64,
-    },
+    #[error("no product with id {product_id}")]
+    UnknownProduct { product_id: i64 },
+    #[error("product {product_id} has {available} in stock; {requested} requested")]
     InsufficientStock {
         product_id: i64,
         requested: i64,
         available: i64,
     },
     /// The reference was given up (by the reconciler) before this reservation got through.
+    #[error("the reservation was voided")]
     Voided,
-    Db(DbError),
-}
-
-impl From<DbError> for ReserveError {
-    fn from(err: DbError) -> Self {
-        Self::Db(err)
-    }
+    #[error(transparent)]
+    Db(#[from] DbError),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

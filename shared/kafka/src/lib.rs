@@ -17,7 +17,7 @@ use rdkafka::ClientConfig;
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use stockroom::outbox::{OutboxEvent, Publish, PublishFuture};
+use stockroom::outbox::{OutboxEvent, Publish, PublishError, PublishFuture};
 
 /// Environment variable with the brokers' `host:port` list; unset means "publishing disabled":
 /// events then wait in the outbox for the relay.
@@ -103,8 +103,8 @@ impl KafkaPublisher {
         }
     }
 
-    async fn send_all(&self, events: &[OutboxEvent]) -> Result<(), String> {
-        let producer = self.producer()?;
+    async fn send_all(&self, events: &[OutboxEvent]) -> Result<(), PublishError> {
+        let producer = self.producer().map_err(PublishError::Producer)?;
         // Queue every event first (they are batched and sent in order), then await each delivery.
         let mut deliveries = Vec::with_capacity(events.len());
         for event in events {
@@ -116,16 +116,26 @@ impl KafkaPublisher {
                     key: "event_id",
                     value: Some(&event_id),
                 }));
-            let delivery = producer
-                .send_result(record)
-                .map_err(|(err, _)| format!("could not queue event {}: {err}", event.event_id))?;
+            let delivery =
+                producer
+                    .send_result(record)
+                    .map_err(|(err, _)| PublishError::Queue {
+                        event_id: event.event_id,
+                        reason: err.to_string(),
+                    })?;
             deliveries.push((event.event_id, delivery));
         }
         for (event_id, delivery) in deliveries {
             match delivery.await {
                 Ok(Ok(_)) => {}
-                Ok(Err((err, _))) => return Err(format!("event {event_id} not delivered: {err}")),
-                Err(_) => return Err(format!("event {event_id}: the producer went away")),
+                Ok(Err((err, _))) => {
+                    let reason = err.to_string();
+                    return Err(PublishError::Delivery { event_id, reason });
+                }
+                Err(_) => {
+                    let reason = "the producer went away".to_owned();
+                    return Err(PublishError::Delivery { event_id, reason });
+                }
             }
         }
         Ok(())
@@ -137,7 +147,7 @@ impl Publish for KafkaPublisher {
         Box::pin(async move {
             let down_since = *self.down_since.lock().expect("not poisoned");
             if down_since.is_some_and(|at| at.elapsed() < self.backoff) {
-                return Err("the broker was unreachable moments ago; left to the relay".into());
+                return Err(PublishError::BackingOff);
             }
             let started = Instant::now();
             let sent = self.send_all(events).await;

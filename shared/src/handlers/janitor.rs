@@ -10,6 +10,7 @@ use aws_lambda_events::eventbridge::EventBridgeEvent;
 use lambda_http::LambdaEvent;
 use serde::Serialize;
 
+use crate::error::RunError;
 use crate::telemetry::{self, Pushgateway};
 
 /// How long a group may go without a push before it counts as gone.
@@ -45,12 +46,12 @@ pub async fn sweep(gateway: &Pushgateway, job: &str, idle: Duration) -> Result<S
 pub async fn run(
     gateway: &Pushgateway,
     event: LambdaEvent<EventBridgeEvent>,
-) -> Result<Swept, lambda_http::Error> {
+) -> Result<Swept, RunError> {
     tracing::debug!(schedule = ?event.payload.resources, "sweeping pushgateway groups");
     let swept = sweep(gateway, JOB, IDLE).await;
     if let Ok(swept) = &swept {
         tracing::info!(?swept, "swept");
     }
     telemetry::finish_run(&swept);
-    Ok(swept?)
+    swept.map_err(RunError::Pushgateway)
 }

@@ -11,6 +11,7 @@ use serde_json::json;
 
 use crate::ApiError;
 use crate::db::Db;
+use crate::error::RunError;
 use crate::http::{HandlerResult, list_reply, page};
 use crate::notification::{self, Notification, Queue, Queues, Sent};
 use crate::notification_store::{self, DeadLetter, NotificationView, Outgoing};
@@ -112,7 +113,7 @@ pub async fn handle(
     db: &Db,
     queues: &dyn Queues,
     event: LambdaEvent<KafkaEvent>,
-) -> Result<Handled, lambda_http::Error> {
+) -> Result<Handled, RunError> {
     let started = std::time::Instant::now();
     let handled = handle_batch(db, queues, &event.payload).await;
     if let Ok(handled) = &handled {
@@ -129,7 +130,7 @@ async fn handle_batch(
     db: &Db,
     queues: &dyn Queues,
     event: &KafkaEvent,
-) -> Result<Handled, lambda_http::Error> {
+) -> Result<Handled, RunError> {
     let mut partitions: Vec<_> = event.records.iter().collect();
     partitions.sort_by(|a, b| a.0.cmp(b.0));
     let (mut valid, mut letters) = (Vec::new(), Vec::new());
@@ -198,14 +199,14 @@ pub async fn forward(
     db: &Db,
     queues: &dyn Queues,
     event: LambdaEvent<EventBridgeEvent>,
-) -> Result<Forwarded, lambda_http::Error> {
+) -> Result<Forwarded, RunError> {
     tracing::debug!(schedule = ?event.payload.resources, "forwarding");
     let forwarded = forward_all(db, queues).await;
     crate::telemetry::finish_run(&forwarded);
     forwarded
 }
 
-async fn forward_all(db: &Db, queues: &dyn Queues) -> Result<Forwarded, lambda_http::Error> {
+async fn forward_all(db: &Db, queues: &dyn Queues) -> Result<Forwarded, RunError> {
     let mut done = Forwarded::default();
     loop {
         let forwarded = db.transaction("forward_batch", async |tx| {
@@ -217,7 +218,10 @@ async fn forward_all(db: &Db, queues: &dyn Queues) -> Result<Forwarded, lambda_h
         let (locked, sent) = forwarded.await?;
         done.sent += sent.accepted.len();
         if let Some(err) = sent.error {
-            return Err(format!("sent {} messages, then: {err}", done.sent).into());
+            return Err(RunError::Queue(format!(
+                "sent {} messages, then: {err}",
+                done.sent
+            )));
         }
         if (locked as i64) < FORWARD_BATCH {
             let backlog = db

@@ -6,6 +6,7 @@ use std::time::Duration;
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use lambda_http::LambdaEvent;
 
+use crate::error::RunError;
 use crate::order_saga::{self, OrderContext, Reconciled};
 
 /// Environment variable: seconds an order may stay `pending` or `cancelling` before the
@@ -29,7 +30,7 @@ pub async fn run(
     dbs: &OrderContext,
     pending_timeout: Duration,
     event: LambdaEvent<EventBridgeEvent>,
-) -> Result<Reconciled, lambda_http::Error> {
+) -> Result<Reconciled, RunError> {
     tracing::info!(schedule = ?event.payload.resources, "reconciling orders");
     let done = order_saga::reconcile(dbs, pending_timeout).await;
     if let Ok(done) = &done {

@@ -6,6 +6,7 @@ use lambda_http::LambdaEvent;
 use serde::Serialize;
 
 use crate::db::{Db, DbError, INVENTORY_DATABASE_URL, ORDER_DATABASE_URL};
+use crate::error::RunError;
 use crate::outbox::{self, Publish};
 
 /// Events sent per batch (per transaction holding their rows).
@@ -37,7 +38,7 @@ pub async fn run(
     outboxes: &Outboxes,
     publisher: &dyn Publish,
     event: LambdaEvent<EventBridgeEvent>,
-) -> Result<RelayReport, lambda_http::Error> {
+) -> Result<RelayReport, RunError> {
     tracing::debug!(schedule = ?event.payload.resources, "relaying outboxes");
     let inventory = outbox::relay(&outboxes.inventory, publisher, BATCH).await;
     let orders = outbox::relay(&outboxes.orders, publisher, BATCH).await;

@@ -35,7 +35,7 @@ async fn main() -> ExitCode {
     let applied = match migrate::apply_url(&url, database.migrations).await {
         Ok(applied) => applied,
         Err(err) => {
-            eprintln!("{}: {err}", database.name);
+            eprintln!("{}: {}", database.name, stockroom::error::chain(&err));
             return ExitCode::FAILURE;
         }
     };
@@ -46,7 +46,7 @@ async fn main() -> ExitCode {
     }
     if let Some(threshold) = threshold {
         if let Err(err) = migrate::set_low_stock_threshold(&url, threshold).await {
-            eprintln!("{}: {err}", database.name);
+            eprintln!("{}: {}", database.name, stockroom::error::chain(&err));
             return ExitCode::FAILURE;
         }
         println!("{}: low-stock threshold {threshold}", database.name);
