@@ -114,7 +114,7 @@ fn drive_traffic() {
     ok(&call("GET", "/api/orders/user/0?limit=5", None), 200);
     ok(&call("GET", "/api/notifications?limit=5", None), 200);
     assert_eq!(call("GET", "/api/nothing-here", None).status, 404);
-    let event = include_str!("../../shared/tests/fixtures/eventbridge-scheduled-event.json");
+    let event = stockroom_test_support::handler::SCHEDULED_EVENT;
     for function in [
         "orders-reconciler",
         "events-relay",

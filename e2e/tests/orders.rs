@@ -181,18 +181,14 @@ fn order_errors_over_http() {
 
 /// Invokes a scheduled function the way EventBridge does; returns its JSON result.
 fn invoke_scheduled(function: &str) -> Value {
-    let event = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../shared/tests/fixtures/eventbridge-scheduled-event.json"
-    ))
-    .unwrap();
+    let event = stockroom_test_support::handler::SCHEDULED_EVENT;
     let mut response = common::agent()
         .post(&format!(
             "{}/2015-03-31/functions/{function}/invocations",
             base()
         ))
         .header("content-type", "application/json")
-        .send(&event)
+        .send(event)
         .unwrap();
     let text = response.body_mut().read_to_string().unwrap();
     assert_eq!(response.status().as_u16(), 200, "{function}: {text}");

@@ -9,8 +9,6 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 use serde_json::Value;
 
 pub fn env(name: &str) -> String {
@@ -229,37 +227,10 @@ pub fn recorded(event_ids: &BTreeSet<String>) -> (BTreeMap<String, i64>, usize) 
 /// Every message on `topic` whose key is one of `keys`: `event_id → copies`, read until `expected`
 /// distinct events were seen and the topic has nothing more (or 30 s passed).
 pub fn on_topic(topic: &str, keys: &[i64], expected: usize) -> BTreeMap<String, usize> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", env("KAFKA_BROKERS"))
-        .set("group.id", format!("fault-check-{}", uuid::Uuid::new_v4()))
-        .set("enable.auto.commit", "false")
-        .create()
-        .unwrap();
-    let mut partitions = TopicPartitionList::new();
-    for partition in 0..3 {
-        partitions
-            .add_partition_offset(topic, partition, Offset::Beginning)
-            .unwrap();
-    }
-    consumer.assign(&partitions).unwrap();
-    let keys: BTreeSet<Vec<u8>> = keys.iter().map(|k| k.to_string().into_bytes()).collect();
-    let mut seen: BTreeMap<String, usize> = BTreeMap::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        match consumer.poll(Duration::from_millis(500)) {
-            Some(Ok(m)) if m.key().is_some_and(|k| keys.contains(k)) => {
-                let payload: Value = serde_json::from_slice(m.payload().unwrap()).unwrap();
-                *seen
-                    .entry(payload["event_id"].as_str().unwrap().to_owned())
-                    .or_default() += 1;
-            }
-            Some(Ok(_)) => {}
-            Some(Err(err)) => panic!("reading {topic}: {err}"),
-            None if seen.len() >= expected => break,
-            None => {}
-        }
-    }
-    seen
+    stockroom_test_support::topic::consume(&env("KAFKA_BROKERS"), topic, keys, expected)
+        .into_iter()
+        .map(|(event_id, copies)| (event_id, copies.len()))
+        .collect()
 }
 
 /// Stock and orders agree for `product`, created with `initial` units: stock never negative, and
@@ -295,38 +266,13 @@ pub fn drain_queue(url: &str) -> Vec<Value> {
         .unwrap();
     runtime.block_on(async {
         let client = aws_sdk_sqs::Client::new(&stockroom_sqs::sdk_config().await);
-        let mut bodies = Vec::new();
-        loop {
-            let received = client
-                .receive_message()
-                .queue_url(url)
-                .max_number_of_messages(10)
-                .wait_time_seconds(1)
-                .send()
-                .await
-                .unwrap_or_else(|e| panic!("receiving from {url}: {e}"));
-            if received.messages().is_empty() {
-                return bodies;
-            }
-            for m in received.messages() {
-                bodies.push(
-                    serde_json::from_str(m.body().unwrap_or_default()).unwrap_or(Value::Null),
-                );
-                client
-                    .delete_message()
-                    .queue_url(url)
-                    .receipt_handle(m.receipt_handle().unwrap_or_default())
-                    .send()
-                    .await
-                    .unwrap();
-            }
-        }
+        stockroom_test_support::queue::drain(&client, url).await
     })
 }
 
 /// Invokes a scheduled function once through the local router, as EventBridge would.
 pub fn run_scheduled(function: &str) {
-    let event = include_str!("../../shared/tests/fixtures/eventbridge-scheduled-event.json");
+    let event = stockroom_test_support::handler::SCHEDULED_EVENT;
     let answer = post(
         &format!("/2015-03-31/functions/{function}/invocations"),
         event,

@@ -3,7 +3,7 @@
 //! field (so the type knows every field the triggers write, with its type), and docs/events.md
 //! lists exactly those fields.
 
-mod common;
+use stockroom_test_support::handler as common;
 
 use std::collections::{BTreeMap, BTreeSet};
 

@@ -1,6 +1,6 @@
 //! The not-found function, and a check that every function binary's handler is exercised here.
 
-mod common;
+use stockroom_test_support::handler as common;
 
 use common::{Event, answer};
 use lambda_http::http::StatusCode;

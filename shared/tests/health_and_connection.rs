@@ -1,6 +1,6 @@
 //! The health function, and what a function does when the database is down or its connection died.
 
-mod common;
+use stockroom_test_support::handler as common;
 
 use common::{Event, answer, database_url, db};
 use lambda_http::http::StatusCode;

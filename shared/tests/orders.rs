@@ -1,7 +1,7 @@
 //! The order functions' handlers, called with real HTTP API events against the real order_db and
 //! inventory_db (the latter through the restricted stockroom_orders role).
 
-mod common;
+use stockroom_test_support::handler as common;
 
 use common::{Answer, Event, admin_query, answer, order_dbs, product_with_stock, stock_of, unique};
 use lambda_http::http::StatusCode;

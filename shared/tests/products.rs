@@ -1,6 +1,6 @@
 //! Every product function's handler, called with a real HTTP API event against real PostgreSQL.
 
-mod common;
+use stockroom_test_support::handler as common;
 
 use common::{Answer, Event, answer, db, unique};
 use lambda_http::http::StatusCode;

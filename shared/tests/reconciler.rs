@@ -2,7 +2,7 @@
 //! event AWS delivers) settling what they left. Each "crash" runs the real steps a function runs,
 //! then stops, as a process killed at that point would.
 
-mod common;
+use stockroom_test_support::handler as common;
 
 use std::time::Duration;
 

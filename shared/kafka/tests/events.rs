@@ -2,16 +2,12 @@
 //! `event_id` between the outbox and the topic), a rolled-back change none, and the relay delivers
 //! what a down broker left behind.
 
-#[path = "../../tests/common/mod.rs"]
-mod common;
+use stockroom_test_support::handler as common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::Duration;
 
 use common::{Event, admin_query, answer, order_dbs, product_with_stock, single_order, unique};
 use lambda_http::http::StatusCode;
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 use serde_json::Value;
 use stockroom::db::{Db, INVENTORY_DATABASE_URL, NOTIFICATION_DATABASE_URL, ORDER_DATABASE_URL};
 use stockroom::order::OrderRequest;
@@ -45,56 +41,24 @@ async fn outbox(var: &str, key: i64) -> Vec<(String, String, bool)> {
     .collect()
 }
 
-/// Every message on `topic` whose key is one of `keys`, as `event_id → payload`, waiting until
-/// `expected` distinct events arrived (or 30 s passed). Messages are counted too, duplicates
-/// included, so "each event exactly once" can be asserted.
+/// Every message on `topic` whose key is one of `keys`, as `event_id → payload` (the first copy),
+/// and how many messages there were, duplicates included, so "each event exactly once" can be
+/// asserted.
 fn consume(topic: &str, keys: &[i64], expected: usize) -> (BTreeMap<String, Value>, usize) {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers())
-        .set("group.id", unique("test"))
-        .set("enable.auto.commit", "false")
-        .create()
-        .unwrap();
-    let mut partitions = TopicPartitionList::new();
-    for partition in 0..3 {
-        partitions
-            .add_partition_offset(topic, partition, Offset::Beginning)
-            .unwrap();
-    }
-    consumer.assign(&partitions).unwrap();
-    let (mut found, mut messages) = (BTreeMap::new(), 0);
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    let keys: BTreeSet<Vec<u8>> = keys.iter().map(|k| k.to_string().into_bytes()).collect();
-    while std::time::Instant::now() < deadline {
-        match consumer.poll(Duration::from_millis(200)) {
-            Some(Ok(message)) if message.key().is_some_and(|k| keys.contains(k)) => {
-                let payload: Value = serde_json::from_slice(message.payload().unwrap()).unwrap();
-                messages += 1;
-                found.insert(payload["event_id"].as_str().unwrap().to_owned(), payload);
-            }
-            Some(Ok(_)) => {}
-            Some(Err(err)) => panic!("consume {topic}: {err}"),
-            None if found.len() >= expected => break,
-            None => {}
-        }
-    }
-    (found, messages)
+    let seen = stockroom_test_support::topic::consume(&brokers(), topic, keys, expected);
+    let messages = seen.values().map(Vec::len).sum();
+    let firsts = seen
+        .into_iter()
+        .map(|(event_id, mut copies)| (event_id, copies.swap_remove(0)))
+        .collect();
+    (firsts, messages)
 }
 
 /// Queues of one test alone on the SQS endpoint.
 async fn sqs_queues() -> stockroom_sqs::SqsQueues {
     let client = aws_sdk_sqs::Client::new(&aws_config::load_from_env().await);
-    let mut urls = Vec::new();
-    for kind in ["alerts", "dead"] {
-        let created = client
-            .create_queue()
-            .queue_name(unique(kind))
-            .send()
-            .await
-            .unwrap();
-        urls.push(created.queue_url().unwrap().to_owned());
-    }
-    stockroom_sqs::SqsQueues::new(client, urls[0].clone(), urls[1].clone())
+    let (alerts, dead) = stockroom_test_support::queue::fresh_pair(&client).await;
+    stockroom_sqs::SqsQueues::new(client, alerts, dead)
 }
 
 fn ids(rows: &[(String, String, bool)]) -> BTreeSet<String> {

@@ -1,10 +1,9 @@
 //! The notifications function's handler, fed a `KafkaEvent` in the shape AWS delivers, against the
 //! real notification_db and a real SQS endpoint (moto locally).
 
-#[path = "../../tests/common/mod.rs"]
-mod common;
+use stockroom_test_support::handler as common;
 
-use common::{Event, answer, kafka_event, unique};
+use common::{Event, answer, kafka_event};
 use serde_json::{Value, json};
 use stockroom::db::{Db, NOTIFICATION_DATABASE_URL};
 use stockroom::handlers::notifications::{self, Handled};
@@ -13,19 +12,8 @@ use uuid::Uuid;
 
 /// Queues of this test alone, so what arrives in them can be counted.
 async fn queues() -> (SqsQueues, String, String) {
-    let config = aws_config_from_env().await;
-    let client = aws_sdk_sqs::Client::new(&config);
-    let mut urls = Vec::new();
-    for kind in ["alerts", "dead"] {
-        let created = client
-            .create_queue()
-            .queue_name(unique(kind))
-            .send()
-            .await
-            .expect("SQS endpoint (run localstack/test)");
-        urls.push(created.queue_url().unwrap().to_owned());
-    }
-    let (alerts, dead) = (urls[0].clone(), urls[1].clone());
+    let client = aws_sdk_sqs::Client::new(&aws_config::load_from_env().await);
+    let (alerts, dead) = stockroom_test_support::queue::fresh_pair(&client).await;
     (
         SqsQueues::new(client, alerts.clone(), dead.clone()),
         alerts,
@@ -33,39 +21,9 @@ async fn queues() -> (SqsQueues, String, String) {
     )
 }
 
-async fn aws_config_from_env() -> aws_config::SdkConfig {
-    aws_config::load_from_env().await
-}
-
 /// Every message on a queue, as JSON.
 async fn drain(queues: &SqsQueues, url: &str) -> Vec<Value> {
-    let mut bodies = Vec::new();
-    loop {
-        let received = queues
-            .client()
-            .receive_message()
-            .queue_url(url)
-            .max_number_of_messages(10)
-            .wait_time_seconds(1)
-            .send()
-            .await
-            .unwrap();
-        let messages = received.messages();
-        if messages.is_empty() {
-            return bodies;
-        }
-        for m in messages {
-            bodies.push(serde_json::from_str(m.body().unwrap()).unwrap());
-            queues
-                .client()
-                .delete_message()
-                .queue_url(url)
-                .receipt_handle(m.receipt_handle().unwrap())
-                .send()
-                .await
-                .unwrap();
-        }
-    }
+    stockroom_test_support::queue::drain(queues.client(), url).await
 }
 
 fn event(kind: &str, fields: Value) -> (Uuid, Vec<u8>) {

@@ -1,7 +1,5 @@
-//! Helpers for calling handlers with the event API Gateway's HTTP API (payload 2.0) delivers, against
+//! Calling handlers with the events AWS delivers (HTTP API payload 2.0, MSK, EventBridge), against
 //! the real PostgreSQL that `localstack/test` starts.
-
-#![allow(dead_code)] // each test binary uses a different part
 
 use std::collections::HashMap;
 
@@ -12,6 +10,8 @@ use stockroom::db::{Db, INVENTORY_DATABASE_URL};
 
 /// A captured HTTP API request event, as AWS documents it; each test rewrites the route parts.
 const FIXTURE: &str = include_str!("../fixtures/apigw-v2-request.json");
+/// The scheduled event EventBridge delivers, as AWS documents it.
+pub const SCHEDULED_EVENT: &str = include_str!("../fixtures/eventbridge-scheduled-event.json");
 
 pub fn database_url() -> String {
     std::env::var(INVENTORY_DATABASE_URL).unwrap_or_else(|_| {
@@ -191,9 +191,7 @@ pub async fn stock_of(product_id: i64) -> i32 {
 /// The scheduled event EventBridge delivers to the reconciler.
 pub fn scheduled_event()
 -> lambda_http::LambdaEvent<aws_lambda_events::eventbridge::EventBridgeEvent> {
-    let payload =
-        serde_json::from_str(include_str!("../fixtures/eventbridge-scheduled-event.json"))
-            .expect("fixture");
+    let payload = serde_json::from_str(SCHEDULED_EVENT).expect("fixture");
     lambda_http::LambdaEvent::new(payload, lambda_http::Context::default())
 }
 

@@ -1,0 +1,10 @@
+//! Helpers shared by Stockroom's tests (a dev-dependency only; nothing here ships):
+//!
+//! - [`handler`]: handlers called with the events AWS delivers, built from the captured fixtures in
+//!   `fixtures/`, and the databases `localstack/test` starts;
+//! - [`topic`]: what reached a Kafka topic;
+//! - [`queue`]: what reached an SQS queue.
+
+pub mod handler;
+pub mod queue;
+pub mod topic;
