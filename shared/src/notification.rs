@@ -5,6 +5,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::time::Instant;
 
 use uuid::Uuid;
 
@@ -130,14 +131,21 @@ pub type SendOneFuture<'a> = Pin<Box<dyn Future<Output = Result<(), String>> + S
 /// Sends messages to a queue. Implemented with aws-sdk-sqs (`SendMessageBatch`, ten per request,
 /// every call bounded by a timeout) in the `stockroom-sqs` crate.
 pub trait Queues: Send + Sync {
-    /// Sends `(id, body)` messages; the ids only identify them in the answer.
-    fn send_batch<'a>(&'a self, queue: Queue, messages: &'a [(i64, String)]) -> SendFuture<'a>;
+    /// Sends `(id, body)` messages; the ids only identify them in the answer. No request starts
+    /// after `deadline`: what is left is simply not accepted (not an error).
+    fn send_batch<'a>(
+        &'a self,
+        queue: Queue,
+        messages: &'a [(i64, String)],
+        deadline: Instant,
+    ) -> SendFuture<'a>;
 
     /// Sends one message; `Ok` once the queue accepted it.
     fn send<'a>(&'a self, queue: Queue, body: String) -> SendOneFuture<'a> {
         Box::pin(async move {
             let message = [(0, body)];
-            let sent = self.send_batch(queue, &message).await;
+            // One request: the client's own timeouts bound it.
+            let sent = self.send_batch(queue, &message, Instant::now()).await;
             match sent.error {
                 _ if sent.accepted == [0] => Ok(()),
                 Some(err) => Err(err),

@@ -1,6 +1,8 @@
 //! Notifications: the Kafka consumer (`notifications`, fed by MSK's event source mapping or, locally,
 //! `stockroom-kafka-trigger`), the scheduled `notifications-forwarder`, and `GET /api/notifications`.
 
+use std::time::{Duration, Instant};
+
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use aws_lambda_events::kafka::{KafkaEvent, KafkaRecord};
 use base64::Engine;
@@ -80,7 +82,18 @@ fn read_record(record: &KafkaRecord) -> Result<Notification, DeadLetter> {
 }
 
 /// Sends queued messages, each queue's in batches; what was not accepted stays queued.
-async fn send(queues: &dyn Queues, outgoing: &[Outgoing]) -> Sent {
+/// How long the forwarder may spend sending to SQS before it stops starting requests; one request
+/// may take up to 5 s more. The rows stay locked in a transaction meanwhile, and notification_db
+/// ends a session idle in a transaction for 15 s (`stockroom-migrate`), which would roll back
+/// the marking of what was sent; the functions' timeout is 15 s too. What is left waits for its
+/// next run.
+const SEND_BUDGET: Duration = Duration::from_secs(8);
+/// The same for the notifications function, shorter: a slow SQS must not slow recording (the
+/// consumer's throughput); the forwarder sends what it leaves. In AWS a request takes tens of
+/// milliseconds, so this only matters when SQS struggles.
+const RECORDING_SEND_BUDGET: Duration = Duration::from_secs(2);
+
+async fn send(queues: &dyn Queues, outgoing: &[Outgoing], deadline: Instant) -> Sent {
     let mut sent = Sent::default();
     for queue in [Queue::Alerts, Queue::DeadLetters] {
         let messages: Vec<(i64, String)> = outgoing
@@ -91,7 +104,7 @@ async fn send(queues: &dyn Queues, outgoing: &[Outgoing]) -> Sent {
         if messages.is_empty() {
             continue;
         }
-        let result = queues.send_batch(queue, &messages).await;
+        let result = queues.send_batch(queue, &messages, deadline).await;
         sent.accepted.extend(result.accepted);
         sent.error = sent.error.or(result.error);
     }
@@ -144,7 +157,12 @@ async fn handle_batch(
     // duration includes them.
     let recorded = db.transaction("record_batch", async |tx| {
         let batch = notification_store::record_batch(tx, &valid, &letters).await?;
-        let sent = send(queues, &batch.outgoing).await;
+        let sent = send(
+            queues,
+            &batch.outgoing,
+            Instant::now() + RECORDING_SEND_BUDGET,
+        )
+        .await;
         notification_store::mark_sent(tx, &sent.accepted).await?;
         Ok((batch, sent))
     });
@@ -194,7 +212,8 @@ pub struct Forwarded {
 /// Sends every message in notification_db's SQS outbox that is not sent yet, oldest first (the
 /// scheduled `notifications-forwarder`). The rows of a batch stay locked while they are sent, so
 /// overlapping runs, and the notifications function, never send one twice. Fails the run (after
-/// marking what was sent) when SQS refused or timed out, so the failure shows in the metrics.
+/// marking what was sent) when SQS refused or timed out, so the failure shows in the metrics; a
+/// slow SQS only makes it stop after [`SEND_BUDGET`] and leave the rest to the next run.
 pub async fn forward(
     db: &Db,
     queues: &dyn Queues,
@@ -207,11 +226,12 @@ pub async fn forward(
 }
 
 async fn forward_all(db: &Db, queues: &dyn Queues) -> Result<Forwarded, RunError> {
+    let deadline = Instant::now() + SEND_BUDGET;
     let mut done = Forwarded::default();
     loop {
         let forwarded = db.transaction("forward_batch", async |tx| {
             let outgoing = notification_store::lock_unsent(tx, FORWARD_BATCH).await?;
-            let sent = send(queues, &outgoing).await;
+            let sent = send(queues, &outgoing, deadline).await;
             notification_store::mark_sent(tx, &sent.accepted).await?;
             Ok((outgoing.len(), sent))
         });
@@ -223,7 +243,8 @@ async fn forward_all(db: &Db, queues: &dyn Queues) -> Result<Forwarded, RunError
                 done.sent
             )));
         }
-        if (locked as i64) < FORWARD_BATCH {
+        let all_sent = sent.accepted.len() == locked && (locked as i64) < FORWARD_BATCH;
+        if all_sent || Instant::now() >= deadline {
             let backlog = db
                 .run("sqs_outbox_backlog", async |c| {
                     notification_store::backlog(c).await
