@@ -142,9 +142,27 @@ pub fn no_content() -> Response<Body> {
         .expect("static status is valid")
 }
 
+/// The largest request body a function reads: far above any real product or order (a bulk order
+/// of the most items is a few kilobytes), far below Lambda's 6 MB invocation limit, which the local
+/// router does not enforce.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
 /// The body as one JSON object. A declared content type other than JSON is refused with 415; a
-/// missing one is accepted, as the original service did.
+/// missing one is accepted, as the original service did. A body over [`MAX_BODY_BYTES`] is 413
+/// before anything reads it.
 pub fn json_body(request: &Request) -> Result<JsonObject, ApiError> {
+    let size = match request.body() {
+        Body::Text(text) => text.len(),
+        Body::Binary(bytes) => bytes.len(),
+        _ => 0,
+    };
+    if size > MAX_BODY_BYTES {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("the request body must be at most {MAX_BODY_BYTES} bytes"),
+        ));
+    }
     if let Some(content_type) = request.headers().get(header::CONTENT_TYPE) {
         let media_type = content_type
             .to_str()

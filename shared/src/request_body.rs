@@ -129,6 +129,19 @@ impl JsonObject {
         let value: String = serde_json::from_str(raw)
             .map_err(|_| ApiError::validation(&name, format!("{name} must be a string")))?;
         let value = value.trim();
+        // PostgreSQL refuses NUL in text, and no name or description needs a control character
+        // other than tab and line breaks.
+        if value
+            .chars()
+            .any(|c| c.is_control() && !matches!(c, '\t' | '\n' | '\r'))
+        {
+            return Err(ApiError::validation(
+                &name,
+                format!(
+                    "{name} must not contain control characters other than tab and line breaks"
+                ),
+            ));
+        }
         if value.chars().count() > max_chars {
             return Err(ApiError::validation(
                 &name,
@@ -359,6 +372,23 @@ mod tests {
             o.required_string("d", 2).unwrap_err().message,
             "d must be a string"
         );
+    }
+
+    #[test]
+    fn control_characters_are_refused_naming_the_field() {
+        for raw in [
+            r#"{"name":"a\u0000b"}"#,
+            r#"{"name":"bell\u0007"}"#,
+            r#"{"name":"del\u007f"}"#,
+        ] {
+            let err = obj(raw).optional_string("name", 100).unwrap_err();
+            assert_eq!(err.status, StatusCode::UNPROCESSABLE_ENTITY, "{raw}");
+            assert_eq!(err.field.as_deref(), Some("name"), "{raw}");
+        }
+        let text = obj(r#"{"d":"line one\nline two\tand a tab\r\n"}"#)
+            .optional_string("d", 100)
+            .unwrap();
+        assert_eq!(text.as_deref(), Some("line one\nline two\tand a tab"));
     }
 
     #[test]

@@ -40,6 +40,12 @@ async fn health_is_503_when_the_database_is_unreachable() {
     let body = a.json();
     assert_eq!(body["status"], "unavailable");
     assert_eq!(body["checks"]["database"]["status"], "unavailable");
+    assert_eq!(
+        body["checks"]["database"].as_object().unwrap().len(),
+        1,
+        "only the status, never the database's error text: {body}"
+    );
+    assert!(!a.text.contains("127.0.0.1"), "{}", a.text);
 }
 
 #[tokio::test]

@@ -312,3 +312,70 @@ async fn delete_answers_204_then_the_product_is_gone() {
     assert_eq!(again.status, StatusCode::NOT_FOUND);
     assert_eq!(again.error().0, "not_found");
 }
+
+/// PostgreSQL refuses NUL in text: it was a 500 after validation passed. Now it is a 422 naming
+/// the field, on create and on update, and nothing is written.
+#[tokio::test]
+async fn nul_and_control_characters_are_422_naming_the_field() {
+    let db = db().await;
+    for (template, field) in [
+        (r#"{"name":"NAME\u0000","price":1,"stock":1}"#, "name"),
+        (
+            r#"{"name":"NAME","description":"a\u0000b","price":1,"stock":1}"#,
+            "description",
+        ),
+        (r#"{"name":"NAME\u001b[31m","price":1,"stock":1}"#, "name"),
+    ] {
+        let name = unique("control");
+        let body = template.replace("NAME", &name);
+        let a = create(&db, &body).await;
+        assert_eq!(
+            a.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{body}: {}",
+            a.text
+        );
+        assert_eq!(
+            a.error(),
+            ("validation_failed".into(), Some(field.into())),
+            "{body}"
+        );
+        assert_eq!(count_named(&db, &name).await, 0, "{body} wrote a row");
+    }
+    let p = new_product(&db, "10.00", 5).await;
+    let id = p["id"].to_string();
+    let a = update(&db, &id, r#"{"name":"x\u0000","price":1,"stock":1}"#).await;
+    assert_eq!(a.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", a.text);
+    assert_eq!(a.error().1.as_deref(), Some("name"));
+    assert_eq!(get(&db, &id).await.json(), p, "unchanged");
+    let kept = create(
+        &db,
+        &format!(
+            r#"{{"name":"{}","description":"two\nlines\tand a tab","price":1,"stock":1}}"#,
+            unique("lines")
+        ),
+    )
+    .await;
+    assert_eq!(kept.status, StatusCode::CREATED, "{}", kept.text);
+}
+
+/// Lambda refuses invocations over 6 MB; the local router does not. Every function refuses a body
+/// over 1 MiB itself, with the JSON error shape, before reading it.
+#[tokio::test]
+async fn an_oversized_body_is_413_and_writes_nothing() {
+    let db = db().await;
+    let name = unique("huge");
+    let padding = "x".repeat(stockroom::http::MAX_BODY_BYTES);
+    let body = format!(r#"{{"name":"{name}","description":"{padding}","price":1,"stock":1}}"#);
+    let a = create(&db, &body).await;
+    assert_eq!(
+        a.status,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "{}",
+        &a.text[..a.text.len().min(200)]
+    );
+    assert_eq!(a.error().0, "payload_too_large");
+    assert_eq!(count_named(&db, &name).await, 0);
+    let fits = format!(r#"{{"name":"{}","price":1,"stock":1}}"#, unique("small"));
+    assert_eq!(create(&db, &fits).await.status, StatusCode::CREATED);
+}
