@@ -11,7 +11,7 @@ use lambda_http::{Body, Request, RequestExt, Response, service_fn};
 use serde::Serialize;
 
 use crate::ApiError;
-use crate::pagination::Page;
+use crate::pagination::{Page, WHOLE_LIST_BYTES};
 use crate::request_body::JsonObject;
 
 /// What every HTTP handler returns; the error side is never used.
@@ -221,22 +221,43 @@ pub fn list_reply<T: Serialize>(
     listed: Result<(Page, Vec<T>), ApiError>,
     id_of: fn(&T) -> i64,
 ) -> HandlerResult {
-    let (page, items) = match listed {
+    let (page, mut items) = match listed {
         Ok(listed) => listed,
         Err(err) => return Ok(error_response(&err)),
     };
+    let cut = page == Page::All && fit_whole_list(&mut items);
     let mut response = json_response(StatusCode::OK, &items);
-    let next = page.next_after(items.len(), items.last().map(id_of));
-    if let (Some(after), Page::Keyset { limit, .. }) = (next, page) {
+    let last = items.last().map(id_of);
+    let next = if cut {
+        last
+    } else {
+        page.next_after(items.len(), last)
+    };
+    if let Some(after) = next {
         let link = format!(
-            "<{}?limit={limit}&after={after}>; rel=\"next\"",
-            request.raw_http_path()
+            "<{}?limit={}&after={after}>; rel=\"next\"",
+            request.raw_http_path(),
+            page.next_limit()
         );
         if let Ok(value) = link.parse() {
             response.headers_mut().insert(header::LINK, value);
         }
     }
     Ok(response)
+}
+
+/// Keeps the longest prefix of a whole list whose JSON fits in [`WHOLE_LIST_BYTES`]; whether
+/// it had to cut.
+fn fit_whole_list<T: Serialize>(items: &mut Vec<T>) -> bool {
+    let mut size = 2; // the brackets
+    for (kept, item) in items.iter().enumerate() {
+        size += serde_json::to_vec(item).map_or(0, |json| json.len()) + 1;
+        if size > WHOLE_LIST_BYTES {
+            items.truncate(kept);
+            return true;
+        }
+    }
+    false
 }
 
 /// A query-string parameter, if present.

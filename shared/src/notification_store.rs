@@ -184,10 +184,7 @@ pub struct NotificationView {
 
 /// Newest first; all or one keyset page.
 pub async fn list(client: &impl GenericClient, page: Page) -> Result<Vec<NotificationView>, Error> {
-    let (after, limit) = match page {
-        Page::All => (i64::MAX, i64::MAX),
-        Page::Keyset { after, limit } => (after.unwrap_or(i64::MAX), limit),
-    };
+    let (after, limit) = (page.after().unwrap_or(i64::MAX), page.limit());
     let rows = client
         .query_typed(
             "SELECT id, event_id, event_type, message, product_id, order_id, forwarded_at IS NOT NULL, \

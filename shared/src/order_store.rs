@@ -144,10 +144,7 @@ pub async fn list(
     page: Page,
     user_id: Option<i64>,
 ) -> Result<Vec<Order>, Error> {
-    let (after, limit) = match page {
-        Page::All => (i64::MAX, i64::MAX),
-        Page::Keyset { after, limit } => (after.unwrap_or(i64::MAX), limit),
-    };
+    let (after, limit) = (page.after().unwrap_or(i64::MAX), page.limit());
     let sql = format!(
         "SELECT {COLUMNS} FROM orders \
          WHERE status <> 'failed' AND id < $1 AND ($2::bigint IS NULL OR user_id = $2) \

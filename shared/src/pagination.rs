@@ -1,15 +1,22 @@
 //! Keyset pagination: `?limit=N&after=ID`. Without either parameter a list returns everything,
-//! because the original system's clients expect the whole list; with one, pages are bounded.
+//! because the original system's clients expect the whole list, as long as it fits in a Lambda
+//! response (6 MB): at most [`WHOLE_LIST_ROWS`] items and [`WHOLE_LIST_BYTES`] of JSON. A longer
+//! list answers with its first part and a `Link` to the rest. With a parameter, pages are bounded.
 
 use crate::ApiError;
 use crate::request_body::parse_query_integer;
 
 pub const DEFAULT_LIMIT: i64 = 100;
 pub const MAX_LIMIT: i64 = 1000;
+/// The most items a list without parameters returns.
+pub const WHOLE_LIST_ROWS: i64 = 10_000;
+/// The most bytes of JSON a list without parameters returns, well under Lambda's 6 MB response
+/// limit (which counts the whole response, headers and encoding included).
+pub const WHOLE_LIST_BYTES: usize = 4 * 1024 * 1024;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Page {
-    /// No pagination parameter: the whole list.
+    /// No pagination parameter: the whole list, while it fits (see the module's comment).
     All,
     /// At most `limit` rows that come after the row with id `after` in the list's order.
     Keyset { after: Option<i64>, limit: i64 },
@@ -30,11 +37,36 @@ impl Page {
         Ok(Self::Keyset { after, limit })
     }
 
+    /// The most rows the store returns for this page.
+    pub fn limit(self) -> i64 {
+        match self {
+            Self::All => WHOLE_LIST_ROWS,
+            Self::Keyset { limit, .. } => limit,
+        }
+    }
+
+    /// The id the page starts after, if any.
+    pub fn after(self) -> Option<i64> {
+        match self {
+            Self::All => None,
+            Self::Keyset { after, .. } => after,
+        }
+    }
+
     /// The `after` cursor of the next page, when this page came back full.
     pub fn next_after(self, rows: usize, last_id: Option<i64>) -> Option<i64> {
+        if rows as i64 == self.limit() {
+            last_id
+        } else {
+            None
+        }
+    }
+
+    /// The `limit` of the next page's link.
+    pub fn next_limit(self) -> i64 {
         match self {
-            Self::Keyset { limit, .. } if rows as i64 == limit => last_id,
-            _ => None,
+            Self::All => MAX_LIMIT,
+            Self::Keyset { limit, .. } => limit,
         }
     }
 }

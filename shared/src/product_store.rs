@@ -60,21 +60,13 @@ pub async fn get(client: &impl GenericClient, id: i64) -> Result<Option<Product>
     Ok(row.as_ref().map(product))
 }
 
-/// Products in ascending id order: all of them, or one keyset page.
+/// Products in ascending id order: the whole list (as far as it fits), or one keyset page.
 pub async fn list(client: &impl GenericClient, page: Page) -> Result<Vec<Product>, Error> {
-    let rows = match page {
-        Page::All => {
-            let sql = format!("SELECT {COLUMNS} FROM products ORDER BY id");
-            client.query_typed(&sql, &[]).await?
-        }
-        Page::Keyset { after, limit } => {
-            let after = after.unwrap_or(0);
-            let sql = format!("SELECT {COLUMNS} FROM products WHERE id > $1 ORDER BY id LIMIT $2");
-            client
-                .query_typed(&sql, &[(&after, Type::INT8), (&limit, Type::INT8)])
-                .await?
-        }
-    };
+    let (after, limit) = (page.after().unwrap_or(0), page.limit());
+    let sql = format!("SELECT {COLUMNS} FROM products WHERE id > $1 ORDER BY id LIMIT $2");
+    let rows = client
+        .query_typed(&sql, &[(&after, Type::INT8), (&limit, Type::INT8)])
+        .await?;
     Ok(rows.iter().map(product).collect())
 }
 

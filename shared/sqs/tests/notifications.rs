@@ -184,3 +184,55 @@ async fn recorded_notifications_are_listed_newest_first() {
     assert_eq!(cancelled["event"]["order_id"], 9);
     assert_eq!(cancelled["order_id"], 9);
 }
+
+/// Lambda cannot return more than 6 MB: 26,478 notifications (14.4 MB) made the original
+/// unparameterised list fail in AWS. Without parameters the list is still whole while it fits;
+/// past 4 MiB it answers with its newest part and a `Link` to the rest.
+#[tokio::test]
+async fn a_whole_list_too_large_for_lambda_is_cut_with_a_link_to_the_rest() {
+    let db = Db::new(&std::env::var(NOTIFICATION_DATABASE_URL).unwrap()).unwrap();
+    // About 6.5 MB of notifications, newer than any other.
+    common::admin_query(
+        NOTIFICATION_DATABASE_URL,
+        "INSERT INTO notifications (event_id, event_type, message, product_id, event, source) \
+         SELECT gen_random_uuid(), 'product_updated', 'filler', 1, \
+                json_build_object('event_type', 'product_updated', 'filler', repeat('x', 1200))::text, 'test' \
+         FROM generate_series(1, 5000)",
+    )
+    .await;
+    let list = |query: &[(&str, &str)]| {
+        let request = Event::new("GET", "/api/notifications", "/api/notifications")
+            .query(query)
+            .request();
+        let db = &db;
+        async move { answer(notifications::list(db, request).await.unwrap()) }
+    };
+    let whole = list(&[]).await;
+    assert_eq!(whole.status.as_u16(), 200);
+    assert!(
+        whole.text.len() <= stockroom::pagination::WHOLE_LIST_BYTES,
+        "{} bytes",
+        whole.text.len()
+    );
+    let items = whole.json();
+    let ids: Vec<i64> = items
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["id"].as_i64().unwrap())
+        .collect();
+    assert!(ids.len() > 1000 && ids.len() < 5000, "{} items", ids.len());
+    assert!(ids.windows(2).all(|w| w[0] > w[1]), "newest first");
+    let last = *ids.last().unwrap();
+    let link = whole.headers["link"].to_str().unwrap();
+    assert_eq!(
+        link,
+        format!("</api/notifications?limit=1000&after={last}>; rel=\"next\"")
+    );
+    let next = list(&[("limit", "1000"), ("after", &last.to_string())]).await;
+    let next_first = next.json()[0]["id"].as_i64().unwrap();
+    assert!(
+        next_first < last,
+        "the link continues where the cut list ended"
+    );
+}
