@@ -236,7 +236,7 @@ pub fn on_topic(topic: &str, keys: &[i64], expected: usize) -> BTreeMap<String, 
 /// Stock and orders agree for `product`, created with `initial` units: stock never negative, and
 /// what left the stock is exactly what confirmed orders hold. No order stays pending.
 pub fn assert_stock_invariant(product: i64, initial: i64) {
-    let stock: i32 = sql(
+    let stock: i64 = sql(
         "INVENTORY_DATABASE_URL",
         &format!("SELECT stock FROM products WHERE id = {product}"),
     )[0]
@@ -251,7 +251,7 @@ pub fn assert_stock_invariant(product: i64, initial: i64) {
     let (confirmed, pending): (i64, i64) = (rows[0].get(0), rows[0].get(1));
     assert!(stock >= 0, "negative stock {stock}");
     assert_eq!(
-        initial - i64::from(stock),
+        initial - stock,
         confirmed,
         "stock taken equals confirmed quantity"
     );

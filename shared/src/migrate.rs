@@ -49,6 +49,11 @@ pub const DATABASES: &[Database] = &[
                 name: "reservation_checks",
                 sql: include_str!("../migrations/inventory_db/0004_reservation_checks.sql"),
             },
+            Migration {
+                version: 5,
+                name: "stock_bigint",
+                sql: include_str!("../migrations/inventory_db/0005_stock_bigint.sql"),
+            },
         ],
     },
     Database {

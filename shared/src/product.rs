@@ -18,7 +18,9 @@ pub struct Product {
     pub name: String,
     pub description: String,
     pub price: Money,
-    pub stock: i32,
+    /// At most [`STOCK_MAX`] when written; stock returned by cancels can take it past that
+    /// (`BIGINT` column).
+    pub stock: i64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }

@@ -594,7 +594,7 @@ async fn random_concurrent_orders_bulks_and_cancels_keep_stock_consistent() {
         assert!(stock >= 0);
         assert_eq!(
             i64::from(INITIAL),
-            i64::from(stock) + confirmed_quantity(product).await,
+            stock + confirmed_quantity(product).await,
             "product {product}: initial = current + confirmed and not cancelled"
         );
         let held: i64 = admin_query(
@@ -609,4 +609,26 @@ async fn random_concurrent_orders_bulks_and_cancels_keep_stock_consistent() {
             "reservations agree with orders"
         );
     }
+}
+
+/// A restock to the largest stock a write accepts, then a cancel: the returned stock goes past
+/// 2147483647. With an INTEGER column the release failed (500), the order stayed `cancelling` and
+/// every reconciler run failed on it; now the cancel succeeds and the stock is exact.
+#[tokio::test]
+async fn a_cancel_can_return_stock_past_the_largest_writable_stock() {
+    let dbs = order_dbs().await;
+    let product = product_with_stock("5.00", 10).await;
+    let placed = order(&dbs, product, 3, fresh_user()).await;
+    assert_eq!(placed.status, StatusCode::CREATED, "{}", placed.text);
+    let id = placed.json()["id"].as_i64().unwrap();
+    let max = stockroom::product::STOCK_MAX;
+    admin_query(
+        INVENTORY_DATABASE_URL,
+        &format!("UPDATE products SET stock = {max} WHERE id = {product}"),
+    )
+    .await;
+    let cancelled = cancel(&dbs, id).await;
+    assert_eq!(cancelled.status, StatusCode::OK, "{}", cancelled.text);
+    assert_eq!(cancelled.json()["status"], "cancelled");
+    assert_eq!(stock_of(product).await, max + 3);
 }

@@ -179,7 +179,7 @@ pub async fn product_with_stock(price: &str, stock: i32) -> i64 {
     rows[0].get(0)
 }
 
-pub async fn stock_of(product_id: i64) -> i32 {
+pub async fn stock_of(product_id: i64) -> i64 {
     admin_query(
         INVENTORY_DATABASE_URL,
         &format!("SELECT stock FROM products WHERE id = {product_id}"),
