@@ -54,6 +54,11 @@ pub const DATABASES: &[Database] = &[
                 name: "stock_bigint",
                 sql: include_str!("../migrations/inventory_db/0005_stock_bigint.sql"),
             },
+            Migration {
+                version: 6,
+                name: "product_versions",
+                sql: include_str!("../migrations/inventory_db/0006_product_versions.sql"),
+            },
         ],
     },
     Database {

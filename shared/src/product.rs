@@ -23,6 +23,16 @@ pub struct Product {
     pub stock: i64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// Moved by every change of the product (inventory_db migration 6); sent as its `ETag`.
+    #[serde(skip)]
+    pub version: i64,
+}
+
+impl Product {
+    /// The product's entity tag: its version, as a strong HTTP `ETag` (`"7"`).
+    pub fn etag(&self) -> String {
+        format!("\"{}\"", self.version)
+    }
 }
 
 /// What `POST /api/products` creates and `PUT /api/products/{id}` replaces: already validated.

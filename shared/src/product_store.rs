@@ -9,7 +9,7 @@ use crate::Money;
 use crate::pagination::Page;
 use crate::product::{Product, ProductInput};
 
-const COLUMNS: &str = "id, name, description, price, stock, created_at, updated_at";
+const COLUMNS: &str = "id, name, description, price, stock, created_at, updated_at, version";
 
 fn product(row: &Row) -> Product {
     Product {
@@ -20,6 +20,7 @@ fn product(row: &Row) -> Product {
         stock: row.get("stock"),
         created_at: row.get("created_at"),
         updated_at: row.get("updated_at"),
+        version: row.get("version"),
     }
 }
 
@@ -70,22 +71,56 @@ pub async fn list(client: &impl GenericClient, page: Page) -> Result<Vec<Product
     Ok(rows.iter().map(product).collect())
 }
 
-/// Replaces a product's editable fields; `None` when there is no such product.
+/// What [`replace`] did.
+#[derive(Debug)]
+pub enum Replaced {
+    Done(Product, Txid),
+    NotFound,
+    /// The product is at another version than any the caller named.
+    Stale,
+}
+
+/// Replaces a product's editable fields, only if its version is one of `versions` when given
+/// (`If-Match`).
 pub async fn replace(
     client: &impl GenericClient,
     id: i64,
     input: &ProductInput,
-) -> Result<Option<(Product, Txid)>, Error> {
+    versions: Option<&[i64]>,
+) -> Result<Replaced, Error> {
     let price = input.price.amount();
     let sql = format!(
         "UPDATE products SET name = $2, description = $3, price = $4, stock = $5, updated_at = now() \
-         WHERE id = $1 RETURNING {COLUMNS}, txid_current() AS txid"
+         WHERE id = $1 AND ($6::bigint[] IS NULL OR version = ANY ($6)) \
+         RETURNING {COLUMNS}, txid_current() AS txid"
     );
     let [name, description, price, stock] = input_params(input, &price);
+    let versions = versions.map(<[i64]>::to_vec);
     let row = client
-        .query_typed_opt(&sql, &[(&id, Type::INT8), name, description, price, stock])
+        .query_typed_opt(
+            &sql,
+            &[
+                (&id, Type::INT8),
+                name,
+                description,
+                price,
+                stock,
+                (&versions, Type::INT8_ARRAY),
+            ],
+        )
         .await?;
-    Ok(row.map(|row| (product(&row), row.get("txid"))))
+    if let Some(row) = row {
+        return Ok(Replaced::Done(product(&row), row.get("txid")));
+    }
+    let exists = client
+        .query_typed_opt("SELECT 1 FROM products WHERE id = $1", &[(&id, Type::INT8)])
+        .await?
+        .is_some();
+    Ok(if exists && versions.is_some() {
+        Replaced::Stale
+    } else {
+        Replaced::NotFound
+    })
 }
 
 /// Deletes a product; `None` when there was no such product.

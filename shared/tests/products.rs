@@ -379,3 +379,65 @@ async fn an_oversized_body_is_413_and_writes_nothing() {
     let fits = format!(r#"{{"name":"{}","price":1,"stock":1}}"#, unique("small"));
     assert_eq!(create(&db, &fits).await.status, StatusCode::CREATED);
 }
+
+async fn update_if_match(db: &Db, id: &str, body: &str, etag: &str) -> Answer {
+    let event = Event::new("PUT", "/api/products/{id}", &format!("/api/products/{id}"))
+        .path_param("id", id)
+        .header("if-match", etag)
+        .json_body(body);
+    answer(products::update(db, None, event.request()).await.unwrap())
+}
+
+/// The lost update: a client reads a product (stock 100), orders sell 20, the client PUTs its
+/// edit with stock 100, and the sales are gone. With `If-Match` the stale PUT is 412 and changes
+/// nothing; with the ETag read after the sales it goes through. Without `If-Match` (the original
+/// clients) the last write still wins.
+#[tokio::test]
+async fn a_put_with_a_stale_etag_is_412_and_erases_no_sale() {
+    let db = db().await;
+    let id = new_product(&db, "3.00", 100).await["id"].to_string();
+    let read = get(&db, &id).await;
+    let etag = read.headers["etag"].to_str().unwrap().to_owned();
+    assert!(etag.starts_with('"') && etag.ends_with('"'), "{etag}");
+
+    let dbs = common::order_dbs().await;
+    let request = common::single_order(id.parse().unwrap(), 20);
+    let sold = stockroom::order_saga::place(&dbs, &request, None).await;
+    assert_eq!(sold.status, StatusCode::CREATED, "{}", sold.body);
+
+    let restock = r#"{"name":"restocked","price":3.00,"stock":100}"#;
+    let stale = update_if_match(&db, &id, restock, &etag).await;
+    assert_eq!(
+        stale.status,
+        StatusCode::PRECONDITION_FAILED,
+        "{}",
+        stale.text
+    );
+    assert_eq!(stale.error().0, "precondition_failed");
+    let now = get(&db, &id).await;
+    assert_eq!(now.json()["stock"], 80, "the sale stands");
+    let fresh = now.headers["etag"].to_str().unwrap().to_owned();
+    assert_ne!(fresh, etag, "a sale moves the version");
+
+    let weak = update_if_match(&db, &id, restock, &format!("W/{fresh}")).await;
+    assert_eq!(
+        weak.status,
+        StatusCode::PRECONDITION_FAILED,
+        "weak tags never match"
+    );
+    let done = update_if_match(&db, &id, restock, &format!("\"0\", {fresh}")).await;
+    assert_eq!(done.status, StatusCode::OK, "{}", done.text);
+    assert_eq!(done.json()["stock"], 100);
+    assert_ne!(done.headers["etag"].to_str().unwrap(), fresh);
+    assert_eq!(
+        update_if_match(&db, &id, restock, "*").await.status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        update(&db, &id, restock).await.status,
+        StatusCode::OK,
+        "no If-Match: last write wins"
+    );
+    let gone = update_if_match(&db, "999999999999", restock, &fresh).await;
+    assert_eq!(gone.status, StatusCode::NOT_FOUND);
+}

@@ -1,7 +1,7 @@
 //! The product catalogue: `/api/products` and `/api/products/{id}`.
 
 use lambda_http::Request;
-use lambda_http::http::StatusCode;
+use lambda_http::http::{StatusCode, header};
 
 use crate::ApiError;
 use crate::db::Db;
@@ -10,7 +10,7 @@ use crate::http::{
 };
 use crate::outbox::{Publish, publish_transaction};
 use crate::product::{Product, ProductInput};
-use crate::product_store::{self, Txid};
+use crate::product_store::{self, Replaced, Txid};
 
 fn missing(id: i64) -> ApiError {
     ApiError::not_found(format!("no product with id {id}"))
@@ -37,9 +37,41 @@ pub async fn create(db: &Db, events: Option<&dyn Publish>, request: Request) -> 
             })
             .await?)
     };
-    reply(
+    tagged(
         StatusCode::CREATED,
         published(db, events, written.await).await,
+    )
+}
+
+/// The product with its `ETag`, or the error.
+fn tagged(status: StatusCode, outcome: Result<Product, ApiError>) -> HandlerResult {
+    let etag = outcome.as_ref().ok().map(Product::etag);
+    let mut response = reply(status, outcome)?;
+    if let Some(value) = etag.and_then(|etag| etag.parse().ok()) {
+        response.headers_mut().insert(header::ETAG, value);
+    }
+    Ok(response)
+}
+
+/// The versions an `If-Match` header names: `None` without the header or with `*` (any version
+/// of an existing product); strong tags only, as RFC 9110 requires for `If-Match` (a weak or
+/// malformed tag matches nothing).
+fn if_match(request: &Request) -> Option<Vec<i64>> {
+    let header = request.headers().get(header::IF_MATCH)?;
+    let text = header.to_str().unwrap_or_default().trim();
+    if text == "*" {
+        return None;
+    }
+    Some(
+        text.split(',')
+            .filter_map(|tag| {
+                tag.trim()
+                    .strip_prefix('"')?
+                    .strip_suffix('"')?
+                    .parse()
+                    .ok()
+            })
+            .collect(),
     )
 }
 
@@ -64,7 +96,7 @@ pub async fn get(db: &Db, request: Request) -> HandlerResult {
         Ok(id) => id,
         Err(err) => return Ok(error_response(&err)),
     };
-    reply(StatusCode::OK, find(db, id).await)
+    tagged(StatusCode::OK, find(db, id).await)
 }
 
 async fn find(db: &Db, id: i64) -> Result<Product, ApiError> {
@@ -74,17 +106,30 @@ async fn find(db: &Db, id: i64) -> Result<Product, ApiError> {
 }
 
 /// `PUT /api/products/{id}` replaces name, description, price and stock → 200 with the product.
+/// With `If-Match: "<ETag>"` only if the product is still that version, 412 otherwise: a restock
+/// computed from an old read must not erase the sales made since. Without it, as the original
+/// clients send it, the last write wins.
 pub async fn update(db: &Db, events: Option<&dyn Publish>, request: Request) -> HandlerResult {
     let written = async {
         let id = path_id(&request, "id", "product")?;
         let input = ProductInput::from_json(&json_body(&request)?)?;
-        db.run("update_product", async |c| {
-            product_store::replace(c, id, &input).await
-        })
-        .await?
-        .ok_or_else(|| missing(id))
+        let versions = if_match(&request);
+        let replaced = db
+            .run("update_product", async |c| {
+                product_store::replace(c, id, &input, versions.as_deref()).await
+            })
+            .await?;
+        match replaced {
+            Replaced::Done(product, txid) => Ok((product, txid)),
+            Replaced::NotFound => Err(missing(id)),
+            Replaced::Stale => Err(ApiError::new(
+                StatusCode::PRECONDITION_FAILED,
+                "precondition_failed",
+                "the product changed since it was read (If-Match); read it again and retry",
+            )),
+        }
     };
-    reply(StatusCode::OK, published(db, events, written.await).await)
+    tagged(StatusCode::OK, published(db, events, written.await).await)
 }
 
 /// `DELETE /api/products/{id}` → 204, 404 when there is none.
