@@ -123,6 +123,58 @@ pub async fn replace(
     })
 }
 
+/// What [`adjust_stock`] did.
+#[derive(Debug)]
+pub enum Adjusted {
+    Done(Product, Txid),
+    NotFound,
+    /// Taking `delta` away would leave less than nothing: `available` is the stock now.
+    Insufficient {
+        available: i64,
+    },
+    /// Adding it would go past what a write may set ([`crate::product::STOCK_MAX`]).
+    TooMuch {
+        available: i64,
+    },
+}
+
+/// Adds `delta` (negative: takes away) to a product's stock in one statement, so concurrent
+/// sales and other adjustments are never lost, and never below zero or above
+/// [`crate::product::STOCK_MAX`].
+pub async fn adjust_stock(
+    client: &impl GenericClient,
+    id: i64,
+    delta: i64,
+) -> Result<Adjusted, Error> {
+    let max = crate::product::STOCK_MAX;
+    let sql = format!(
+        "UPDATE products SET stock = stock + $2, updated_at = now() \
+         WHERE id = $1 AND stock + $2 >= 0 AND stock + $2 <= $3 \
+         RETURNING {COLUMNS}, txid_current() AS txid"
+    );
+    let row = client
+        .query_typed_opt(
+            &sql,
+            &[(&id, Type::INT8), (&delta, Type::INT8), (&max, Type::INT8)],
+        )
+        .await?;
+    if let Some(row) = row {
+        return Ok(Adjusted::Done(product(&row), row.get("txid")));
+    }
+    let stock = client
+        .query_typed_opt(
+            "SELECT stock FROM products WHERE id = $1",
+            &[(&id, Type::INT8)],
+        )
+        .await?
+        .map(|row| row.get::<_, i64>(0));
+    Ok(match stock {
+        None => Adjusted::NotFound,
+        Some(available) if delta < 0 => Adjusted::Insufficient { available },
+        Some(available) => Adjusted::TooMuch { available },
+    })
+}
+
 /// Deletes a product; `None` when there was no such product.
 pub async fn delete(client: &impl GenericClient, id: i64) -> Result<Option<Txid>, Error> {
     let row = client

@@ -14,6 +14,31 @@ async fn unknown_paths_are_a_json_404() {
     assert_eq!(a.error().0, "route_not_found");
 }
 
+/// A known path with a trailing slash is not routed to its function (neither by API Gateway nor
+/// by the local router); the answer used to be a 405 naming the method it refused.
+#[tokio::test]
+async fn a_trailing_slash_with_an_allowed_method_is_404_not_405() {
+    for (method, path) in [
+        ("GET", "/api/products/"),
+        ("PUT", "/api/products/1/"),
+        ("POST", "/api/orders/5/cancel/"),
+        ("GET", "/health/"),
+    ] {
+        let event = Event::new(method, "$default", path);
+        let a = answer(fallback::not_found(event.request()).await.unwrap());
+        assert_eq!(
+            a.status,
+            StatusCode::NOT_FOUND,
+            "{method} {path}: {}",
+            a.text
+        );
+        assert_eq!(a.error().0, "route_not_found");
+    }
+    let event = Event::new("DELETE", "$default", "/api/products/");
+    let a = answer(fallback::not_found(event.request()).await.unwrap());
+    assert_eq!(a.status, StatusCode::METHOD_NOT_ALLOWED, "{}", a.text);
+}
+
 #[tokio::test]
 async fn other_methods_on_known_paths_are_405_with_allow() {
     let event = Event::new("PATCH", "$default", "/api/products/12");
@@ -41,6 +66,7 @@ const FUNCTIONS: &[(&str, &str)] = &[
     ("orders-list", "handlers::orders::list"),
     ("orders-list-by-user", "handlers::orders::list_by_user"),
     ("orders-reconciler", "reconciler::run"),
+    ("products-adjust-stock", "handlers::products::adjust_stock"),
     ("products-create", "handlers::products::create"),
     ("products-delete", "handlers::products::delete"),
     ("products-get", "handlers::products::get"),

@@ -441,3 +441,86 @@ async fn a_put_with_a_stale_etag_is_412_and_erases_no_sale() {
     let gone = update_if_match(&db, "999999999999", restock, &fresh).await;
     assert_eq!(gone.status, StatusCode::NOT_FOUND);
 }
+
+async fn adjust(db: &Db, id: &str, body: &str) -> Answer {
+    let event = Event::new(
+        "POST",
+        "/api/products/{id}/stock",
+        &format!("/api/products/{id}/stock"),
+    )
+    .path_param("id", id)
+    .json_body(body);
+    answer(
+        products::adjust_stock(db, None, event.request())
+            .await
+            .unwrap(),
+    )
+}
+
+/// Restocking by a delta never erases a sale: 20 orders of 1 and 10 restocks of 5, all at once,
+/// leave exactly 100 − 20 + 50.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn stock_adjustments_and_sales_at_the_same_moment_all_count() {
+    let db = db().await;
+    let product = new_product(&db, "2.00", 100).await["id"].as_i64().unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..30 {
+        tasks.push(tokio::spawn(async move {
+            if i % 3 == 0 {
+                let db = common::db().await;
+                let a = adjust(&db, &product.to_string(), r#"{"delta":5}"#).await;
+                assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+            } else {
+                let dbs = common::order_dbs().await;
+                let request = common::single_order(product, 1);
+                let sold = stockroom::order_saga::place(&dbs, &request, None).await;
+                assert_eq!(sold.status, StatusCode::CREATED, "{}", sold.body);
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    assert_eq!(common::stock_of(product).await, 100 - 20 + 50);
+}
+
+#[tokio::test]
+async fn a_stock_adjustment_never_goes_below_zero_or_past_the_maximum() {
+    let db = db().await;
+    let p = new_product(&db, "2.00", 7).await;
+    let id = p["id"].to_string();
+    let taken = adjust(&db, &id, r#"{"delta":-3}"#).await;
+    assert_eq!(taken.status, StatusCode::OK, "{}", taken.text);
+    assert_eq!(taken.json()["stock"], 4);
+    assert!(taken.headers.get("etag").is_some());
+    let short = adjust(&db, &id, r#"{"delta":-5}"#).await;
+    assert_eq!(short.status, StatusCode::CONFLICT, "{}", short.text);
+    assert_eq!(
+        short.error(),
+        ("insufficient_stock".into(), Some("delta".into()))
+    );
+    assert_eq!(short.json()["error"]["details"]["available"], 4);
+    for body in [
+        r#"{"delta":0}"#,
+        r#"{"delta":1.5}"#,
+        r#"{"delta":"5"}"#,
+        r#"{}"#,
+        r#"{"delta":2147483647}"#,
+    ] {
+        let a = adjust(&db, &id, body).await;
+        assert_eq!(
+            a.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{body}: {}",
+            a.text
+        );
+        assert_eq!(a.error().1.as_deref(), Some("delta"), "{body}");
+    }
+    assert_eq!(
+        get(&db, &id).await.json()["stock"],
+        4,
+        "refusals change nothing"
+    );
+    let missing = adjust(&db, "999999999999", r#"{"delta":1}"#).await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+}

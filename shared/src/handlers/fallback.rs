@@ -17,6 +17,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/products/{id}"),
     ("PUT", "/api/products/{id}"),
     ("DELETE", "/api/products/{id}"),
+    ("POST", "/api/products/{id}/stock"),
     ("GET", "/api/orders"),
     ("POST", "/api/orders"),
     ("POST", "/api/orders/bulk"),
@@ -57,7 +58,9 @@ pub async fn not_found(request: Request) -> HandlerResult {
     let path = request.raw_http_path();
     let method = request.method().as_str();
     let allowed = allowed_methods(path);
-    if allowed.is_empty() {
+    // The method is allowed, so the route exists, but not in this form (a trailing slash): no
+    // route, rather than a 405 that names the very method it refuses.
+    if allowed.is_empty() || allowed.contains(&method) {
         return Ok(error_response(&ApiError::new(
             StatusCode::NOT_FOUND,
             "route_not_found",

@@ -9,8 +9,9 @@ use crate::http::{
     HandlerResult, error_response, json_body, list_reply, no_content, page, path_id, reply,
 };
 use crate::outbox::{Publish, publish_transaction};
+use crate::product::STOCK_MAX;
 use crate::product::{Product, ProductInput};
-use crate::product_store::{self, Replaced, Txid};
+use crate::product_store::{self, Adjusted, Replaced, Txid};
 
 fn missing(id: i64) -> ApiError {
     ApiError::not_found(format!("no product with id {id}"))
@@ -126,6 +127,50 @@ pub async fn update(db: &Db, events: Option<&dyn Publish>, request: Request) -> 
                 StatusCode::PRECONDITION_FAILED,
                 "precondition_failed",
                 "the product changed since it was read (If-Match); read it again and retry",
+            )),
+        }
+    };
+    tagged(StatusCode::OK, published(db, events, written.await).await)
+}
+
+/// `POST /api/products/{id}/stock` with `{"delta": n}` adds `n` to the stock (a negative `n` takes
+/// away) → 200 with the product. A restock or a count correction without reading first, so it
+/// can never erase a concurrent sale; 409 `insufficient_stock` below zero, 422 past the largest
+/// stock a write may set.
+pub async fn adjust_stock(
+    db: &Db,
+    events: Option<&dyn Publish>,
+    request: Request,
+) -> HandlerResult {
+    let written = async {
+        let id = path_id(&request, "id", "product")?;
+        let body = json_body(&request)?;
+        let delta = body.required_integer("delta", -STOCK_MAX..=STOCK_MAX)?;
+        if delta == 0 {
+            return Err(ApiError::validation("delta", "delta must not be 0"));
+        }
+        let adjusted = db
+            .run("adjust_stock", async |c| {
+                product_store::adjust_stock(c, id, delta).await
+            })
+            .await?;
+        match adjusted {
+            Adjusted::Done(product, txid) => Ok((product, txid)),
+            Adjusted::NotFound => Err(missing(id)),
+            Adjusted::Insufficient { available } => Err(ApiError::conflict(
+                "insufficient_stock",
+                format!(
+                    "product {id} has {available} in stock; cannot take {}",
+                    -delta
+                ),
+            )
+            .with_field("delta")
+            .with_details(serde_json::json!({
+                "product_id": id, "requested": -delta, "available": available
+            }))),
+            Adjusted::TooMuch { available } => Err(ApiError::validation(
+                "delta",
+                format!("stock would exceed {STOCK_MAX} (it is {available})"),
             )),
         }
     };
