@@ -2,6 +2,8 @@
 //! and describe each of them completely enough to be checked (`localstack/fuzz` checks the running
 //! API against it). Pure file checks: no running stack needed.
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
@@ -38,30 +40,12 @@ fn spec() -> Yaml {
     load("docs/openapi.yaml")
 }
 
-/// The HttpApi routes template.yaml deploys, without the `$default` catch-all (an event with
-/// neither Method nor Path).
+/// The HttpApi routes template.yaml deploys, without the `$default` catch-all.
 fn deployed_routes() -> BTreeSet<Route> {
-    let template = load("template.yaml");
-    let mut routes = BTreeSet::new();
-    for (name, resource) in template["Resources"].as_mapping().expect("Resources") {
-        let Some(events) = resource["Properties"]["Events"].as_mapping() else {
-            continue;
-        };
-        for (_, event) in events {
-            if event["Type"] != "HttpApi" {
-                continue;
-            }
-            let props = &event["Properties"];
-            match (props["Method"].as_str(), props["Path"].as_str()) {
-                (Some(method), Some(path)) => {
-                    routes.insert((method.to_uppercase(), path.to_owned()));
-                }
-                (None, None) => {} // $default
-                other => panic!("{name:?}: Method and Path go together: {other:?}"),
-            }
-        }
-    }
-    routes
+    common::template::http_routes()
+        .into_iter()
+        .filter_map(|(route, _)| route)
+        .collect()
 }
 
 /// Every operation of the spec: `(METHOD, path) -> operation object`.

@@ -1,6 +1,8 @@
 //! The local router (`[workspace.metadata.lambda.watch.router]` in Cargo.toml), the deployed routes
 //! (HttpApi events in template.yaml) and the fallback's route table must describe the same API.
 
+mod common;
+
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
@@ -44,38 +46,6 @@ fn router() -> Vec<(Option<String>, String, String)> {
     routes
 }
 
-/// HttpApi events of template.yaml as `(method, path, binary)`; `None` for the `$default` route.
-fn template() -> Vec<(Option<(String, String)>, String)> {
-    let text = std::fs::read_to_string(repo().join("template.yaml")).unwrap();
-    let doc: Yaml = serde_yaml::from_str(&text).unwrap();
-    let mut routes = Vec::new();
-    for (_, resource) in doc["Resources"].as_mapping().unwrap() {
-        if resource["Type"] != "AWS::Serverless::Function" {
-            continue;
-        }
-        let binary = resource["Metadata"]["BuildProperties"]["Binary"]
-            .as_str()
-            .expect("Binary")
-            .to_owned();
-        let Some(events) = resource["Properties"]["Events"].as_mapping() else {
-            continue;
-        };
-        for (_, event) in events {
-            if event["Type"] != "HttpApi" {
-                continue;
-            }
-            let props = &event["Properties"];
-            let route = match (props["Method"].as_str(), props["Path"].as_str()) {
-                (Some(method), Some(path)) => Some((method.to_uppercase(), path.to_owned())),
-                (None, None) => None,
-                other => panic!("{binary}: Method and Path go together: {other:?}"),
-            };
-            routes.push((route, binary.clone()));
-        }
-    }
-    routes
-}
-
 /// The binary of every function in template.yaml, whatever triggers it.
 fn deployed_binaries() -> BTreeSet<String> {
     let text = std::fs::read_to_string(repo().join("template.yaml")).unwrap();
@@ -104,7 +74,7 @@ fn api_routes_of_router() -> BTreeSet<Route> {
 
 #[test]
 fn router_and_template_route_the_same_requests_to_the_same_functions() {
-    let deployed: BTreeSet<Route> = template()
+    let deployed: BTreeSet<Route> = common::template::http_routes()
         .into_iter()
         .filter_map(|(route, binary)| route.map(|(method, path)| (method, path, binary)))
         .collect();
@@ -131,7 +101,7 @@ fn router_and_template_route_the_same_requests_to_the_same_functions() {
 
 #[test]
 fn unmatched_requests_reach_the_fallback_in_both() {
-    let defaults: Vec<String> = template()
+    let defaults: Vec<String> = common::template::http_routes()
         .into_iter()
         .filter(|(route, _)| route.is_none())
         .map(|(_, b)| b)
@@ -166,7 +136,7 @@ fn the_fallback_knows_every_route() {
         .iter()
         .map(|(m, p)| (m.to_string(), p.to_string()))
         .collect();
-    let deployed: BTreeSet<(String, String)> = template()
+    let deployed: BTreeSet<(String, String)> = common::template::http_routes()
         .into_iter()
         .filter_map(|(route, _)| route)
         .collect();

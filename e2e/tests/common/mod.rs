@@ -5,6 +5,8 @@
 use serde_json::Value;
 use ureq::Agent;
 
+pub mod template;
+
 pub fn base() -> String {
     std::env::var("STOCKROOM_E2E_URL").unwrap_or_else(|_| {
         panic!("STOCKROOM_E2E_URL is not set: run the tests with localstack/test")

@@ -1,0 +1,37 @@
+//! The HttpApi routes template.yaml deploys, for the tests that compare it with the local router
+//! and with the OpenAPI contract.
+
+use serde_yaml::Value as Yaml;
+
+/// HttpApi events of template.yaml as `(method, path, binary)`; `None` for the `$default` route.
+pub fn http_routes() -> Vec<(Option<(String, String)>, String)> {
+    let text =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml")).unwrap();
+    let doc: Yaml = serde_yaml::from_str(&text).unwrap();
+    let mut routes = Vec::new();
+    for (_, resource) in doc["Resources"].as_mapping().unwrap() {
+        if resource["Type"] != "AWS::Serverless::Function" {
+            continue;
+        }
+        let binary = resource["Metadata"]["BuildProperties"]["Binary"]
+            .as_str()
+            .expect("Binary")
+            .to_owned();
+        let Some(events) = resource["Properties"]["Events"].as_mapping() else {
+            continue;
+        };
+        for (_, event) in events {
+            if event["Type"] != "HttpApi" {
+                continue;
+            }
+            let props = &event["Properties"];
+            let route = match (props["Method"].as_str(), props["Path"].as_str()) {
+                (Some(method), Some(path)) => Some((method.to_uppercase(), path.to_owned())),
+                (None, None) => None,
+                other => panic!("{binary}: Method and Path go together: {other:?}"),
+            };
+            routes.push((route, binary.clone()));
+        }
+    }
+    routes
+}
