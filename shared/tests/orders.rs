@@ -632,3 +632,30 @@ async fn a_cancel_can_return_stock_past_the_largest_writable_stock() {
     assert_eq!(cancelled.json()["status"], "cancelled");
     assert_eq!(stock_of(product).await, max + 3);
 }
+
+/// The attack report saw a Latin-1 `Idempotency-Key` answered with 500 while the order was placed
+/// anyway; that 500 was the local emulator's. As API Gateway delivers such a header (a string that
+/// is not visible ASCII), the function refuses the key with 422 before it writes anything.
+#[tokio::test]
+async fn a_key_that_is_not_visible_ascii_is_422_and_places_nothing() {
+    let dbs = order_dbs().await;
+    let product = product_with_stock("1.00", 10).await;
+    let body = format!(r#"{{"product_id":{product},"quantity":1}}"#);
+    for key in ["café-1", "tab\tkey", "ключ"] {
+        let a = post(&dbs, "/api/orders", &body, Some(key)).await;
+        assert_eq!(
+            a.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{key:?}: {}",
+            a.text
+        );
+        assert_eq!(a.error().1.as_deref(), Some("Idempotency-Key"), "{key:?}");
+    }
+    assert_eq!(stock_of(product).await, 10, "nothing reserved");
+    let rows = admin_query(
+        ORDER_DATABASE_URL,
+        &format!("SELECT count(*) FROM orders WHERE product_id = {product}"),
+    )
+    .await;
+    assert_eq!(rows[0].get::<_, i64>(0), 0, "nothing written");
+}

@@ -506,3 +506,31 @@ async fn a_stock_adjustment_never_goes_below_zero_or_past_the_maximum() {
     let missing = adjust(&db, "999999999999", r#"{"delta":1}"#).await;
     assert_eq!(missing.status, StatusCode::NOT_FOUND);
 }
+
+/// The attack report's 500s for bodies that are not UTF-8 came from the local emulator, which
+/// cannot put them in an event. API Gateway does: base64, `isBase64Encoded`. Built that way, a
+/// Latin-1 body and a UTF-16 one reach the function, which answers 400 and writes nothing.
+#[tokio::test]
+async fn bodies_that_are_not_utf8_are_400_as_api_gateway_delivers_them() {
+    let db = db().await;
+    let name = unique("latin1");
+    let latin1: Vec<u8> = format!(r#"{{"name":"{name}-caf"#)
+        .into_bytes()
+        .into_iter()
+        .chain([0xe9])
+        .chain(br#"","price":1,"stock":1}"#.iter().copied())
+        .collect();
+    let utf16: Vec<u8> = format!(r#"{{"name":"{name}","price":1,"stock":1}}"#)
+        .encode_utf16()
+        .flat_map(u16::to_le_bytes)
+        .collect();
+    for body in [latin1, utf16] {
+        let event = Event::new("POST", "/api/products", "/api/products")
+            .header("content-type", "application/json")
+            .base64_body(&body);
+        let a = answer(products::create(&db, None, event.request()).await.unwrap());
+        assert_eq!(a.status, StatusCode::BAD_REQUEST, "{}", a.text);
+        assert_eq!(a.error().0, "malformed_json");
+    }
+    assert_eq!(count_named(&db, &name).await, 0);
+}

@@ -76,6 +76,14 @@ impl Event {
         self
     }
 
+    /// A body as API Gateway sends one it does not treat as text: base64, `isBase64Encoded`.
+    pub fn base64_body(mut self, bytes: &[u8]) -> Self {
+        use base64::Engine;
+        self.value["body"] = json!(base64::engine::general_purpose::STANDARD.encode(bytes));
+        self.value["isBase64Encoded"] = json!(true);
+        self
+    }
+
     /// The request exactly as lambda_http decodes the event.
     pub fn request(&self) -> Request {
         lambda_http::request::from_str(&self.value.to_string()).expect("a valid HTTP API event")
