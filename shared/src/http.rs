@@ -64,14 +64,17 @@ impl Endpoint {
 /// Runs an HTTP function: every request goes to `handler`, and is counted and timed here, once
 /// for every function (`<service>_http_requests_total{method,endpoint,status}` and
 /// `<service>_http_request_duration_seconds{method,endpoint}`); the metrics are then pushed in
-/// the background ([`crate::telemetry`]).
+/// the background ([`crate::telemetry`]). With `AUTH_MODE=local` the caller's development token
+/// is verified here first ([`crate::auth`]).
 pub async fn serve<F, Fut>(endpoint: Endpoint, handler: F) -> Result<(), lambda_http::Error>
 where
     F: Fn(Request) -> Fut + Sync,
     Fut: Future<Output = HandlerResult> + Send,
 {
+    let auth = crate::auth::init()?;
     lambda_http::run(service_fn(|request: Request| {
-        observed(endpoint, &handler, request)
+        let now = chrono::Utc::now().timestamp();
+        observed(endpoint, &handler, auth.authenticate_locally(request, now))
     }))
     .await
 }

@@ -289,12 +289,13 @@ async fn fail(dbs: &OrderContext, order_ref: Uuid) -> Result<(), ApiError> {
 }
 
 /// Cancels a confirmed order and returns its stock: `cancelling` → release → `cancelled`. A
-/// cancel interrupted after the first step is finished by a retry or by the reconciler.
-pub async fn cancel(dbs: &OrderContext, id: i64) -> Result<Order, ApiError> {
+/// cancel interrupted after the first step is finished by a retry or by the reconciler. With an
+/// `owner`, only that user's order (another's is not found).
+pub async fn cancel(dbs: &OrderContext, id: i64, owner: Option<i64>) -> Result<Order, ApiError> {
     let start = dbs
         .orders
         .run("begin_cancel", async |c| {
-            order_store::begin_cancel(c, id).await
+            order_store::begin_cancel(c, id, owner).await
         })
         .await?;
     let order_ref = match start {

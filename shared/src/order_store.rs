@@ -173,20 +173,28 @@ pub enum CancelStart {
 }
 
 /// First step of a cancel: `confirmed` (or a cancel that did not finish) becomes `cancelling`.
-pub async fn begin_cancel(client: &impl GenericClient, id: i64) -> Result<CancelStart, Error> {
+/// With an `owner`, only an order of that user; another's is [`CancelStart::NotFound`].
+pub async fn begin_cancel(
+    client: &impl GenericClient,
+    id: i64,
+    owner: Option<i64>,
+) -> Result<CancelStart, Error> {
     let started = client
         .query_typed_opt(
             "UPDATE orders SET status = 'cancelling', updated_at = now() \
-             WHERE id = $1 AND status IN ('confirmed', 'cancelling') RETURNING order_ref",
-            &[(&id, Type::INT8)],
+             WHERE id = $1 AND status IN ('confirmed', 'cancelling') \
+             AND ($2::bigint IS NULL OR user_id = $2) RETURNING order_ref",
+            &[(&id, Type::INT8), (&owner, Type::INT8)],
         )
         .await?;
     if let Some(row) = started {
         return Ok(CancelStart::Started(row.get(0)));
     }
     Ok(match get(client, id).await? {
-        None => CancelStart::NotFound,
-        Some(order) => CancelStart::NotConfirmed(order.status),
+        Some(order) if owner.is_none_or(|own| order.user_id == own) => {
+            CancelStart::NotConfirmed(order.status)
+        }
+        _ => CancelStart::NotFound,
     })
 }
 

@@ -89,6 +89,11 @@ impl JsonObject {
             .collect()
     }
 
+    /// Whether the body gives `field` a value (`null` counts as absent).
+    pub fn has(&self, field: &str) -> bool {
+        self.raw(field).is_some()
+    }
+
     /// The raw text of a field; `None` when it is absent or `null`.
     fn raw(&self, field: &str) -> Option<&str> {
         self.fields

@@ -35,7 +35,7 @@ async fn one_of_each() -> BTreeMap<&'static str, String> {
     assert_eq!(placed.status, 201, "{}", placed.body);
     let order: Value = serde_json::from_str(&placed.body).unwrap();
     let order_id = order["id"].as_i64().unwrap();
-    order_saga::cancel(&dbs, order_id).await.unwrap();
+    order_saga::cancel(&dbs, order_id, None).await.unwrap();
     admin_query(
         INVENTORY_DATABASE_URL,
         &format!("DELETE FROM products WHERE id = {product}"),

@@ -534,3 +534,17 @@ async fn bodies_that_are_not_utf8_are_400_as_api_gateway_delivers_them() {
     }
     assert_eq!(count_named(&db, &name).await, 0);
 }
+
+/// A `Content-Type` that is not visible ASCII: the local emulator answers 500 itself; API Gateway
+/// delivers it, and the function refuses it as a type it does not take.
+#[tokio::test]
+async fn a_content_type_that_is_not_ascii_is_415_as_api_gateway_delivers_it() {
+    let db = db().await;
+    let name = unique("odd-type");
+    let event = Event::new("POST", "/api/products", "/api/products")
+        .raw_body(&format!(r#"{{"name":"{name}","price":1,"stock":1}}"#))
+        .header("content-type", "application/j\u{e9}son");
+    let a = answer(products::create(&db, None, event.request()).await.unwrap());
+    assert_eq!(a.status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{}", a.text);
+    assert_eq!(count_named(&db, &name).await, 0);
+}

@@ -160,7 +160,7 @@ async fn an_interrupted_cancel_is_finished_and_returns_the_stock_once() {
     // First step of the cancel, then the process dies.
     let order_ref = {
         let conn = dbs.orders.conn().await.unwrap();
-        match order_store::begin_cancel(&*conn, id).await.unwrap() {
+        match order_store::begin_cancel(&*conn, id, None).await.unwrap() {
             order_store::CancelStart::Started(order_ref) => order_ref,
             other => panic!("{other:?}"),
         }

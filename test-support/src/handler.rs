@@ -66,6 +66,28 @@ impl Event {
         self
     }
 
+    /// What API Gateway's JWT authorizer adds for a verified token: its claims, flattened to
+    /// strings, under `requestContext.authorizer.jwt` (`scopes` is null unless the route lists
+    /// authorization scopes).
+    pub fn claims(mut self, claims: &[(&str, &str)]) -> Self {
+        let claims: HashMap<&str, &str> = claims.iter().copied().collect();
+        self.value["requestContext"]["authorizer"] =
+            json!({ "jwt": { "claims": claims, "scopes": null } });
+        self
+    }
+
+    /// The claims of a user's token (`sub` = `user_id`), with the `admin` scope when `admin`.
+    pub fn user(self, user_id: &str, admin: bool) -> Self {
+        let scope = if admin { "openid admin" } else { "openid" };
+        self.claims(&[
+            ("sub", user_id),
+            ("scope", scope),
+            ("iss", "https://issuer.example"),
+            ("aud", "stockroom"),
+            ("exp", "4102444800"),
+        ])
+    }
+
     pub fn json_body(self, body: &str) -> Self {
         self.header("content-type", "application/json")
             .raw_body(body)

@@ -168,7 +168,7 @@ async fn orders_yield_order_and_stock_events() {
     let order_id = serde_json::from_str::<Value>(&placed.body).unwrap()["id"]
         .as_i64()
         .unwrap();
-    order_saga::cancel(&dbs, order_id).await.unwrap();
+    order_saga::cancel(&dbs, order_id, None).await.unwrap();
 
     let order_rows = outbox(ORDER_DATABASE_URL, order_id).await;
     let types: Vec<&str> = order_rows.iter().map(|(_, t, _)| t.as_str()).collect();
@@ -257,7 +257,7 @@ async fn low_stock_alerts_once_per_crossing() {
         "12 → 6 crosses 10 once"
     );
     for id in &orders[..4] {
-        order_saga::cancel(&dbs, *id).await.unwrap();
+        order_saga::cancel(&dbs, *id, None).await.unwrap();
     }
     order_saga::place(&dbs, &single_order(product, 3), None).await;
     assert_eq!(

@@ -260,6 +260,7 @@ async fn forward_all(db: &Db, queues: &dyn Queues) -> Result<Forwarded, RunError
 /// `GET /api/notifications` → recorded notifications, newest first, all or one keyset page.
 pub async fn list(db: &Db, request: Request) -> HandlerResult {
     let listed = async {
+        crate::auth::require_admin(&request)?;
         let page = page(&request)?;
         let found = db
             .run("list_notifications", async |c| {

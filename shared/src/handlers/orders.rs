@@ -5,6 +5,7 @@ use lambda_http::http::{StatusCode, header};
 use lambda_http::{Body, Request, RequestExt, Response};
 
 use crate::ApiError;
+use crate::auth::{self, Caller};
 use crate::db::Db;
 use crate::http::{HandlerResult, error_response, json_body, list_reply, page, path_id, reply};
 use crate::order::{Order, OrderRequest};
@@ -30,12 +31,19 @@ async fn place(
     request: &Request,
     parse: fn(&JsonObject) -> Result<OrderRequest, ApiError>,
 ) -> HandlerResult {
-    let key = match idempotency_key(request) {
-        Ok(key) => key,
-        Err(err) => return Ok(error_response(&err)),
+    let read = || {
+        let caller = auth::caller(request)?;
+        let key = idempotency_key(request)?;
+        let body = json_body(request)?;
+        let mut order = parse(&body)?;
+        let named = body.has("user_id").then_some(order.user_id);
+        if let Some(user_id) = caller.orderer(named)? {
+            order.user_id = user_id;
+        }
+        Ok::<_, ApiError>((key, order))
     };
-    let order = match json_body(request).and_then(|body| parse(&body)) {
-        Ok(order) => order,
+    let (key, order) = match read() {
+        Ok(read) => read,
         Err(err) => return Ok(error_response(&err)),
     };
     let placed = order_saga::place(dbs, &order, key.as_deref()).await;
@@ -59,25 +67,44 @@ fn idempotency_key(request: &Request) -> Result<Option<String>, ApiError> {
     Ok(Some(key.to_owned()))
 }
 
-/// `GET /api/orders` → every order, newest first, or one keyset page. Reads need only `order_db`.
+/// `GET /api/orders` → every order, newest first, or one keyset page (with authentication, a
+/// user's own orders only). Reads need only `order_db`.
 pub async fn list(orders: &Db, request: Request) -> HandlerResult {
-    list_orders(orders, &request, None).await
+    let owner = auth::caller(&request).and_then(Caller::order_owner);
+    list_orders(orders, &request, owner).await
 }
 
-/// `GET /api/orders/user/{user_id}` → that user's orders, newest first.
+/// `GET /api/orders/user/{user_id}` → that user's orders, newest first (with authentication,
+/// only the caller's own, unless an administrator asks).
 pub async fn list_by_user(orders: &Db, request: Request) -> HandlerResult {
-    let params = request.path_parameters();
-    let raw = params.first("user_id").unwrap_or_default();
-    match raw.parse::<i64>().ok().filter(|id| *id >= 0) {
-        Some(user_id) => list_orders(orders, &request, Some(user_id)).await,
-        None => Ok(error_response(&ApiError::not_found(format!(
-            "no user with id '{raw}'"
-        )))),
-    }
+    let user = || {
+        let owner = auth::caller(&request)?.order_owner()?;
+        let params = request.path_parameters();
+        let raw = params.first("user_id").unwrap_or_default();
+        let user_id = raw
+            .parse::<i64>()
+            .ok()
+            .filter(|id| *id >= 0)
+            .ok_or_else(|| ApiError::not_found(format!("no user with id '{raw}'")))?;
+        match owner {
+            Some(own) if own != user_id => Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "you may only list your own orders",
+            )),
+            _ => Ok(Some(user_id)),
+        }
+    };
+    list_orders(orders, &request, user()).await
 }
 
-async fn list_orders(db: &Db, request: &Request, user_id: Option<i64>) -> HandlerResult {
+async fn list_orders(
+    db: &Db,
+    request: &Request,
+    user_id: Result<Option<i64>, ApiError>,
+) -> HandlerResult {
     let listed = async {
+        let user_id = user_id?;
         let page = page(request)?;
         let orders = db
             .run("list_orders", async |c| {
@@ -89,26 +116,32 @@ async fn list_orders(db: &Db, request: &Request, user_id: Option<i64>) -> Handle
     list_reply(request, listed.await, |o: &Order| o.id)
 }
 
-/// `GET /api/orders/{id}` → the order, 404 when there is none.
+/// `GET /api/orders/{id}` → the order, 404 when there is none (or, with authentication, when it
+/// is another user's: its existence is not theirs to learn).
 pub async fn get(orders: &Db, request: Request) -> HandlerResult {
-    let id = match path_id(&request, "id", "order") {
-        Ok(id) => id,
-        Err(err) => return Ok(error_response(&err)),
+    let found = async {
+        let owner = auth::caller(&request)?.order_owner()?;
+        let id = path_id(&request, "id", "order")?;
+        find(orders, id, owner).await
     };
-    reply(StatusCode::OK, find(orders, id).await)
+    reply(StatusCode::OK, found.await)
 }
 
-async fn find(db: &Db, id: i64) -> Result<Order, ApiError> {
+async fn find(db: &Db, id: i64, owner: Option<i64>) -> Result<Order, ApiError> {
     db.run("get_order", async |c| order_store::get(c, id).await)
         .await?
+        .filter(|order| owner.is_none_or(|own| order.user_id == own))
         .ok_or_else(|| ApiError::not_found(format!("no order with id {id}")))
 }
 
 /// `POST /api/orders/{id}/cancel` → 200 with the cancelled order; 409 unless it was confirmed.
+/// With authentication, only the caller's own order (another user's is 404), unless an
+/// administrator cancels it.
 pub async fn cancel(dbs: &OrderContext, request: Request) -> HandlerResult {
-    let id = match path_id(&request, "id", "order") {
-        Ok(id) => id,
-        Err(err) => return Ok(error_response(&err)),
+    let cancelled = async {
+        let owner = auth::caller(&request)?.order_owner()?;
+        let id = path_id(&request, "id", "order")?;
+        order_saga::cancel(dbs, id, owner).await
     };
-    reply(StatusCode::OK, order_saga::cancel(dbs, id).await)
+    reply(StatusCode::OK, cancelled.await)
 }

@@ -4,6 +4,7 @@ use lambda_http::Request;
 use lambda_http::http::{StatusCode, header};
 
 use crate::ApiError;
+use crate::auth;
 use crate::db::Db;
 use crate::http::{
     HandlerResult, error_response, json_body, list_reply, no_content, page, path_id, reply,
@@ -31,6 +32,7 @@ async fn published<T>(
 /// `POST /api/products` → 201 with the product.
 pub async fn create(db: &Db, events: Option<&dyn Publish>, request: Request) -> HandlerResult {
     let written = async {
+        auth::require_admin(&request)?;
         let input = ProductInput::from_json(&json_body(&request)?)?;
         Ok(db
             .run("insert_product", async |c| {
@@ -112,6 +114,7 @@ async fn find(db: &Db, id: i64) -> Result<Product, ApiError> {
 /// clients send it, the last write wins.
 pub async fn update(db: &Db, events: Option<&dyn Publish>, request: Request) -> HandlerResult {
     let written = async {
+        auth::require_admin(&request)?;
         let id = path_id(&request, "id", "product")?;
         let input = ProductInput::from_json(&json_body(&request)?)?;
         let versions = if_match(&request);
@@ -143,6 +146,7 @@ pub async fn adjust_stock(
     request: Request,
 ) -> HandlerResult {
     let written = async {
+        auth::require_admin(&request)?;
         let id = path_id(&request, "id", "product")?;
         let body = json_body(&request)?;
         let delta = body.required_integer("delta", -STOCK_MAX..=STOCK_MAX)?;
@@ -180,6 +184,7 @@ pub async fn adjust_stock(
 /// `DELETE /api/products/{id}` → 204, 404 when there is none.
 pub async fn delete(db: &Db, events: Option<&dyn Publish>, request: Request) -> HandlerResult {
     let written = async {
+        auth::require_admin(&request)?;
         let id = path_id(&request, "id", "product")?;
         let txid = db
             .run("delete_product", async |c| {
