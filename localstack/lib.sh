@@ -149,9 +149,19 @@ ORDER_PENDING_TIMEOUT_SECONDS=${ORDER_PENDING_TIMEOUT_SECONDS:-60}
 # As in AWS (template.yaml's LoggingConfig): one JSON object per log line. Set it to TEXT for
 # lines that read better in a terminal.
 AWS_LAMBDA_LOG_FORMAT=${AWS_LAMBDA_LOG_FORMAT:-JSON}
+# Who may do what (shared/src/auth.rs): off by default, as the original clients expect;
+# STOCKROOM_AUTH=local makes the functions verify development tokens (localstack/token mints
+# them), as API Gateway's JWT authorizer verifies real ones in AWS.
+AUTH_MODE=${STOCKROOM_AUTH:-off}
+AUTH_ISSUER=${AUTH_ISSUER:-https://stockroom.local}
+AUTH_AUDIENCE=${AUTH_AUDIENCE:-stockroom}
+# A random secret per state directory, made once: development tokens are only good locally.
+[ -s "$STATE_DIR/auth-secret" ] || (umask 077 && head -c 32 /dev/urandom | base64 >"$STATE_DIR/auth-secret")
+AUTH_LOCAL_SECRET=$(cat "$STATE_DIR/auth-secret")
+export AUTH_ISSUER AUTH_AUDIENCE AUTH_LOCAL_SECRET
 FUNCTION_ENV_VARS="INVENTORY_DATABASE_URL ORDER_DATABASE_URL STOCK_RESERVATION_DATABASE_URL NOTIFICATION_DATABASE_URL
     KAFKA_BROKERS AWS_ENDPOINT_URL_SQS AWS_REGION AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY ALERTS_QUEUE_URL DEAD_LETTER_QUEUE_URL
-    ORDER_PENDING_TIMEOUT_SECONDS PUSHGATEWAY_URL AWS_LAMBDA_LOG_FORMAT"
+    ORDER_PENDING_TIMEOUT_SECONDS PUSHGATEWAY_URL AWS_LAMBDA_LOG_FORMAT AUTH_MODE AUTH_ISSUER AUTH_AUDIENCE AUTH_LOCAL_SECRET"
 write_env_file() {
     local var
     for var in $FUNCTION_ENV_VARS; do printf '%s=%s\n' "$var" "${!var}"; done >"$1"
@@ -169,9 +179,9 @@ start_watch() {
     step "Building the functions"
     (cd "$REPO_DIR" && cargo build --quiet --workspace --bins)
     step "Starting cargo lambda watch on 127.0.0.1:$port"
-    write_env_file "$STATE_DIR/functions.env"
+    write_env_file "$STATE_DIR/functions-$port.env"
     (cd "$REPO_DIR" && exec setsid "$CARGO_LAMBDA" lambda watch --invoke-address 127.0.0.1 --invoke-port "$port" \
-        --env-file "$STATE_DIR/functions.env" ${WATCH_FLAGS:-} \
+        --env-file "$STATE_DIR/functions-$port.env" ${WATCH_FLAGS:-} \
         --concurrency 4 >"$log" 2>&1) &
     echo $! >"$pidfile"
     local i

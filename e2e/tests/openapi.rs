@@ -22,6 +22,10 @@ const ERROR_SCHEMA: &str = "#/components/schemas/Error";
 const NOT_ERROR_SHAPED: &[(&str, &str, &str, &str)] =
     &[("GET", "/health", "503", "#/components/schemas/Health")];
 
+/// A 401 may also be API Gateway's own answer (its JWT authorizer's `{"message":"Unauthorized"}`),
+/// which no function shapes: the schema allows both.
+const UNAUTHORIZED_SCHEMA: &str = "#/components/schemas/Unauthorized";
+
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
@@ -193,6 +197,13 @@ fn every_operation_documents_a_success_and_error_shaped_errors() {
                 .iter()
                 .find(|(m, p, s, _)| *m == method && *p == path && *s == status);
             match exception {
+                _ if status == "401" => {
+                    assert_eq!(
+                        schema["$ref"].as_str(),
+                        Some(UNAUTHORIZED_SCHEMA),
+                        "{route} 401"
+                    )
+                }
                 Some((_, _, _, expected)) => {
                     assert_eq!(schema["$ref"].as_str(), Some(*expected), "{route} {status}")
                 }
@@ -263,4 +274,34 @@ fn every_path_parameter_is_declared_and_every_reference_resolves() {
             }
         }
     }
+}
+
+/// The operations that need a token are exactly the routes template.yaml puts behind the JWT
+/// authorizer, and each documents what a missing token (401) and a refused one (403) get.
+#[test]
+fn the_secured_operations_are_the_routes_behind_the_authorizer() {
+    let spec = spec();
+    let secured: BTreeSet<Route> = operations(&spec)
+        .into_iter()
+        .filter(|(_, operation)| {
+            operation["security"]
+                .as_sequence()
+                .is_some_and(|schemes| schemes.iter().any(|s| !s["bearer"].is_null()))
+        })
+        .map(|(route, operation)| {
+            for status in ["401", "403"] {
+                assert!(
+                    !operation["responses"][status].is_null(),
+                    "{route:?} needs a token but documents no {status}"
+                );
+            }
+            route
+        })
+        .collect();
+    assert_eq!(
+        spec["security"].as_sequence().map(Vec::len),
+        Some(0),
+        "public by default"
+    );
+    assert_eq!(secured, common::template::protected_routes());
 }

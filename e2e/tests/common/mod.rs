@@ -51,7 +51,18 @@ pub fn call(method: &str, path: &str, body: Option<&str>) -> Reply {
 
 /// Like [`call`], with extra request headers.
 pub fn call_with(method: &str, path: &str, body: Option<&str>, headers: &[(&str, &str)]) -> Reply {
-    let url = format!("{}{path}", base());
+    call_at(&base(), method, path, body, headers)
+}
+
+/// Like [`call_with`], against the API at `base`.
+pub fn call_at(
+    base: &str,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+    headers: &[(&str, &str)],
+) -> Reply {
+    let url = format!("{base}{path}");
     let agent = agent();
     let with_headers = |mut request: ureq::RequestBuilder<ureq::typestate::WithBody>| {
         for (name, value) in headers {
@@ -59,9 +70,15 @@ pub fn call_with(method: &str, path: &str, body: Option<&str>, headers: &[(&str,
         }
         request.header("content-type", "application/json")
     };
+    let without_body = |mut request: ureq::RequestBuilder<ureq::typestate::WithoutBody>| {
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        request.call()
+    };
     let response = match (method, body) {
-        ("GET", _) => agent.get(&url).call(),
-        ("DELETE", _) => agent.delete(&url).call(),
+        ("GET", _) => without_body(agent.get(&url)),
+        ("DELETE", _) => without_body(agent.delete(&url)),
         ("PATCH", _) => with_headers(agent.patch(&url)).send(body.unwrap_or("{}")),
         ("POST", Some(body)) => with_headers(agent.post(&url)).send(body),
         ("PUT", Some(body)) => with_headers(agent.put(&url)).send(body),

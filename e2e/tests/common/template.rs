@@ -5,6 +5,25 @@ use serde_yaml::Value as Yaml;
 
 /// HttpApi events of template.yaml as `(method, path, binary)`; `None` for the `$default` route.
 pub fn http_routes() -> Vec<(Option<(String, String)>, String)> {
+    http_events()
+        .into_iter()
+        .map(|(route, binary, _)| (route, binary))
+        .collect()
+}
+
+/// The `(METHOD, path)` routes whose events put them behind the JWT authorizer.
+pub fn protected_routes() -> std::collections::BTreeSet<(String, String)> {
+    http_events()
+        .into_iter()
+        .filter(|(_, _, authorizer)| authorizer.as_deref() == Some("Jwt"))
+        .filter_map(|(route, _, _)| route)
+        .collect()
+}
+
+/// One HttpApi event: its route (`None` for `$default`), its function's binary, its authorizer.
+type HttpEvent = (Option<(String, String)>, String, Option<String>);
+
+fn http_events() -> Vec<HttpEvent> {
     let text =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml")).unwrap();
     let doc: Yaml = serde_yaml::from_str(&text).unwrap();
@@ -30,7 +49,8 @@ pub fn http_routes() -> Vec<(Option<(String, String)>, String)> {
                 (None, None) => None,
                 other => panic!("{binary}: Method and Path go together: {other:?}"),
             };
-            routes.push((route, binary.clone()));
+            let authorizer = props["Auth"]["Authorizer"].as_str().map(str::to_owned);
+            routes.push((route, binary.clone(), authorizer));
         }
     }
     routes
