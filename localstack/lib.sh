@@ -155,8 +155,10 @@ AWS_LAMBDA_LOG_FORMAT=${AWS_LAMBDA_LOG_FORMAT:-JSON}
 AUTH_MODE=${STOCKROOM_AUTH:-off}
 AUTH_ISSUER=${AUTH_ISSUER:-https://stockroom.local}
 AUTH_AUDIENCE=${AUTH_AUDIENCE:-stockroom}
-# A random secret per state directory, made once: development tokens are only good locally.
-[ -s "$STATE_DIR/auth-secret" ] || (umask 077 && head -c 32 /dev/urandom | base64 >"$STATE_DIR/auth-secret")
+# A random secret per state directory, made once (hex: the env file takes no quoting): development
+# tokens are only good locally.
+grep -qxE '[0-9a-f]{64}' "$STATE_DIR/auth-secret" 2>/dev/null ||
+    (umask 077 && od -An -N32 -tx1 /dev/urandom | tr -d ' \n' >"$STATE_DIR/auth-secret")
 AUTH_LOCAL_SECRET=$(cat "$STATE_DIR/auth-secret")
 export AUTH_ISSUER AUTH_AUDIENCE AUTH_LOCAL_SECRET
 FUNCTION_ENV_VARS="INVENTORY_DATABASE_URL ORDER_DATABASE_URL STOCK_RESERVATION_DATABASE_URL NOTIFICATION_DATABASE_URL
