@@ -1,0 +1,204 @@
+//! What one order costs: statements (round trips) and commits per database, rows written, and
+//! CPU, measured over a run of sequential single orders in process.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde::Serialize;
+use stockroom::db::{INVENTORY_DATABASE_URL, ORDER_DATABASE_URL};
+use stockroom_test_support::handler::admin_query;
+
+use crate::inprocess::{Environment, one};
+use crate::scenario::{Products, Rng, Scenario};
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Cost {
+    pub orders: u64,
+    /// Statements per order, by database (each one a round trip: nothing is pipelined today).
+    pub statements: BTreeMap<String, f64>,
+    /// Committed transactions per order, by database (a statement outside a transaction block
+    /// commits on its own).
+    pub commits: BTreeMap<String, f64>,
+    /// Rows added per order, by table.
+    pub rows: BTreeMap<String, f64>,
+    /// Events published to Kafka per order (outbox rows marked published during the run).
+    pub kafka_messages: f64,
+    pub postgres_cpu_ms: f64,
+    /// The handlers' own CPU (this process), per order.
+    pub function_cpu_ms: f64,
+    /// The statements one order runs, with their calls per order (from pg_stat_statements).
+    pub top_statements: Vec<(String, String, f64)>,
+    /// Why some figures are missing, if they are.
+    pub note: Option<String>,
+}
+
+const DATABASES: [(&str, &str); 2] = [
+    ("inventory_db", INVENTORY_DATABASE_URL),
+    ("order_db", ORDER_DATABASE_URL),
+];
+
+/// Rows of the tables an order writes, by `db.table`.
+async fn row_counts() -> BTreeMap<String, i64> {
+    let mut counts = BTreeMap::new();
+    for (db, var, table) in [
+        ("inventory_db", INVENTORY_DATABASE_URL, "outbox"),
+        ("inventory_db", INVENTORY_DATABASE_URL, "stock_reservations"),
+        (
+            "inventory_db",
+            INVENTORY_DATABASE_URL,
+            "stock_reservation_lines",
+        ),
+        ("order_db", ORDER_DATABASE_URL, "orders"),
+        ("order_db", ORDER_DATABASE_URL, "outbox"),
+    ] {
+        let n: i64 = admin_query(var, &format!("SELECT count(*) FROM {table}")).await[0].get(0);
+        counts.insert(format!("{db}.{table}"), n);
+    }
+    counts
+}
+
+async fn published() -> i64 {
+    let mut total = 0;
+    for (_, var) in DATABASES {
+        total += admin_query(
+            var,
+            "SELECT count(*) FROM outbox WHERE published_at IS NOT NULL",
+        )
+        .await[0]
+            .get::<_, i64>(0);
+    }
+    total
+}
+
+async fn commits() -> BTreeMap<String, i64> {
+    admin_query(
+        INVENTORY_DATABASE_URL,
+        "SELECT datname::text, xact_commit FROM pg_stat_database \
+         WHERE datname IN ('inventory_db', 'order_db')",
+    )
+    .await
+    .iter()
+    .map(|r| (r.get(0), r.get(1)))
+    .collect()
+}
+
+/// CPU seconds (user + system) of the processes whose `comm` is `name`, or of this process.
+pub fn cpu_seconds(name: Option<&str>) -> f64 {
+    let ticks = 100.0; // USER_HZ on Linux
+    let read = |stat: &str| -> f64 {
+        // Fields after the `(comm)`: state is 3rd; utime and stime are the 14th and 15th.
+        let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+        let fields: Vec<&str> = after.split_whitespace().collect();
+        let get = |i: usize| {
+            fields
+                .get(i)
+                .and_then(|f| f.parse::<f64>().ok())
+                .unwrap_or(0.0)
+        };
+        (get(11) + get(12)) / ticks
+    };
+    let Some(name) = name else {
+        return read(&std::fs::read_to_string("/proc/self/stat").unwrap_or_default());
+    };
+    let mut total = 0.0;
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let dir = entry.path();
+        let comm = std::fs::read_to_string(dir.join("comm")).unwrap_or_default();
+        if comm.trim() == name {
+            total += read(&std::fs::read_to_string(dir.join("stat")).unwrap_or_default());
+        }
+    }
+    total
+}
+
+/// Places `orders` single orders one after another from one environment.
+pub async fn measure(products: Products, orders: u64) -> Cost {
+    let envs = Arc::new(vec![Environment::new().await]);
+    let mut rng = Rng::new(7);
+    // Warm the connections, so connecting is not counted.
+    one(&envs[0], Scenario::SingleOrder, products, &mut rng).await;
+
+    let stats_on = admin_query(
+        INVENTORY_DATABASE_URL,
+        "SELECT count(*) FROM pg_extension WHERE extname = 'pg_stat_statements'",
+    )
+    .await[0]
+        .get::<_, i64>(0)
+        > 0;
+    let (rows_before, commits_before, published_before) =
+        (row_counts().await, commits().await, published().await);
+    let (pg_before, own_before) = (cpu_seconds(Some("postgres")), cpu_seconds(None));
+    // Reset last, read first: the counts hold the orders' statements and nothing of the measuring.
+    let statements_on = stats_on && simple_query_ok("SELECT pg_stat_statements_reset()").await;
+    for _ in 0..orders {
+        one(&envs[0], Scenario::SingleOrder, products, &mut rng).await;
+    }
+    let statements = if statements_on {
+        admin_query(
+            INVENTORY_DATABASE_URL,
+            "SELECT d.datname::text, s.query, s.calls FROM pg_stat_statements s \
+             JOIN pg_database d ON d.oid = s.dbid \
+             WHERE d.datname IN ('inventory_db', 'order_db') ORDER BY s.calls DESC",
+        )
+        .await
+    } else {
+        Vec::new()
+    };
+    let (pg_after, own_after) = (cpu_seconds(Some("postgres")), cpu_seconds(None));
+    // The backends report their commit counts when they end: close this environment's.
+    drop(envs);
+    tokio::time::sleep(std::time::Duration::from_millis(800)).await;
+    let per = |n: i64| n as f64 / orders as f64;
+    let commits_after = commits().await;
+    let rows_after = row_counts().await;
+    let mut cost = Cost {
+        orders,
+        rows: rows_after
+            .iter()
+            .map(|(table, n)| (table.clone(), per(n - rows_before[table])))
+            .collect(),
+        commits: commits_after
+            .iter()
+            .map(|(db, n)| {
+                (
+                    db.clone(),
+                    per(n - commits_before.get(db).copied().unwrap_or(*n)),
+                )
+            })
+            .collect(),
+        kafka_messages: per(published().await - published_before),
+        postgres_cpu_ms: (pg_after - pg_before) * 1000.0 / orders as f64,
+        function_cpu_ms: (own_after - own_before) * 1000.0 / orders as f64,
+        note: (!statements_on).then(|| {
+            "pg_stat_statements is not loaded: restart PostgreSQL (localstack/down, then \
+             localstack/up; lib.sh preloads it) for statement counts"
+                .to_owned()
+        }),
+        ..Cost::default()
+    };
+    for row in statements {
+        let (db, query, calls): (String, String, i64) = (row.get(0), row.get(1), row.get(2));
+        // The reset itself; whatever else the stack ran meanwhile (its schedules) is a call now
+        // and then, far below one per order.
+        if query.contains("pg_stat_statements_reset") {
+            continue;
+        }
+        *cost.statements.entry(db.clone()).or_default() += per(calls);
+        if per(calls) >= 0.5 {
+            let short = query.split_whitespace().collect::<Vec<_>>().join(" ");
+            cost.top_statements
+                .push((db, short.chars().take(110).collect(), per(calls)));
+        }
+    }
+    cost
+}
+
+async fn simple_query_ok(sql: &str) -> bool {
+    let url = std::env::var(INVENTORY_DATABASE_URL).expect("INVENTORY_DATABASE_URL");
+    let Ok((client, connection)) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await
+    else {
+        return false;
+    };
+    tokio::spawn(connection);
+    client.simple_query(sql).await.is_ok()
+}

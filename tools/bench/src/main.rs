@@ -1,0 +1,186 @@
+//! `stockroom-bench`: the release benchmark (`localstack/bench` runs it; BENCHMARKS.md shows its
+//! last run). Levels, each at concurrency 1, 8 and 32:
+//!
+//! 1. in process: the handlers called with real HTTP API events by N simulated execution
+//!    environments ([`inprocess`]);
+//! 2. end to end: HTTP through `cargo lambda watch --release`, loaded by wrk ([`wrk`]);
+//! 3. the limit: pgbench's one-transaction order in the same run ([`pgbench`]);
+//!
+//! then what one order costs ([`cost`]). After every scenario the stock invariant is checked
+//! across both databases. Writes `bench/results.json` and `BENCHMARKS.md`.
+
+mod cost;
+mod inprocess;
+mod pgbench;
+mod report;
+mod scenario;
+mod stats;
+mod wrk;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use scenario::{Products, Scenario};
+use stats::Measured;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Row {
+    pub scenario: Scenario,
+    pub concurrency: usize,
+    pub measured: Measured,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Results {
+    pub date: String,
+    pub cores: usize,
+    pub seconds: u64,
+    pub kafka: bool,
+    pub in_process: Vec<Row>,
+    pub end_to_end: Vec<Row>,
+    pub pgbench: Vec<pgbench::PgbenchResult>,
+    pub cost: cost::Cost,
+    /// Scenarios after which the stock invariant did not hold, with what was wrong.
+    pub violations: Vec<String>,
+}
+
+const CONCURRENCY: [usize; 3] = [1, 8, 32];
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+async fn checked(products: Products, what: &str, violations: &mut Vec<String>) {
+    if let Err(problem) = products.check().await {
+        eprintln!("    INVARIANT BROKEN after {what}: {problem}");
+        violations.push(format!("{what}: {problem}"));
+    }
+}
+
+#[tokio::main(worker_threads = 2)]
+async fn main() {
+    let seconds = env("STOCKROOM_BENCH_SECONDS").map_or(10, |s| s.parse().expect("seconds"));
+    let warmup = Duration::from_secs(2);
+    let measure = Duration::from_secs(seconds);
+    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let out = repo.join("bench");
+    std::fs::create_dir_all(&out).expect("bench/");
+    let work = std::env::temp_dir().join("stockroom-bench");
+    std::fs::create_dir_all(&work).expect("a scratch folder");
+
+    let run = chrono::Utc::now().format("%Y%m%d%H%M%S").to_string();
+    let products = Products::create(&run).await;
+    println!(
+        "==> {} products from id {} (hot: {})",
+        scenario::CATALOGUE,
+        products.first,
+        products.hot
+    );
+    let mut violations = Vec::new();
+
+    println!("==> Level 1, in process: handlers with real HTTP API events");
+    let mut in_process = Vec::new();
+    for &c in &CONCURRENCY {
+        let mut envs = Vec::with_capacity(c);
+        for _ in 0..c {
+            envs.push(inprocess::Environment::new().await);
+        }
+        let envs = Arc::new(envs);
+        for scenario in Scenario::ALL {
+            let measured = inprocess::run(&envs, scenario, products, warmup, measure).await;
+            println!(
+                "    {:<30} c={c:<3} {}",
+                scenario.title(),
+                report::line(&measured)
+            );
+            checked(
+                products,
+                &format!("in process, {}, c={c}", scenario.title()),
+                &mut violations,
+            )
+            .await;
+            in_process.push(Row {
+                scenario,
+                concurrency: c,
+                measured,
+            });
+        }
+    }
+
+    let mut end_to_end = Vec::new();
+    match env("STOCKROOM_BENCH_URL") {
+        Some(base) => {
+            println!("==> Level 2, end to end: {base} (cargo lambda watch --release), wrk");
+            for scenario in Scenario::ALL {
+                // Warm up every instance the router will start at the highest concurrency.
+                wrk::run(&base, scenario, products, 32, Duration::from_secs(3), &work);
+                for &c in &CONCURRENCY {
+                    let Some(measured) = wrk::run(&base, scenario, products, c, measure, &work)
+                    else {
+                        continue;
+                    };
+                    println!(
+                        "    {:<30} c={c:<3} {}",
+                        scenario.title(),
+                        report::line(&measured)
+                    );
+                    checked(
+                        products,
+                        &format!("end to end, {}, c={c}", scenario.title()),
+                        &mut violations,
+                    )
+                    .await;
+                    end_to_end.push(Row {
+                        scenario,
+                        concurrency: c,
+                        measured,
+                    });
+                }
+            }
+        }
+        None => println!("==> Level 2 skipped: STOCKROOM_BENCH_URL is not set"),
+    }
+
+    println!("==> The limit: pgbench's one-transaction order");
+    let bin = env("STOCKROOM_PG_BIN").unwrap_or_else(|| "/usr/lib/postgresql/15/bin".into());
+    let port: u16 = env("STOCKROOM_PG_PORT").map_or(55432, |p| p.parse().expect("port"));
+    pgbench::prepare(&bin, port, &work);
+    let pgbench: Vec<_> = CONCURRENCY
+        .iter()
+        .map(|&c| {
+            let r = pgbench::run(&bin, port, &work, c, measure);
+            println!(
+                "    clients={c:<3} {:.0} TPS, {:.2} ms average",
+                r.tps, r.latency_ms
+            );
+            r
+        })
+        .collect();
+
+    println!("==> What one order costs (500 single orders, one environment)");
+    let cost = cost::measure(products, 500).await;
+    checked(products, "the cost run", &mut violations).await;
+
+    let results = Results {
+        date: chrono::Utc::now().format("%Y-%m-%d %H:%M UTC").to_string(),
+        cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        seconds,
+        kafka: env("KAFKA_BROKERS").is_some(),
+        in_process,
+        end_to_end,
+        pgbench,
+        cost,
+        violations,
+    };
+    let json = serde_json::to_string_pretty(&results).expect("results serialise");
+    std::fs::write(out.join("results.json"), json).expect("bench/results.json");
+    std::fs::write(repo.join("BENCHMARKS.md"), report::markdown(&results)).expect("BENCHMARKS.md");
+    println!("==> Wrote bench/results.json and BENCHMARKS.md");
+    if !results.violations.is_empty() {
+        eprintln!("the stock invariant did not hold: {:?}", results.violations);
+        std::process::exit(1);
+    }
+}
