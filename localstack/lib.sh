@@ -93,7 +93,7 @@ start_postgres() {
     fi
     step "Starting PostgreSQL on 127.0.0.1:$PG_PORT"
     as_postgres "$bin/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/postgres.log" -w -t 30 \
-        -o "-p $PG_PORT -k $PG_DIR -c listen_addresses=127.0.0.1 -c max_connections=200 -c shared_preload_libraries=pg_stat_statements" start >/dev/null ||
+        -o "-p $PG_PORT -k $PG_DIR -c listen_addresses=127.0.0.1 -c max_connections=500 -c shared_preload_libraries=pg_stat_statements" start >/dev/null ||
         die "PostgreSQL did not start; see $PG_DIR/postgres.log"
 }
 
