@@ -25,7 +25,7 @@ use crate::ApiError;
 use crate::db::{Db, DbError, ORDER_DATABASE_URL, STOCK_RESERVATION_DATABASE_URL};
 use crate::order::{Order, OrderKind, OrderLine, OrderRequest, OrderStatus};
 use crate::order_store::{self, CancelStart, Claim};
-use crate::outbox::{Publish, publish_transaction};
+use crate::outbox::{Publish, publish_transaction, publish_transactions};
 use crate::reservation::{self, ReservationState, ReserveError};
 
 /// How long an `Idempotency-Key` is remembered.
@@ -98,41 +98,46 @@ enum Begun {
     Replay(u16, String),
 }
 
-/// Step 1: claim the key and write the pending orders, atomically.
+/// Step 1: claim the key (if any) and write the pending orders, atomically.
 async fn begin(
     dbs: &OrderContext,
     request: &OrderRequest,
     key: Option<&str>,
 ) -> Result<Begun, ApiError> {
+    let order_ref = Uuid::new_v4();
+    let Some(key) = key else {
+        // Without a key, step 1 is one statement, so one round trip and its own transaction.
+        let lines = dbs.orders.run("begin_order", async |c| {
+            order_store::insert_pending(c, order_ref, request).await
+        });
+        return Ok(Begun::Pending(order_ref, lines.await?));
+    };
     let begun = dbs.orders.transaction("begin_order", async |tx| {
-        let order_ref = Uuid::new_v4();
-        if let Some(key) = key {
-            match order_store::claim_key(
-                tx,
-                key,
-                &request.canonical(),
-                order_ref,
-                IDEMPOTENCY_KEY_TTL,
-            )
-            .await?
-            {
-                Claim::New => {}
-                Claim::Used { request: used, .. } if used != request.canonical() => {
-                    return Ok(Err(ApiError::new(
-                        StatusCode::UNPROCESSABLE_ENTITY,
-                        "idempotency_key_reused",
-                        "this Idempotency-Key was used with a different request",
-                    )
-                    .with_field("Idempotency-Key")));
-                }
-                Claim::Used {
-                    response: Some((status, body)),
-                    ..
-                } => return Ok(Ok(Begun::Replay(status, body))),
-                Claim::Used { order_ref, .. } => {
-                    let lines = order_store::lines_of(tx, order_ref).await?;
-                    return Ok(Ok(Begun::Pending(order_ref, lines)));
-                }
+        match order_store::claim_key(
+            tx,
+            key,
+            &request.canonical(),
+            order_ref,
+            IDEMPOTENCY_KEY_TTL,
+        )
+        .await?
+        {
+            Claim::New => {}
+            Claim::Used { request: used, .. } if used != request.canonical() => {
+                return Ok(Err(ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "idempotency_key_reused",
+                    "this Idempotency-Key was used with a different request",
+                )
+                .with_field("Idempotency-Key")));
+            }
+            Claim::Used {
+                response: Some((status, body)),
+                ..
+            } => return Ok(Ok(Begun::Replay(status, body))),
+            Claim::Used { order_ref, .. } => {
+                let lines = order_store::lines_of(tx, order_ref).await?;
+                return Ok(Ok(Begun::Pending(order_ref, lines)));
             }
         }
         let lines = order_store::insert_pending(tx, order_ref, request).await?;
@@ -223,9 +228,15 @@ async fn place_unmeasured(dbs: &OrderContext, request: &OrderRequest, key: Optio
     };
     let settled = match reservation::reserve(&dbs.stock, order_ref, &lines).await {
         Ok((reserved, stock_txid)) => {
-            publish_transaction(&dbs.stock, dbs.publisher(), stock_txid).await;
-            confirm(dbs, order_ref, &reserved)
-                .await
+            let confirmed = confirm(dbs, order_ref, &reserved).await;
+            // Both databases' events in one batch: one wait for the broker per order.
+            let mut written = vec![(&dbs.stock, stock_txid)];
+            if let Ok((_, txid)) = &confirmed {
+                written.push((&dbs.orders, *txid));
+            }
+            publish_transactions(dbs.publisher(), &written).await;
+            confirmed
+                .and_then(|(orders, _)| placed(orders))
                 .map(|orders| Reply {
                     status: StatusCode::CREATED,
                     body: body_of(request.kind, &orders),
@@ -255,19 +266,21 @@ async fn place_unmeasured(dbs: &OrderContext, request: &OrderRequest, key: Optio
     reply
 }
 
-/// Step 3: confirm with the reserved prices; the confirmed orders, or an error if the reconciler
-/// settled them otherwise first.
+/// Step 3: confirm with the reserved prices; the orders as they now are, and the transaction
+/// whose `order_created` events the caller publishes.
 async fn confirm(
     dbs: &OrderContext,
     order_ref: Uuid,
     reserved: &[reservation::ReservedLine],
-) -> Result<Vec<Order>, ApiError> {
-    let confirmed = dbs.orders.write("confirm_orders", async |tx| {
-        order_store::confirm(tx, order_ref, reserved).await?;
-        order_store::by_ref(tx, order_ref).await
+) -> Result<(Vec<Order>, i64), ApiError> {
+    let confirmed = dbs.orders.run("confirm_orders", async |c| {
+        order_store::confirm_returning(c, order_ref, reserved).await
     });
-    let (orders, txid) = confirmed.await?;
-    publish_transaction(&dbs.orders, dbs.publisher(), txid).await;
+    Ok(confirmed.await?)
+}
+
+/// The confirmed orders, or an error if the reconciler settled them otherwise first.
+fn placed(orders: Vec<Order>) -> Result<Vec<Order>, ApiError> {
     if orders.iter().all(|o| o.status == OrderStatus::Confirmed) {
         Ok(orders)
     } else {
@@ -313,12 +326,17 @@ pub async fn cancel(dbs: &OrderContext, id: i64, owner: Option<i64>) -> Result<O
         }
     };
     let (_, stock_txid) = reservation::release(&dbs.stock, order_ref, Some(id)).await?;
-    publish_transaction(&dbs.stock, dbs.publisher(), stock_txid).await;
     let finished = dbs.orders.write("finish_cancel", async |tx| {
         order_store::finish_cancel(tx, id).await
     });
-    let (order, txid) = finished.await?;
-    publish_transaction(&dbs.orders, dbs.publisher(), txid).await;
+    let finished = finished.await;
+    // Both databases' events in one batch, as for a placement.
+    let mut written = vec![(&dbs.stock, stock_txid)];
+    if let Ok((_, txid)) = &finished {
+        written.push((&dbs.orders, *txid));
+    }
+    publish_transactions(dbs.publisher(), &written).await;
+    let (order, _) = finished?;
     metrics::counter!("order_orders_total", "status" => "cancelled").increment(1);
     order.ok_or_else(|| ApiError::not_found(format!("no order with id {id}")))
 }

@@ -37,28 +37,35 @@ fn seconds(age: Duration) -> i64 {
     i64::try_from(age.as_secs()).unwrap_or(i64::MAX)
 }
 
-/// Writes one pending order per line under `order_ref`; returns `(order id, line)` in request order.
+/// Writes one pending order per line under `order_ref`, in one statement whatever the number of
+/// lines; returns `(order id, line)` in request order.
 pub async fn insert_pending(
     client: &impl GenericClient,
     order_ref: Uuid,
     request: &OrderRequest,
 ) -> Result<Vec<(i64, OrderLine)>, Error> {
-    let mut lines = Vec::with_capacity(request.lines.len());
-    for line in &request.lines {
-        let row = client
-            .query_typed_one(
-                "INSERT INTO orders (order_ref, user_id, product_id, quantity) VALUES ($1, $2, $3, $4) RETURNING id",
-                &[
-                    (&order_ref, Type::UUID),
-                    (&request.user_id, Type::INT8),
-                    (&line.product_id, Type::INT8),
-                    (&line.quantity, Type::INT4),
-                ],
-            )
-            .await?;
-        lines.push((row.get(0), *line));
-    }
-    Ok(lines)
+    let products: Vec<i64> = request.lines.iter().map(|l| l.product_id).collect();
+    let quantities: Vec<i32> = request.lines.iter().map(|l| l.quantity).collect();
+    // Rows are inserted in the SELECT's order, so their identities ascend in request order.
+    let mut ids: Vec<i64> = client
+        .query_typed(
+            "INSERT INTO orders (order_ref, user_id, product_id, quantity) \
+             SELECT $1, $2, product_id, quantity \
+             FROM unnest($3::bigint[], $4::integer[]) WITH ORDINALITY AS l(product_id, quantity, n) \
+             ORDER BY n RETURNING id",
+            &[
+                (&order_ref, Type::UUID),
+                (&request.user_id, Type::INT8),
+                (&products, Type::INT8_ARRAY),
+                (&quantities, Type::INT4_ARRAY),
+            ],
+        )
+        .await?
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    ids.sort_unstable();
+    Ok(ids.into_iter().zip(request.lines.iter().copied()).collect())
 }
 
 /// The pending lines of a reference (when a retry resumes a request that did not finish).
@@ -86,6 +93,24 @@ pub async fn lines_of(
         .collect())
 }
 
+/// The `UPDATE` that confirms the pending orders of `order_ref` at the prices their reservation
+/// fixed, all lines in one statement ($2–$4: order ids, unit and total prices).
+const CONFIRM: &str = "UPDATE orders o SET status = 'confirmed', unit_price = l.unit_price, \
+     total_price = l.total_price, updated_at = now() \
+     FROM unnest($2::bigint[], $3::numeric[], $4::numeric[]) AS l(id, unit_price, total_price) \
+     WHERE o.id = l.id AND o.order_ref = $1 AND o.status = 'pending'";
+
+fn confirm_params(reserved: &[ReservedLine]) -> (Vec<i64>, Vec<Decimal>, Vec<Decimal>) {
+    (
+        reserved.iter().map(|l| l.line).collect(),
+        reserved.iter().map(|l| l.unit_price.amount()).collect(),
+        reserved
+            .iter()
+            .map(|l| total(l.unit_price, l.quantity).amount())
+            .collect(),
+    )
+}
+
 /// Confirms the pending orders of `order_ref` with the prices their reservation fixed. Orders
 /// already settled (confirmed by a concurrent retry, failed by the reconciler) are left as they are.
 pub async fn confirm(
@@ -93,23 +118,70 @@ pub async fn confirm(
     order_ref: Uuid,
     reserved: &[ReservedLine],
 ) -> Result<(), Error> {
-    for line in reserved {
-        let unit = line.unit_price.amount();
-        let total = total(line.unit_price, line.quantity).amount();
-        client
-            .execute_typed(
-                "UPDATE orders SET status = 'confirmed', unit_price = $3, total_price = $4, updated_at = now() \
-                 WHERE id = $1 AND order_ref = $2 AND status = 'pending'",
-                &[
-                    (&line.line, Type::INT8),
-                    (&order_ref, Type::UUID),
-                    (&unit, Type::NUMERIC),
-                    (&total, Type::NUMERIC),
-                ],
-            )
-            .await?;
-    }
+    let (ids, units, totals) = confirm_params(reserved);
+    client
+        .execute_typed(
+            CONFIRM,
+            &[
+                (&order_ref, Type::UUID),
+                (&ids, Type::INT8_ARRAY),
+                (&units, Type::NUMERIC_ARRAY),
+                (&totals, Type::NUMERIC_ARRAY),
+            ],
+        )
+        .await?;
     Ok(())
+}
+
+/// [`confirm`] in one statement that also returns every order of the reference as it now is, and
+/// the id of the transaction (run it outside a transaction block: the statement is the
+/// transaction), whose `order_created` events the caller publishes.
+pub async fn confirm_returning(
+    client: &impl GenericClient,
+    order_ref: Uuid,
+    reserved: &[ReservedLine],
+) -> Result<(Vec<Order>, i64), Error> {
+    let (ids, units, totals) = confirm_params(reserved);
+    // The outer query cannot see the CTE's update (one snapshot): confirmed rows come from its
+    // RETURNING, the others (settled before) from the table.
+    let returning = COLUMNS
+        .split(", ")
+        .map(|c| format!("o.{c}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let sql = format!(
+        "WITH confirmed AS ({CONFIRM} RETURNING {returning}) \
+         SELECT *, txid_current() AS txid FROM ( \
+             SELECT * FROM confirmed \
+             UNION ALL \
+             SELECT {COLUMNS} FROM orders WHERE order_ref = $1 AND id NOT IN (SELECT id FROM confirmed) \
+         ) AS settled ORDER BY id"
+    );
+    let rows = client
+        .query_typed(
+            &sql,
+            &[
+                (&order_ref, Type::UUID),
+                (&ids, Type::INT8_ARRAY),
+                (&units, Type::NUMERIC_ARRAY),
+                (&totals, Type::NUMERIC_ARRAY),
+            ],
+        )
+        .await?;
+    let txid = match rows.first() {
+        Some(row) => row.get("txid"),
+        None => client
+            .query_typed_one("SELECT txid_current()", &[])
+            .await?
+            .get(0),
+    };
+    let orders: Vec<Order> = rows.iter().map(order).collect();
+    if orders.iter().all(|o| o.status == OrderStatus::Confirmed) {
+        return Ok((orders, txid));
+    }
+    // The statement's snapshot predates a concurrent confirmation (a retry with the same key)
+    // that it waited for: a new statement sees how that one settled them.
+    Ok((by_ref(client, order_ref).await?, txid))
 }
 
 /// Marks the still-pending orders of `order_ref` as never placed.

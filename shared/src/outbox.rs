@@ -57,35 +57,52 @@ pub trait Publish: Send + Sync {
 /// broker or the database is unavailable, the events stay in the outbox and the relay publishes
 /// them.
 pub async fn publish_transaction(db: &Db, publisher: Option<&dyn Publish>, txid: i64) {
+    publish_transactions(publisher, &[(db, txid)]).await;
+}
+
+/// [`publish_transaction`] for every transaction one request committed, in whichever databases:
+/// one batch to the broker, so one wait for its acknowledgement (an order commits in inventory_db
+/// and in order_db), then each database's events are marked published.
+pub async fn publish_transactions(publisher: Option<&dyn Publish>, written: &[(&Db, i64)]) {
     if publisher.is_none() && !telemetry::stock_levels_on() {
         return;
     }
-    if let Err(err) = try_publish_transaction(db, publisher, txid).await {
-        tracing::warn!(error = %crate::error::chain(&err), txid, "events left to the relay");
+    if let Err(err) = try_publish_transactions(publisher, written).await {
+        let txids: Vec<i64> = written.iter().map(|(_, txid)| *txid).collect();
+        tracing::warn!(error = %crate::error::chain(&err), ?txids, "events left to the relay");
     }
 }
 
-async fn try_publish_transaction(
-    db: &Db,
+async fn try_publish_transactions(
     publisher: Option<&dyn Publish>,
-    txid: i64,
+    written: &[(&Db, i64)],
 ) -> Result<(), OutboxError> {
-    let events = db
-        .run("outbox_unpublished", async |c| {
-            outbox_store::unpublished_of(c, txid).await
-        })
-        .await?;
-    telemetry::stock_levels(&events);
-    let Some(publisher) = publisher.filter(|_| !events.is_empty()) else {
+    let mut found = Vec::with_capacity(written.len());
+    for &(db, txid) in written {
+        let events = db
+            .run("outbox_unpublished", async |c| {
+                outbox_store::unpublished_of(c, txid).await
+            })
+            .await?;
+        telemetry::stock_levels(&events);
+        found.push((db, events));
+    }
+    let batch: Vec<OutboxEvent> = found
+        .iter()
+        .flat_map(|(_, events)| events.clone())
+        .collect();
+    let Some(publisher) = publisher.filter(|_| !batch.is_empty()) else {
         return Ok(());
     };
-    publisher.publish(&events).await?;
-    metrics::counter!("stockroom_events_published_total", "database" => db.name().to_owned(), "by" => "request")
-        .increment(events.len() as u64);
-    db.run("outbox_mark_published", async |c| {
-        outbox_store::mark_published(c, &events).await
-    })
-    .await?;
+    publisher.publish(&batch).await?;
+    for (db, events) in found.iter().filter(|(_, events)| !events.is_empty()) {
+        metrics::counter!("stockroom_events_published_total", "database" => db.name().to_owned(), "by" => "request")
+            .increment(events.len() as u64);
+        db.run("outbox_mark_published", async |c| {
+            outbox_store::mark_published(c, events).await
+        })
+        .await?;
+    }
     Ok(())
 }
 

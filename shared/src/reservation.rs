@@ -93,15 +93,21 @@ pub async fn reserve(
             .collect::<Vec<_>>(),
     )
     .to_string();
-    let reserved = db.write("reserve_stock", async |tx| {
-        tx.query_typed(
-            "SELECT line, product_id, quantity, unit_price FROM reserve_stock($1, $2::jsonb)",
+    // One statement, so one round trip and its own transaction, whose id comes with every row.
+    let reserved = db.run("reserve_stock", async |c| {
+        c.query_typed(
+            "SELECT line, product_id, quantity, unit_price, txid_current() AS txid \
+             FROM reserve_stock($1, $2::jsonb)",
             &[(&order_ref, Type::UUID), (&payload, Type::TEXT)],
         )
         .await
     });
     match reserved.await {
-        Ok((rows, txid)) => Ok((rows.iter().map(reserved_line).collect(), txid)),
+        Ok(rows) => {
+            // No row, no stock changed: the txid names no events (0 matches none).
+            let txid = rows.first().map_or(0, |row| row.get("txid"));
+            Ok((rows.iter().map(reserved_line).collect(), txid))
+        }
         Err(DbError::Query(err)) => {
             Err(contract_error(&err).unwrap_or(ReserveError::Db(DbError::Query(err))))
         }
@@ -112,16 +118,17 @@ pub async fn reserve(
 /// Returns the stock of one order (`line`) or of the whole reference, at most once. Returns how
 /// many lines it released and the transaction's id (for its inventory events).
 pub async fn release(db: &Db, order_ref: Uuid, line: Option<i64>) -> Result<(i32, i64), DbError> {
-    db.write("release_stock", async |tx| {
-        let row = tx
-            .query_typed_one(
-                "SELECT release_stock($1, $2)",
+    // One statement: its own transaction, and that transaction's id.
+    let row = db
+        .run("release_stock", async |c| {
+            c.query_typed_one(
+                "SELECT release_stock($1, $2), txid_current()",
                 &[(&order_ref, Type::UUID), (&line, Type::INT8)],
             )
-            .await?;
-        Ok(row.get(0))
-    })
-    .await
+            .await
+        })
+        .await?;
+    Ok((row.get(0), row.get(1)))
 }
 
 /// Makes sure a reference can no longer reserve if it has not yet; tells which it is.
