@@ -41,10 +41,13 @@ pub enum PublishError {
     BackingOff,
     #[error("could not create the producer: {0}")]
     Producer(String),
-    #[error("could not queue event {event_id}: {reason}")]
-    Queue { event_id: Uuid, reason: String },
+    /// Some events were not delivered (or not even queued); `delivered` were acknowledged.
     #[error("event {event_id} not delivered: {reason}")]
-    Delivery { event_id: Uuid, reason: String },
+    Delivery {
+        event_id: Uuid,
+        reason: String,
+        delivered: Vec<Uuid>,
+    },
 }
 
 /// Sends events to the broker; `Ok` only once every event is acknowledged.
@@ -94,16 +97,26 @@ async fn try_publish_transactions(
     let Some(publisher) = publisher.filter(|_| !batch.is_empty()) else {
         return Ok(());
     };
-    publisher.publish(&batch).await?;
-    for (db, events) in found.iter().filter(|(_, events)| !events.is_empty()) {
+    let outcome = publisher.publish(&batch).await;
+    // What the broker took is marked even when the rest failed: the relay sends only the rest.
+    let taken = |event: &OutboxEvent| match &outcome {
+        Ok(()) => true,
+        Err(PublishError::Delivery { delivered, .. }) => delivered.contains(&event.event_id),
+        Err(_) => false,
+    };
+    for (db, events) in &found {
+        let events: Vec<OutboxEvent> = events.iter().filter(|e| taken(e)).cloned().collect();
+        if events.is_empty() {
+            continue;
+        }
         metrics::counter!("stockroom_events_published_total", "database" => db.name().to_owned(), "by" => "request")
             .increment(events.len() as u64);
         db.run("outbox_mark_published", async |c| {
-            outbox_store::mark_published(c, events).await
+            outbox_store::mark_published(c, &events).await
         })
         .await?;
     }
-    Ok(())
+    Ok(outcome?)
 }
 
 /// What a relay run found and did on one database.
@@ -135,12 +148,25 @@ pub async fn relay(db: &Db, publisher: &dyn Publish, batch: i64) -> Result<Relay
             if events.is_empty() {
                 return Ok(Ok(0));
             }
-            // On failure nothing was written: the commit just unlocks the rows for the next run.
-            if let Err(err) = publisher.publish(&events).await {
-                return Ok(Err(err));
+            // On failure only what the broker took is marked; the commit unlocks the rest for the
+            // next run.
+            match publisher.publish(&events).await {
+                Ok(()) => {
+                    outbox_store::mark_published(tx, &events).await?;
+                    Ok(Ok(events.len()))
+                }
+                Err(err) => {
+                    if let PublishError::Delivery { delivered, .. } = &err {
+                        let taken: Vec<OutboxEvent> = events
+                            .iter()
+                            .filter(|e| delivered.contains(&e.event_id))
+                            .cloned()
+                            .collect();
+                        outbox_store::mark_published(tx, &taken).await?;
+                    }
+                    Ok(Err(err))
+                }
             }
-            outbox_store::mark_published(tx, &events).await?;
-            Ok(Ok(events.len()))
         });
         let sent = sent.await?.map_err(OutboxError::Publish)?;
         done.published += sent;

@@ -105,8 +105,11 @@ impl KafkaPublisher {
 
     async fn send_all(&self, events: &[OutboxEvent]) -> Result<(), PublishError> {
         let producer = self.producer().map_err(PublishError::Producer)?;
-        // Queue every event first (they are batched and sent in order), then await each delivery.
+        // Queue every event first (they are batched and sent in order), then await every delivery:
+        // on a failure the caller still learns which events the broker took, so it marks those
+        // and the relay does not send them again.
         let mut deliveries = Vec::with_capacity(events.len());
+        let mut failure = None;
         for event in events {
             let event_id = event.event_id.to_string();
             let record = FutureRecord::to(&event.topic)
@@ -116,29 +119,34 @@ impl KafkaPublisher {
                     key: "event_id",
                     value: Some(&event_id),
                 }));
-            let delivery =
-                producer
-                    .send_result(record)
-                    .map_err(|(err, _)| PublishError::Queue {
-                        event_id: event.event_id,
-                        reason: err.to_string(),
-                    })?;
-            deliveries.push((event.event_id, delivery));
-        }
-        for (event_id, delivery) in deliveries {
-            match delivery.await {
-                Ok(Ok(_)) => {}
-                Ok(Err((err, _))) => {
-                    let reason = err.to_string();
-                    return Err(PublishError::Delivery { event_id, reason });
-                }
-                Err(_) => {
-                    let reason = "the producer went away".to_owned();
-                    return Err(PublishError::Delivery { event_id, reason });
+            match producer.send_result(record) {
+                Ok(delivery) => deliveries.push((event.event_id, delivery)),
+                Err((err, _)) => {
+                    failure = Some((event.event_id, err.to_string()));
+                    break;
                 }
             }
         }
-        Ok(())
+        let mut delivered = Vec::with_capacity(deliveries.len());
+        for (event_id, delivery) in deliveries {
+            match delivery.await {
+                Ok(Ok(_)) => delivered.push(event_id),
+                Ok(Err((err, _))) => {
+                    failure.get_or_insert((event_id, err.to_string()));
+                }
+                Err(_) => {
+                    failure.get_or_insert((event_id, "the producer went away".to_owned()));
+                }
+            }
+        }
+        match failure {
+            None => Ok(()),
+            Some((event_id, reason)) => Err(PublishError::Delivery {
+                event_id,
+                reason,
+                delivered,
+            }),
+        }
     }
 }
 
