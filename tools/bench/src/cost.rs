@@ -113,7 +113,7 @@ pub fn cpu_seconds(name: Option<&str>) -> f64 {
 
 /// Places `orders` single orders one after another from one environment.
 pub async fn measure(products: Products, orders: u64) -> Cost {
-    let envs = Arc::new(vec![Environment::new().await]);
+    let envs = Arc::new(vec![Environment::new(true).await]);
     let mut rng = Rng::new(7);
     // Warm the connections, so connecting is not counted.
     one(&envs[0], Scenario::SingleOrder, products, &mut rng).await;

@@ -39,7 +39,11 @@ pub struct Results {
     pub cores: usize,
     pub seconds: u64,
     pub kafka: bool,
+    /// `memory` (a broker of the benchmark's own) or `stack` (the stack's, on SQLite).
+    pub broker: String,
     pub in_process: Vec<Row>,
+    /// The order scenarios in process with events left to the relay: the broker's share.
+    pub in_process_without_broker: Vec<Row>,
     pub end_to_end: Vec<Row>,
     pub pgbench: Vec<pgbench::PgbenchResult>,
     pub cost: cost::Cost,
@@ -95,30 +99,38 @@ async fn main() {
 
     println!("==> Level 1, in process: handlers with real HTTP API events");
     let mut in_process = Vec::new();
+    let mut without_broker = Vec::new();
     for &c in &CONCURRENCY {
-        let mut envs = Vec::with_capacity(c);
-        for _ in 0..c {
-            envs.push(inprocess::Environment::new().await);
-        }
-        let envs = Arc::new(envs);
-        for scenario in Scenario::ALL {
-            let measured = inprocess::run(&envs, scenario, products, warmup, measure).await;
-            println!(
-                "    {:<30} c={c:<3} {}",
-                scenario.title(),
-                report::line(&measured)
-            );
-            checked(
-                products,
-                &format!("in process, {}, c={c}", scenario.title()),
-                &mut violations,
-            )
-            .await;
-            in_process.push(Row {
-                scenario,
-                concurrency: c,
-                measured,
-            });
+        for broker in [true, false] {
+            let mut envs = Vec::with_capacity(c);
+            for _ in 0..c {
+                envs.push(inprocess::Environment::new(broker).await);
+            }
+            let envs = Arc::new(envs);
+            for scenario in Scenario::ALL
+                .into_iter()
+                .filter(|s| broker || s.places_orders())
+            {
+                let measured = inprocess::run(&envs, scenario, products, warmup, measure).await;
+                let label = if broker { "" } else { ", no broker" };
+                println!(
+                    "    {:<30} c={c:<3} {}{label}",
+                    scenario.title(),
+                    report::line(&measured)
+                );
+                let what = format!("in process{label}, {}, c={c}", scenario.title());
+                checked(products, &what, &mut violations).await;
+                let rows = if broker {
+                    &mut in_process
+                } else {
+                    &mut without_broker
+                };
+                rows.push(Row {
+                    scenario,
+                    concurrency: c,
+                    measured,
+                });
+            }
         }
     }
 
@@ -189,7 +201,9 @@ async fn main() {
         cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
         seconds,
         kafka: env("KAFKA_BROKERS").is_some(),
+        broker: env("STOCKROOM_BENCH_BROKER").unwrap_or_else(|| "stack".into()),
         in_process,
+        in_process_without_broker: without_broker,
         end_to_end,
         pgbench,
         cost,
