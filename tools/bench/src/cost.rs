@@ -4,14 +4,14 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use stockroom::db::{INVENTORY_DATABASE_URL, ORDER_DATABASE_URL};
 use stockroom_test_support::handler::admin_query;
 
 use crate::inprocess::{Environment, one};
 use crate::scenario::{Products, Rng, Scenario};
 
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Cost {
     pub orders: u64,
     /// Statements per order, by database (each one a round trip: nothing is pipelined today).

@@ -21,19 +21,19 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use scenario::{Products, Scenario};
 use stats::Measured;
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Row {
     pub scenario: Scenario,
     pub concurrency: usize,
     pub measured: Measured,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Results {
     pub date: String,
     pub cores: usize,
@@ -78,10 +78,20 @@ async fn checked(products: Products, what: &str, violations: &mut Vec<String>) {
 
 #[tokio::main(worker_threads = 2)]
 async fn main() {
+    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    // `stockroom-bench report`: BENCHMARKS.md again from the last results (after editing
+    // bench/analysis.md), without measuring.
+    if std::env::args().nth(1).as_deref() == Some("report") {
+        let json =
+            std::fs::read_to_string(repo.join("bench/results.json")).expect("bench/results.json");
+        let results: Results = serde_json::from_str(&json).expect("results.json parses");
+        std::fs::write(repo.join("BENCHMARKS.md"), report::markdown(&results))
+            .expect("BENCHMARKS.md");
+        return;
+    }
     let seconds = env("STOCKROOM_BENCH_SECONDS").map_or(10, |s| s.parse().expect("seconds"));
     let warmup = Duration::from_secs(2);
     let measure = Duration::from_secs(seconds);
-    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
     let out = repo.join("bench");
     std::fs::create_dir_all(&out).expect("bench/");
     let work = std::env::temp_dir().join("stockroom-bench");

@@ -4,7 +4,7 @@
 use std::process::Command;
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 const SCHEMA: &str = "
 DROP TABLE IF EXISTS bench_products, bench_orders;
@@ -25,7 +25,7 @@ INSERT INTO bench_orders (product_id, quantity, unit_price, total_price, status)
 END;
 ";
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PgbenchResult {
     pub clients: usize,
     pub tps: f64,

@@ -1,10 +1,10 @@
 //! The scenarios, the products they run on, and the invariant checked after each.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use stockroom::db::{INVENTORY_DATABASE_URL, ORDER_DATABASE_URL};
 use stockroom_test_support::handler::admin_query;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Scenario {
     /// `GET /api/products/{id}`, a random one of the catalogue.
@@ -55,7 +55,7 @@ pub const BULK_ITEMS: i64 = 20;
 const STOCK: i64 = 1_000_000_000;
 
 /// This run's products: `CATALOGUE` consecutive ids, and the hot one.
-#[derive(Debug, Clone, Copy, Serialize)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 pub struct Products {
     pub first: i64,
     pub hot: i64,

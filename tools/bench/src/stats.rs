@@ -1,9 +1,9 @@
 //! Latency percentiles and throughput of one measured run.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// What one scenario at one concurrency measured.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Measured {
     pub requests: u64,
     /// Answers that were not the scenario's expected status (or transport errors).
