@@ -77,9 +77,21 @@ pg_ready() {
     "$(pg_bin)/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT"
 }
 
+# PostgreSQL's ports lie in the kernel's range for outgoing connections (32768-60999): after a
+# run with thousands of loopback connections, one of them can hold the port and the server cannot
+# bind it. Reserving the port keeps the kernel from handing it out (needs root; else skipped).
+reserve_port() {
+    local file=/proc/sys/net/ipv4/ip_local_reserved_ports current
+    [ -w "$file" ] || return 0
+    current=$(cat "$file")
+    case ",$current," in *",$1,"*) return 0 ;; esac
+    echo "${current:+$current,}$1" >"$file" 2>/dev/null || true
+}
+
 start_postgres() {
     local bin
     bin=$(pg_bin)
+    reserve_port "$PG_PORT"
     if pg_ready; then
         info "PostgreSQL already answers on 127.0.0.1:$PG_PORT"
         return
