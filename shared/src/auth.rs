@@ -213,7 +213,8 @@ fn unauthorized(message: impl Into<String>) -> ApiError {
     ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
 }
 
-fn forbidden(message: impl Into<String>) -> ApiError {
+/// 403 `forbidden`: the caller is known but may not do this.
+pub fn forbidden(message: impl Into<String>) -> ApiError {
     ApiError::new(StatusCode::FORBIDDEN, "forbidden", message)
 }
 

@@ -99,13 +99,8 @@ async fn try_publish_transactions(
     };
     let outcome = publisher.publish(&batch).await;
     // What the broker took is marked even when the rest failed: the relay sends only the rest.
-    let taken = |event: &OutboxEvent| match &outcome {
-        Ok(()) => true,
-        Err(PublishError::Delivery { delivered, .. }) => delivered.contains(&event.event_id),
-        Err(_) => false,
-    };
     for (db, events) in &found {
-        let events: Vec<OutboxEvent> = events.iter().filter(|e| taken(e)).cloned().collect();
+        let events = acknowledged(&outcome, events);
         if events.is_empty() {
             continue;
         }
@@ -117,6 +112,17 @@ async fn try_publish_transactions(
         .await?;
     }
     Ok(outcome?)
+}
+
+/// The events of `sent` the broker acknowledged, by the outcome of publishing them: all, some (a
+/// delivery failed part way), or none.
+fn acknowledged(outcome: &Result<(), PublishError>, sent: &[OutboxEvent]) -> Vec<OutboxEvent> {
+    let taken = |event: &&OutboxEvent| match outcome {
+        Ok(()) => true,
+        Err(PublishError::Delivery { delivered, .. }) => delivered.contains(&event.event_id),
+        Err(_) => false,
+    };
+    sent.iter().filter(taken).cloned().collect()
 }
 
 /// What a relay run found and did on one database.
@@ -150,23 +156,9 @@ pub async fn relay(db: &Db, publisher: &dyn Publish, batch: i64) -> Result<Relay
             }
             // On failure only what the broker took is marked; the commit unlocks the rest for the
             // next run.
-            match publisher.publish(&events).await {
-                Ok(()) => {
-                    outbox_store::mark_published(tx, &events).await?;
-                    Ok(Ok(events.len()))
-                }
-                Err(err) => {
-                    if let PublishError::Delivery { delivered, .. } = &err {
-                        let taken: Vec<OutboxEvent> = events
-                            .iter()
-                            .filter(|e| delivered.contains(&e.event_id))
-                            .cloned()
-                            .collect();
-                        outbox_store::mark_published(tx, &taken).await?;
-                    }
-                    Ok(Err(err))
-                }
-            }
+            let outcome = publisher.publish(&events).await;
+            outbox_store::mark_published(tx, &acknowledged(&outcome, &events)).await?;
+            Ok(outcome.map(|()| events.len()))
         });
         let sent = sent.await?.map_err(OutboxError::Publish)?;
         done.published += sent;

@@ -87,11 +87,9 @@ pub async fn list_by_user(orders: &Db, request: Request) -> HandlerResult {
             .filter(|id| *id >= 0)
             .ok_or_else(|| ApiError::not_found(format!("no user with id '{raw}'")))?;
         match owner {
-            Some(own) if own != user_id => Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                "forbidden",
-                "you may only list your own orders",
-            )),
+            Some(own) if own != user_id => {
+                Err(auth::forbidden("you may only list your own orders"))
+            }
             _ => Ok(Some(user_id)),
         }
     };
