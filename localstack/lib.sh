@@ -88,6 +88,31 @@ reserve_port() {
     echo "${current:+$current,}$1" >"$file" 2>/dev/null || true
 }
 
+# TLS material for the local PostgreSQL, made once per cluster directory: a CA, a server certificate
+# for the name `localhost` only (so connecting to 127.0.0.1 with verify-full must fail), and a
+# second CA that signed nothing (so a wrong root must fail). shared/tests/tls.rs relies on all three.
+PG_TLS_DIR="$PG_DIR/tls"
+export STOCKROOM_PG_CA="$PG_TLS_DIR/ca.crt"
+make_postgres_certificates() {
+    [ -s "$PG_TLS_DIR/server.crt" ] && [ -s "$PG_TLS_DIR/other-ca.crt" ] && return
+    step "Making a CA and a server certificate for PostgreSQL in $PG_TLS_DIR"
+    mkdir -p "$PG_TLS_DIR"
+    local ec=(-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes)
+    (
+        cd "$PG_TLS_DIR"
+        openssl req -x509 "${ec[@]}" -keyout ca.key -out ca.crt -days 3650 -subj "/CN=Stockroom local CA" 2>/dev/null
+        openssl req -x509 "${ec[@]}" -keyout other-ca.key -out other-ca.crt -days 3650 -subj "/CN=Another CA" 2>/dev/null
+        openssl req -new "${ec[@]}" -keyout server.key -out server.csr -subj "/CN=localhost" 2>/dev/null
+        printf '%s\n' "subjectAltName=DNS:localhost" "basicConstraints=critical,CA:FALSE" \
+            "keyUsage=critical,digitalSignature" "extendedKeyUsage=serverAuth" >server.ext
+        openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 3650 \
+            -extfile server.ext -out server.crt 2>/dev/null
+        chmod 600 server.key
+    ) || die "could not make PostgreSQL's certificates (openssl)"
+    [ "$(id -u)" = 0 ] && chown -R postgres:postgres "$PG_TLS_DIR"
+    chmod 644 "$PG_TLS_DIR"/*.crt
+}
+
 start_postgres() {
     local bin
     bin=$(pg_bin)
@@ -103,9 +128,10 @@ start_postgres() {
         as_postgres "$bin/initdb" -D "$PG_DIR/data" -U postgres --auth=trust -E UTF8 >"$PG_DIR/initdb.log" 2>&1 ||
             die "initdb failed; see $PG_DIR/initdb.log"
     fi
-    step "Starting PostgreSQL on 127.0.0.1:$PG_PORT"
+    make_postgres_certificates
+    step "Starting PostgreSQL on 127.0.0.1:$PG_PORT (TLS offered, not required)"
     as_postgres "$bin/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/postgres.log" -w -t 30 \
-        -o "-p $PG_PORT -k $PG_DIR -c listen_addresses=127.0.0.1 -c max_connections=500 -c shared_preload_libraries=pg_stat_statements" start >/dev/null ||
+        -o "-p $PG_PORT -k $PG_DIR -c listen_addresses=127.0.0.1 -c max_connections=500 -c shared_preload_libraries=pg_stat_statements -c ssl=on -c ssl_cert_file=$PG_TLS_DIR/server.crt -c ssl_key_file=$PG_TLS_DIR/server.key" start >/dev/null ||
         die "PostgreSQL did not start; see $PG_DIR/postgres.log"
 }
 
@@ -287,10 +313,10 @@ wait_for_status() {
 }
 
 ensure_base_tools() {
-    command -v curl >/dev/null && command -v python3 >/dev/null && return
-    step "Installing curl and python3 from Debian's packages"
+    command -v curl >/dev/null && command -v python3 >/dev/null && command -v openssl >/dev/null && return
+    step "Installing curl, python3 and openssl from Debian's packages"
     DEBIAN_FRONTEND=noninteractive apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends curl python3 python3-venv >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends curl python3 python3-venv openssl >/dev/null
 }
 
 # cfn-lint validates template.yaml offline; it shares cargo-lambda's venv.

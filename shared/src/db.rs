@@ -6,11 +6,17 @@
 //! or a NAT may have dropped the socket. Statements go through `query_typed`, which uses unnamed
 //! statements, and nothing sets session state, so RDS Proxy can multiplex without pinning.
 
+use std::borrow::Cow;
 use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::{Mutex, MutexGuard};
 use tokio_postgres::error::SqlState;
-use tokio_postgres::{Client, Config, NoTls, Transaction};
+use tokio_postgres::{Client, Config, Transaction};
+use tokio_postgres_rustls::MakeRustlsConnect;
+
+pub mod iam;
+pub mod tls;
+pub mod url;
 
 /// Environment variable holding the inventory database's connection URL.
 pub const INVENTORY_DATABASE_URL: &str = "INVENTORY_DATABASE_URL";
@@ -60,6 +66,9 @@ impl From<tokio_postgres::Error> for DbError {
 /// The connection of this execution environment, reopened on demand.
 pub struct Db {
     config: Config,
+    tls: MakeRustlsConnect,
+    /// Whether each connection presents a fresh IAM token as its password.
+    iam: bool,
     slot: Mutex<Slot>,
     /// `<database>_query_duration_seconds`: `inventory_db_query_duration_seconds` and so on, the
     /// original system's names.
@@ -78,12 +87,53 @@ pub struct Conn<'a> {
     slot: MutexGuard<'a, Slot>,
 }
 
+/// The connection driver of a client from [`open`].
+pub type Connection = tokio_postgres::Connection<
+    tokio_postgres::Socket,
+    <MakeRustlsConnect as tokio_postgres::tls::MakeTlsConnect<tokio_postgres::Socket>>::Stream,
+>;
+
+/// One connection to `url`, as the functions connect (TLS, `auth=iam`), for tools that need a
+/// client of their own (`stockroom-migrate`).
+pub async fn open(url: &str) -> Result<(Client, Connection), DbError> {
+    let target = url::target(url).map_err(DbError::Unavailable)?;
+    let config = signed_in(&target.config, target.iam)?;
+    Ok(config.connect(target.tls).await?)
+}
+
+/// The configuration to connect with: with `auth=iam`, a fresh token as the password.
+fn signed_in(config: &Config, iam: bool) -> Result<Cow<'_, Config>, DbError> {
+    if !iam {
+        return Ok(Cow::Borrowed(config));
+    }
+    let credentials = iam::Credentials::from_env().map_err(DbError::Unavailable)?;
+    let host = match config.get_hosts() {
+        [tokio_postgres::config::Host::Tcp(host), ..] => host.clone(),
+        _ => return Err(DbError::Unavailable("auth=iam needs a TCP host".into())),
+    };
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    let user = config.get_user().unwrap_or("postgres");
+    let mut signed = config.clone();
+    signed.password(iam::auth_token(
+        &credentials,
+        &host,
+        port,
+        user,
+        chrono::Utc::now(),
+    ));
+    Ok(Cow::Owned(signed))
+}
+
 impl Db {
-    /// Parses a `postgres://` URL; does not connect.
+    /// Parses a `postgres://` URL (with libpq's `sslmode` and `sslrootcert`, and `auth=iam`; see
+    /// [`url`]); does not connect.
     pub fn new(url: &str) -> Result<Self, DbError> {
-        let mut config: Config = url
-            .parse()
-            .map_err(|err| DbError::Unavailable(format!("invalid database URL: {err}")))?;
+        let url::Target {
+            mut config,
+            tls,
+            iam,
+            ..
+        } = url::target(url).map_err(DbError::Unavailable)?;
         config
             .connect_timeout(CONNECT_TIMEOUT)
             .keepalives(true)
@@ -101,6 +151,8 @@ impl Db {
         );
         Ok(Self {
             config,
+            tls,
+            iam,
             slot: Mutex::new(Slot::default()),
             query_metric,
         })
@@ -145,8 +197,9 @@ impl Db {
     }
 
     async fn connect(&self) -> Result<Client, DbError> {
+        let config = signed_in(&self.config, self.iam)?;
         let (client, connection) =
-            tokio::time::timeout(CONNECT_TIMEOUT, self.config.connect(NoTls))
+            tokio::time::timeout(CONNECT_TIMEOUT, config.connect(self.tls.clone()))
                 .await
                 .map_err(|_| DbError::Unavailable("timed out connecting".into()))??;
         tokio::spawn(async move {

@@ -106,6 +106,8 @@ const LOCK_KEY: i64 = 0x5354_4f43_4b52_4f4f;
 pub enum MigrateError {
     #[error("migration failed")]
     Db(#[from] tokio_postgres::Error),
+    #[error(transparent)]
+    Connect(#[from] crate::db::DbError),
     #[error(
         "migration {version} ({name}) was edited after it was applied; add a new migration instead"
     )]
@@ -122,7 +124,7 @@ pub fn checksum(sql: &str) -> String {
 
 /// Connects to `url` and [`apply`]s the migrations.
 pub async fn apply_url(url: &str, migrations: &[Migration]) -> Result<Vec<i32>, MigrateError> {
-    let (mut client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
+    let (mut client, connection) = crate::db::open(url).await?;
     let driver = tokio::spawn(connection);
     let applied = apply(&mut client, migrations).await;
     drop(client);
@@ -137,7 +139,7 @@ pub const LOW_STOCK_THRESHOLD: &str = "LOW_STOCK_THRESHOLD";
 
 /// Stores the low-stock threshold in inventory_db.
 pub async fn set_low_stock_threshold(url: &str, threshold: i32) -> Result<(), MigrateError> {
-    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
+    let (client, connection) = crate::db::open(url).await?;
     let driver = tokio::spawn(connection);
     client
         .execute_typed(
