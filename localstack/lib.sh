@@ -319,12 +319,26 @@ ensure_base_tools() {
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends curl python3 python3-venv openssl >/dev/null
 }
 
-# cfn-lint validates template.yaml offline; it shares cargo-lambda's venv.
-ensure_cfn_lint() {
+# The template's checkers, all offline: cfn-lint and the SAM CLI share cargo-lambda's venv;
+# checkov gets a venv of its own, because its pins (packaging) break schemathesis's.
+SAM_CLI_VERSION=1.170.0
+CHECKOV_VERSION=3.2.459
+ensure_template_tools() {
     CFN_LINT="$TOOLS_DIR/venv/bin/cfn-lint"
-    [ -x "$CFN_LINT" ] && return
-    step "Installing cfn-lint from PyPI into $TOOLS_DIR/venv"
-    "$TOOLS_DIR/venv/bin/pip" install -q cfn-lint
+    SAM="$TOOLS_DIR/venv/bin/sam"
+    CHECKOV="$TOOLS_DIR/checkov/bin/checkov"
+    if [ ! -x "$CFN_LINT" ] || ! "$SAM" --version 2>/dev/null | grep -q "$SAM_CLI_VERSION"; then
+        step "Installing cfn-lint and the SAM CLI $SAM_CLI_VERSION from PyPI into $TOOLS_DIR/venv"
+        "$TOOLS_DIR/venv/bin/pip" install -q cfn-lint "aws-sam-cli==$SAM_CLI_VERSION"
+    fi
+    if ! "$CHECKOV" --version 2>/dev/null | grep -q "$CHECKOV_VERSION"; then
+        step "Installing checkov $CHECKOV_VERSION from PyPI into $TOOLS_DIR/checkov"
+        python3 -m venv "$TOOLS_DIR/checkov"
+        "$TOOLS_DIR/checkov/bin/pip" install -q "checkov==$CHECKOV_VERSION"
+    fi
+    # Lambda runs the functions on arm64; the test run cross-compiles one as `sam build` does.
+    rustup target list --installed | grep -qx aarch64-unknown-linux-gnu ||
+        rustup target add aarch64-unknown-linux-gnu
 }
 
 # tansu, a Kafka-compatible broker in Rust: built once per machine (about 13 minutes on 2 cores)

@@ -6,7 +6,6 @@ mod common;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use serde_yaml::Value as Yaml;
 
 /// `(METHOD, path, function)`
 type Route = (String, String, String);
@@ -48,19 +47,9 @@ fn router() -> Vec<(Option<String>, String, String)> {
 
 /// The binary of every function in template.yaml, whatever triggers it.
 fn deployed_binaries() -> BTreeSet<String> {
-    let text = std::fs::read_to_string(repo().join("template.yaml")).unwrap();
-    let doc: Yaml = serde_yaml::from_str(&text).unwrap();
-    doc["Resources"]
-        .as_mapping()
-        .unwrap()
-        .values()
-        .filter(|resource| resource["Type"] == "AWS::Serverless::Function")
-        .map(|resource| {
-            resource["Metadata"]["BuildProperties"]["Binary"]
-                .as_str()
-                .expect("Binary")
-                .to_owned()
-        })
+    common::template::functions()
+        .into_iter()
+        .map(|(binary, _)| binary)
         .collect()
 }
 

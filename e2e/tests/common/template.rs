@@ -1,5 +1,5 @@
-//! The HttpApi routes template.yaml deploys, for the tests that compare it with the local router
-//! and with the OpenAPI contract.
+//! What template.yaml deploys (its functions, their HttpApi routes), for the tests that compare it
+//! with the local router, the OpenAPI contract and the code.
 
 use serde_yaml::Value as Yaml;
 
@@ -23,20 +23,33 @@ pub fn protected_routes() -> std::collections::BTreeSet<(String, String)> {
 /// One HttpApi event: its route (`None` for `$default`), its function's binary, its authorizer.
 type HttpEvent = (Option<(String, String)>, String, Option<String>);
 
-fn http_events() -> Vec<HttpEvent> {
+/// template.yaml, parsed.
+pub fn document() -> Yaml {
     let text =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml")).unwrap();
-    let doc: Yaml = serde_yaml::from_str(&text).unwrap();
+    serde_yaml::from_str(&text).unwrap()
+}
+
+/// Every function resource: its binary (`Metadata.BuildProperties.Binary`) and its properties.
+pub fn functions() -> Vec<(String, Yaml)> {
+    document()["Resources"]
+        .as_mapping()
+        .unwrap()
+        .values()
+        .filter(|resource| resource["Type"] == "AWS::Serverless::Function")
+        .map(|resource| {
+            let binary = resource["Metadata"]["BuildProperties"]["Binary"]
+                .as_str()
+                .expect("Binary");
+            (binary.to_owned(), resource["Properties"].clone())
+        })
+        .collect()
+}
+
+fn http_events() -> Vec<HttpEvent> {
     let mut routes = Vec::new();
-    for (_, resource) in doc["Resources"].as_mapping().unwrap() {
-        if resource["Type"] != "AWS::Serverless::Function" {
-            continue;
-        }
-        let binary = resource["Metadata"]["BuildProperties"]["Binary"]
-            .as_str()
-            .expect("Binary")
-            .to_owned();
-        let Some(events) = resource["Properties"]["Events"].as_mapping() else {
+    for (binary, properties) in functions() {
+        let Some(events) = properties["Events"].as_mapping() else {
             continue;
         };
         for (_, event) in events {
