@@ -6,7 +6,6 @@ mod common;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-
 /// `(METHOD, path, function)`
 type Route = (String, String, String);
 
