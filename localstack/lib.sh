@@ -313,10 +313,13 @@ wait_for_status() {
 }
 
 ensure_base_tools() {
-    command -v curl >/dev/null && command -v python3 >/dev/null && command -v openssl >/dev/null && return
-    step "Installing curl, python3 and openssl from Debian's packages"
+    # OpenSSL's headers: librdkafka's TLS links it (shared/kafka).
+    command -v curl >/dev/null && command -v python3 >/dev/null && command -v openssl >/dev/null &&
+        pkg-config --exists openssl 2>/dev/null && return
+    step "Installing curl, python3, openssl and OpenSSL's headers from Debian's packages"
     DEBIAN_FRONTEND=noninteractive apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends curl python3 python3-venv openssl >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends curl python3 python3-venv \
+        openssl libssl-dev pkg-config >/dev/null
 }
 
 # The template's checkers, all offline: cfn-lint and the SAM CLI share cargo-lambda's venv;

@@ -25,6 +25,7 @@ pub mod product;
 pub mod product_store;
 pub mod request_body;
 pub mod reservation;
+pub mod sigv4;
 pub mod telemetry;
 
 pub use error::ApiError;

@@ -9,15 +9,22 @@
 //! idempotent producer that lost its session there can stay broken for good (fenced, or
 //! `UnknownProducerId` after the broker forgot it), so any failed delivery discards the producer
 //! and the next publish builds a fresh one, with a new producer id and new connections.
+//!
+//! TLS and authentication (MSK IAM, SCRAM) come from the environment: [`security`].
 
+use std::error::Error;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use rdkafka::ClientConfig;
+use rdkafka::client::{ClientContext, OAuthToken};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use stockroom::outbox::{OutboxEvent, Publish, PublishError, PublishFuture};
+
+pub mod msk_iam;
+pub mod security;
 
 /// Environment variable with the brokers' `host:port` list; unset means "publishing disabled":
 /// events then wait in the outbox for the relay.
@@ -28,10 +35,31 @@ const DELIVERY_TIMEOUT: Duration = Duration::from_secs(5);
 /// a request should not wait [`DELIVERY_TIMEOUT`] each time only to leave its events to the relay.
 pub const REQUEST_BACKOFF: Duration = Duration::from_secs(30);
 
+/// librdkafka asks it for a token whenever `sasl.mechanism` is OAUTHBEARER (MSK IAM), shortly
+/// before the last one expires; with any other mechanism it is never asked.
+pub struct IamContext;
+
+impl ClientContext for IamContext {
+    const ENABLE_REFRESH_OAUTH_TOKEN: bool = true;
+
+    fn generate_oauth_token(&self, _config: Option<&str>) -> Result<OAuthToken, Box<dyn Error>> {
+        let credentials = stockroom::sigv4::Credentials::from_env()?;
+        let (token, lifetime_ms) = msk_iam::token(&credentials, chrono::Utc::now());
+        Ok(OAuthToken {
+            token,
+            // MSK takes the principal from the signature, not from here.
+            principal_name: String::new(),
+            lifetime_ms,
+        })
+    }
+}
+
+type Producer = FutureProducer<IamContext>;
+
 pub struct KafkaPublisher {
     config: ClientConfig,
     /// The live producer; `None` after a failure, until the next publish builds a new one.
-    producer: Mutex<Option<FutureProducer>>,
+    producer: Mutex<Option<Producer>>,
     backoff: Duration,
     down_since: Mutex<Option<Instant>>,
 }
@@ -57,8 +85,10 @@ impl KafkaPublisher {
             )
             .set("socket.connection.setup.timeout.ms", "3000")
             .set("linger.ms", "2");
+        security::configure(&mut config, |name| std::env::var(name).ok())
+            .map_err(KafkaError::ClientCreation)?;
         // Build once now, so a bad configuration fails init rather than the first request.
-        let producer = config.create()?;
+        let producer = config.create_with_context(IamContext)?;
         Ok(Self {
             config,
             producer: Mutex::new(Some(producer)),
@@ -81,14 +111,14 @@ impl KafkaPublisher {
     }
 
     /// The live producer, built anew if the last one was discarded.
-    fn producer(&self) -> Result<FutureProducer, String> {
+    fn producer(&self) -> Result<Producer, String> {
         let mut slot = self.producer.lock().expect("not poisoned");
         if let Some(producer) = slot.as_ref() {
             return Ok(producer.clone());
         }
-        let producer: FutureProducer = self
+        let producer: Producer = self
             .config
-            .create()
+            .create_with_context(IamContext)
             .map_err(|err| format!("could not build a producer: {err}"))?;
         tracing::info!("built a new Kafka producer");
         *slot = Some(producer.clone());
