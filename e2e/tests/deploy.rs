@@ -44,6 +44,14 @@ fn env_read_by(binary: &str) -> BTreeSet<String> {
         ),
         ("KafkaPublisher", &["KAFKA_BROKERS"]),
         (
+            "migrations::handle",
+            &[
+                "INVENTORY_DATABASE_URL",
+                "ORDER_DATABASE_URL",
+                "NOTIFICATION_DATABASE_URL",
+            ],
+        ),
+        (
             "SqsQueues::from_env",
             &["ALERTS_QUEUE_URL", "DEAD_LETTER_QUEUE_URL"],
         ),

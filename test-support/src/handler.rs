@@ -225,6 +225,32 @@ pub fn scheduled_event()
     lambda_http::LambdaEvent::new(payload, lambda_http::Context::default())
 }
 
+/// A CloudFormation custom-resource request (`Create`, `Update` or `Delete`) answered at
+/// `response_url`, built from the AWS-shaped fixture with `properties` as its resource properties.
+pub fn custom_resource_event(
+    request_type: &str,
+    response_url: &str,
+    properties: Value,
+) -> lambda_http::LambdaEvent<aws_lambda_events::cloudformation::CloudFormationCustomResourceRequest>
+{
+    let mut fixture: Value =
+        serde_json::from_str(include_str!("../fixtures/cloudformation-create-event.json"))
+            .expect("fixture");
+    fixture["RequestType"] = json!(request_type);
+    fixture["ResponseURL"] = json!(response_url);
+    fixture["ResourceProperties"] = properties;
+    if request_type != "Create" {
+        fixture["PhysicalResourceId"] = json!("stockroom-migrations");
+    }
+    if request_type == "Update" {
+        fixture["OldResourceProperties"] = json!({});
+    }
+    lambda_http::LambdaEvent::new(
+        serde_json::from_value(fixture).expect("the AWS shape"),
+        lambda_http::Context::default(),
+    )
+}
+
 /// The event Lambda's MSK event source delivers for `values` on partition 0 of `topic`, built from
 /// the AWS-shaped fixture (so the real `KafkaEvent` deserialiser reads it). Like real records, the
 /// records of two calls never share an offset.

@@ -1,0 +1,176 @@
+//! The `migrate` function, behind the template's `Migrations` custom resource: CloudFormation
+//! invokes it on every create and update of the stack, before the functions that need the schema
+//! (they depend on the resource), so a deploy never serves a schema older than its code. It
+//! applies every database's pending migrations (`crate::migrate`, the same code as the
+//! `stockroom-migrate` command) and answers CloudFormation on the request's presigned URL:
+//! `SUCCESS` with what was applied, or `FAILED` with the reason, which the stack's events show
+//! and which rolls the deploy back. Deleting the stack leaves the databases alone.
+
+use std::collections::BTreeMap;
+
+use aws_lambda_events::event::cloudformation::CloudFormationCustomResourceRequest as Request;
+use lambda_http::LambdaEvent;
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::migrate::{self, DATABASES};
+
+/// The same on every create and update, so an update never asks CloudFormation to replace (and
+/// delete) the resource.
+pub const PHYSICAL_ID: &str = "stockroom-migrations";
+/// CloudFormation refuses a response body above 4096 bytes; reasons are cut well below.
+const MAX_REASON: usize = 3000;
+
+/// The answer CloudFormation reads from the presigned URL.
+#[derive(Debug, Serialize, PartialEq)]
+#[serde(rename_all = "PascalCase")]
+pub struct Response {
+    pub status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    pub physical_resource_id: String,
+    pub stack_id: String,
+    pub request_id: String,
+    pub logical_resource_id: String,
+    pub data: BTreeMap<String, String>,
+}
+
+/// Where the answer goes: an HTTPS PUT to the request's presigned S3 URL in production.
+pub trait Respond {
+    fn respond(
+        &self,
+        url: &str,
+        body: String,
+    ) -> impl std::future::Future<Output = Result<(), String>>;
+}
+
+/// Handles one custom-resource request; `url_of` gives a database's URL (the environment).
+/// Fails only when the answer could not be delivered (CloudFormation would wait for it).
+pub async fn handle(
+    event: LambdaEvent<Request>,
+    url_of: impl Fn(&str) -> Option<String>,
+    respond: &impl Respond,
+) -> Result<Response, String> {
+    let (kind, response_url, stack_id, request_id, logical_id, properties) = match event.payload {
+        Request::Create(r) => (
+            "Create",
+            r.response_url,
+            r.stack_id,
+            r.request_id,
+            r.logical_resource_id,
+            r.resource_properties,
+        ),
+        Request::Update(r) => (
+            "Update",
+            r.response_url,
+            r.stack_id,
+            r.request_id,
+            r.logical_resource_id,
+            r.resource_properties,
+        ),
+        Request::Delete(r) => (
+            "Delete",
+            r.response_url,
+            r.stack_id,
+            r.request_id,
+            r.logical_resource_id,
+            r.resource_properties,
+        ),
+        // The enum is non-exhaustive; CloudFormation sends only the three above.
+        _ => return Err("a custom-resource request type CloudFormation does not send".into()),
+    };
+    let outcome = if kind == "Delete" {
+        Ok(BTreeMap::new())
+    } else {
+        apply_all(&url_of, &properties).await
+    };
+    if let Err(reason) = &outcome {
+        tracing::error!(%reason, "migrations failed");
+    }
+    let response = Response {
+        status: if outcome.is_ok() { "SUCCESS" } else { "FAILED" },
+        reason: outcome.as_ref().err().map(|reason| cut(reason, MAX_REASON)),
+        physical_resource_id: PHYSICAL_ID.into(),
+        stack_id,
+        request_id,
+        logical_resource_id: logical_id,
+        data: outcome.unwrap_or_default(),
+    };
+    let body = serde_json::to_string(&response).expect("serialisable");
+    respond.respond(&response_url, body).await?;
+    Ok(response)
+}
+
+/// Every database's pending migrations, in order; per database, what was applied.
+async fn apply_all(
+    url_of: &impl Fn(&str) -> Option<String>,
+    properties: &Value,
+) -> Result<BTreeMap<String, String>, String> {
+    let threshold = match &properties["LowStockThreshold"] {
+        Value::Null => None,
+        value => Some(
+            value
+                .as_str()
+                .and_then(|text| text.parse::<i32>().ok())
+                .or_else(|| value.as_i64().and_then(|n| i32::try_from(n).ok()))
+                .filter(|n| *n >= 0)
+                .ok_or_else(|| {
+                    format!("LowStockThreshold must be a whole number >= 0, not {value}")
+                })?,
+        ),
+    };
+    let mut applied = BTreeMap::new();
+    for database in DATABASES {
+        let url = url_of(database.url_var)
+            .ok_or_else(|| format!("{}: {} is not set", database.name, database.url_var))?;
+        let fail = |err: migrate::MigrateError| {
+            format!("{}: {}", database.name, crate::error::chain(&err))
+        };
+        let versions = migrate::apply_url(&url, database.migrations)
+            .await
+            .map_err(fail)?;
+        if let (Some(threshold), "inventory_db") = (threshold, database.name) {
+            migrate::set_low_stock_threshold(&url, threshold)
+                .await
+                .map_err(fail)?;
+        }
+        tracing::info!(database = database.name, ?versions, "migrations applied");
+        applied.insert(database.name.to_owned(), format!("{versions:?}"));
+    }
+    Ok(applied)
+}
+
+fn cut(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((at, _)) => format!("{}…", &text[..at]),
+        None => text.to_owned(),
+    }
+}
+
+/// The production [`Respond`]: an HTTPS PUT with no content type, which is what the presigned
+/// URL was signed for (the CloudFormation user guide, *Custom resource response objects*).
+pub struct PresignedPut;
+
+impl Respond for PresignedPut {
+    async fn respond(&self, url: &str, body: String) -> Result<(), String> {
+        let url = url.to_owned();
+        tokio::task::spawn_blocking(move || {
+            let agent = ureq::Agent::config_builder()
+                .timeout_global(Some(std::time::Duration::from_secs(30)))
+                .http_status_as_error(false)
+                .build()
+                .new_agent();
+            let answer = agent
+                .put(&url)
+                .header("content-type", "")
+                .send(body.as_bytes())
+                .map_err(|err| format!("sending the response: {err}"))?;
+            match answer.status().as_u16() {
+                200..=299 => Ok(()),
+                status => Err(format!("the response URL answered {status}")),
+            }
+        })
+        .await
+        .map_err(|err| format!("sending the response: {err}"))?
+    }
+}
