@@ -71,20 +71,25 @@ pub(super) fn client_config(
     let builder = ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .map_err(|err| err.to_string())?;
+    let algorithms = provider.signature_verification_algorithms;
     let config = match mode {
         SslMode::Disable | SslMode::Prefer | SslMode::Require => builder
             .dangerous()
-            .with_custom_certificate_verifier(Arc::new(Unchecked(
-                provider.signature_verification_algorithms,
-            ))),
+            .with_custom_certificate_verifier(Arc::new(NameIgnored {
+                chain: None,
+                algorithms,
+            })),
         SslMode::VerifyCa => {
             let roots = roots(root_cert, mode)?;
-            let checked = WebPkiServerVerifier::builder_with_provider(roots.into(), provider)
+            let chain = WebPkiServerVerifier::builder_with_provider(roots.into(), provider)
                 .build()
                 .map_err(|err| err.to_string())?;
             builder
                 .dangerous()
-                .with_custom_certificate_verifier(Arc::new(AnyName(checked)))
+                .with_custom_certificate_verifier(Arc::new(NameIgnored {
+                    chain: Some(chain),
+                    algorithms,
+                }))
         }
         SslMode::VerifyFull => builder.with_root_certificates(roots(root_cert, mode)?),
     };
@@ -118,51 +123,17 @@ fn roots(root_cert: Option<&str>, mode: SslMode) -> Result<RootCertStore, String
     Ok(roots)
 }
 
-/// `prefer` and `require`: encrypted, but any certificate will do (libpq's meaning). The
-/// handshake's signatures are still checked, so the peer holds the certificate's key.
+/// The verifier of every mode but `verify-full`, which is rustls's own. It never compares the
+/// host name. With `chain` (`verify-ca`), the certificate must lead to a trusted root; without
+/// (`prefer`, `require`: libpq's meaning), any certificate will do. Either way the handshake's
+/// signatures are checked, so the peer holds the certificate's key.
 #[derive(Debug)]
-struct Unchecked(WebPkiSupportedAlgorithms);
-
-impl ServerCertVerifier for Unchecked {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.supported_schemes()
-    }
+struct NameIgnored {
+    chain: Option<Arc<WebPkiServerVerifier>>,
+    algorithms: WebPkiSupportedAlgorithms,
 }
 
-/// `verify-ca`: the chain must lead to a trusted root; the host name is not compared.
-#[derive(Debug)]
-struct AnyName(Arc<WebPkiServerVerifier>);
-
-impl ServerCertVerifier for AnyName {
+impl ServerCertVerifier for NameIgnored {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
@@ -171,11 +142,11 @@ impl ServerCertVerifier for AnyName {
         ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
+        let Some(chain) = &self.chain else {
+            return Ok(ServerCertVerified::assertion());
+        };
         // webpki checks the chain before the name, so a name error means the chain is good.
-        match self
-            .0
-            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
-        {
+        match chain.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now) {
             Err(rustls::Error::InvalidCertificate(
                 CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
             )) => Ok(ServerCertVerified::assertion()),
@@ -189,7 +160,7 @@ impl ServerCertVerifier for AnyName {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls12_signature(message, cert, dss)
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
     }
 
     fn verify_tls13_signature(
@@ -198,10 +169,10 @@ impl ServerCertVerifier for AnyName {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls13_signature(message, cert, dss)
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.supported_verify_schemes()
+        self.algorithms.supported_schemes()
     }
 }

@@ -51,9 +51,10 @@ pub async fn handle(
     url_of: impl Fn(&str) -> Option<String>,
     respond: &impl Respond,
 ) -> Result<Response, String> {
-    let (kind, response_url, stack_id, request_id, logical_id, properties) = match event.payload {
+    let (migrate, response_url, stack_id, request_id, logical_id, properties) = match event.payload
+    {
         Request::Create(r) => (
-            "Create",
+            true,
             r.response_url,
             r.stack_id,
             r.request_id,
@@ -61,7 +62,7 @@ pub async fn handle(
             r.resource_properties,
         ),
         Request::Update(r) => (
-            "Update",
+            true,
             r.response_url,
             r.stack_id,
             r.request_id,
@@ -69,7 +70,7 @@ pub async fn handle(
             r.resource_properties,
         ),
         Request::Delete(r) => (
-            "Delete",
+            false,
             r.response_url,
             r.stack_id,
             r.request_id,
@@ -79,10 +80,11 @@ pub async fn handle(
         // The enum is non-exhaustive; CloudFormation sends only the three above.
         _ => return Err("a custom-resource request type CloudFormation does not send".into()),
     };
-    let outcome = if kind == "Delete" {
-        Ok(BTreeMap::new())
-    } else {
+    // A delete leaves the databases alone.
+    let outcome = if migrate {
         apply_all(&url_of, &properties).await
+    } else {
+        Ok(BTreeMap::new())
     };
     if let Err(reason) = &outcome {
         tracing::error!(%reason, "migrations failed");
