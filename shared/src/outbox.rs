@@ -10,6 +10,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::time::Duration;
 
 use uuid::Uuid;
 
@@ -125,6 +126,12 @@ fn acknowledged(outcome: &Result<(), PublishError>, sent: &[OutboxEvent]) -> Vec
     sent.iter().filter(taken).cloned().collect()
 }
 
+/// How old an unpublished event must be before the relay sends it: longer than a request's own
+/// publish may take (the Kafka publisher gives up after 5 s), so the relay never sends an event
+/// whose function is still waiting for the broker's acknowledgement (a duplicate on the topic,
+/// seen across a broker restart, when the first produce after it was slow).
+pub const RELAY_MIN_AGE: Duration = Duration::from_secs(6);
+
 /// What a relay run found and did on one database.
 #[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
 pub struct Relayed {
@@ -143,14 +150,20 @@ pub enum OutboxError {
     Publish(#[from] PublishError),
 }
 
-/// Publishes every unpublished event of `db`'s outbox, oldest first, `batch` at a time. The rows
-/// of a batch stay locked while they are sent (`FOR UPDATE SKIP LOCKED`), so overlapping relays
-/// never send the same batch twice; a batch the broker refuses stays unpublished for the next run.
-pub async fn relay(db: &Db, publisher: &dyn Publish, batch: i64) -> Result<Relayed, OutboxError> {
+/// Publishes every unpublished event of `db`'s outbox at least `min_age` old, oldest first, `batch`
+/// at a time. The rows of a batch stay locked while they are sent (`FOR UPDATE SKIP LOCKED`), so
+/// overlapping relays never send the same batch twice; a batch the broker refuses stays
+/// unpublished for the next run.
+pub async fn relay(
+    db: &Db,
+    publisher: &dyn Publish,
+    batch: i64,
+    min_age: Duration,
+) -> Result<Relayed, OutboxError> {
     let mut done = Relayed::default();
     loop {
         let sent = db.transaction("relay_batch", async |tx| {
-            let events = outbox_store::lock_oldest(tx, batch).await?;
+            let events = outbox_store::lock_oldest(tx, batch, min_age).await?;
             if events.is_empty() {
                 return Ok(Ok(0));
             }

@@ -3,6 +3,8 @@
 //! and how far behind publishing is. Rows are only ever marked through `outbox_mark_published`,
 //! the function the order functions' restricted role may call too.
 
+use std::time::Duration;
+
 use tokio_postgres::types::Type;
 use tokio_postgres::{Error, GenericClient, Row};
 
@@ -32,17 +34,20 @@ pub async fn unpublished_of(
     Ok(rows.iter().map(outbox_event).collect())
 }
 
-/// The oldest `limit` unpublished events, locked until the transaction ends; rows another
-/// transaction holds are skipped, so overlapping relays never send the same events twice.
+/// The oldest `limit` unpublished events written at least `min_age` ago, locked until the
+/// transaction ends; rows another transaction holds are skipped, so overlapping relays never send
+/// the same events twice.
 pub async fn lock_oldest(
     client: &impl GenericClient,
     limit: i64,
+    min_age: Duration,
 ) -> Result<Vec<OutboxEvent>, Error> {
     let rows = client
         .query_typed(
             "SELECT id, event_id, topic, message_key, payload FROM outbox \
-             WHERE published_at IS NULL ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
-            &[(&limit, Type::INT8)],
+             WHERE published_at IS NULL AND created_at <= now() - make_interval(secs => $2) \
+             ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
+            &[(&limit, Type::INT8), (&min_age.as_secs_f64(), Type::FLOAT8)],
         )
         .await?;
     Ok(rows.iter().map(outbox_event).collect())

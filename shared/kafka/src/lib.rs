@@ -31,6 +31,8 @@ pub mod security;
 pub const KAFKA_BROKERS: &str = "KAFKA_BROKERS";
 /// How long a send may wait for the broker before the event is left to the relay.
 const DELIVERY_TIMEOUT: Duration = Duration::from_secs(5);
+// The relay must not send an event its function may still be waiting to hear about.
+const _: () = assert!(DELIVERY_TIMEOUT.as_millis() < stockroom::outbox::RELAY_MIN_AGE.as_millis());
 /// After a failed delivery, a function skips publishing for this long: while the broker is down,
 /// a request should not wait [`DELIVERY_TIMEOUT`] each time only to leave its events to the relay.
 pub const REQUEST_BACKOFF: Duration = Duration::from_secs(30);

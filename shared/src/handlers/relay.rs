@@ -40,8 +40,9 @@ pub async fn run(
     event: LambdaEvent<EventBridgeEvent>,
 ) -> Result<RelayReport, RunError> {
     tracing::debug!(schedule = ?event.payload.resources, "relaying outboxes");
-    let inventory = outbox::relay(&outboxes.inventory, publisher, BATCH).await;
-    let orders = outbox::relay(&outboxes.orders, publisher, BATCH).await;
+    let inventory =
+        outbox::relay(&outboxes.inventory, publisher, BATCH, outbox::RELAY_MIN_AGE).await;
+    let orders = outbox::relay(&outboxes.orders, publisher, BATCH, outbox::RELAY_MIN_AGE).await;
     for (database, relayed) in [("inventory_db", &inventory), ("order_db", &orders)] {
         if let Ok(relayed) = relayed {
             metrics::counter!("stockroom_events_published_total", "database" => database, "by" => "relay")
