@@ -101,6 +101,19 @@ pub async fn open(url: &str) -> Result<(Client, Connection), DbError> {
     Ok(config.connect(target.tls).await?)
 }
 
+/// As [`open`], logging in as `user` with `password` rather than as the URL says (a login read
+/// from a secret: `crate::bootstrap`).
+pub async fn open_as(
+    url: &str,
+    user: &str,
+    password: &str,
+) -> Result<(Client, Connection), DbError> {
+    let target = url::target(url).map_err(DbError::Unavailable)?;
+    let mut config = target.config;
+    config.user(user).password(password);
+    Ok(config.connect(target.tls).await?)
+}
+
 /// The configuration to connect with: with `auth=iam`, a fresh token as the password.
 fn signed_in(config: &Config, iam: bool) -> Result<Cow<'_, Config>, DbError> {
     if !iam {

@@ -6,6 +6,7 @@
 //! survives a frozen execution environment, the store's SQL and the schema migrations.
 
 pub mod auth;
+pub mod bootstrap;
 pub mod db;
 pub mod error;
 pub mod events;
@@ -25,6 +26,7 @@ pub mod product;
 pub mod product_store;
 pub mod request_body;
 pub mod reservation;
+pub mod secrets;
 pub mod sigv4;
 pub mod telemetry;
 

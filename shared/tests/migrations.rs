@@ -180,3 +180,147 @@ async fn the_answer_is_put_to_the_presigned_url_and_a_refusal_is_an_error() {
         .unwrap_err();
     assert!(err.contains("404"), "{err}");
 }
+
+/// A plain lower-case identifier for the test's own roles and databases.
+fn unique_ident(prefix: &str) -> String {
+    unique(prefix).replace('-', "_").to_lowercase()
+}
+
+/// The test server's administrative URL: its `postgres` database, without a login.
+fn server_url(query: &str) -> String {
+    let url = env("INVENTORY_DATABASE_URL").unwrap();
+    let (server, _) = url.rsplit_once('/').unwrap();
+    let server = server.replacen("postgres://postgres@", "postgres://", 1);
+    format!("{server}/postgres{query}")
+}
+
+async fn connect(url: &str) -> tokio_postgres::Client {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap_or_else(|e| panic!("{url}: {e}"));
+    tokio::spawn(connection);
+    client
+}
+
+#[tokio::test]
+async fn the_bootstrap_creates_login_roles_and_owned_databases_once() {
+    use stockroom::bootstrap::{Layout, bootstrap};
+    let (owner, orders) = (unique_ident("owner"), unique_ident("orders"));
+    let databases = [unique_ident("boot_a"), unique_ident("boot_b")];
+    let databases: Vec<&str> = databases.iter().map(String::as_str).collect();
+    let layout = Layout {
+        owner: &owner,
+        orders_role: &orders,
+        databases: &databases,
+    };
+    let admin = connect(&server_url("?user=postgres")).await;
+    // As migration inventory_db/0002 leaves it: the role exists but may not log in.
+    admin
+        .batch_execute(&format!("CREATE ROLE {orders} NOLOGIN"))
+        .await
+        .unwrap();
+    assert_eq!(bootstrap(&admin, &layout).await.unwrap(), databases);
+    for database in &databases {
+        let row = admin
+            .query_one(
+                "SELECT pg_get_userbyid(datdba)::text FROM pg_database WHERE datname = $1",
+                &[database],
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            row.get::<_, String>(0),
+            owner,
+            "{database} owned by the owner"
+        );
+    }
+    for role in [&owner, &orders] {
+        let row = admin
+            .query_one(
+                "SELECT rolcanlogin FROM pg_roles WHERE rolname = $1",
+                &[role],
+            )
+            .await
+            .unwrap();
+        assert!(row.get::<_, bool>(0), "{role} may log in");
+    }
+    // The owner can build its schema in its database (PostgreSQL 15+ gives `public` to it).
+    let as_owner = connect(
+        &server_url(&format!("?user={owner}"))
+            .replace("/postgres?", &format!("/{}?", databases[0])),
+    )
+    .await;
+    as_owner
+        .batch_execute("CREATE TABLE made_by_the_owner (id INT)")
+        .await
+        .unwrap();
+    // A second run finds everything in place.
+    assert!(bootstrap(&admin, &layout).await.unwrap().is_empty());
+}
+
+/// Stores `secret` in the local stack's Secrets Manager (moto); returns its ARN.
+fn stored_secret(secret: &Value) -> String {
+    let endpoint = env("AWS_ENDPOINT_URL_SQS").unwrap();
+    let body = json!({"Name": unique("rds-master"), "SecretString": secret.to_string()});
+    let mut answer = ureq::post(&format!("{endpoint}/"))
+        .header("content-type", "application/x-amz-json-1.1")
+        .header("x-amz-target", "secretsmanager.CreateSecret")
+        .header(
+            "authorization",
+            "AWS4-HMAC-SHA256 Credential=local/20261201/us-east-1/secretsmanager/aws4_request, SignedHeaders=host, Signature=0",
+        )
+        .send(body.to_string().as_bytes())
+        .expect("secret stored");
+    let answer: Value = serde_json::from_str(&answer.body_mut().read_to_string().unwrap()).unwrap();
+    answer["ARN"].as_str().unwrap().to_owned()
+}
+
+/// The environment with a bootstrap configured: the administrator's login in `secret_arn`.
+fn with_bootstrap(secret_arn: &str) -> impl Fn(&str) -> Option<String> + '_ {
+    move |var| match var {
+        "DATABASE_BOOTSTRAP_SECRET_ARN" => Some(secret_arn.to_owned()),
+        "DATABASE_BOOTSTRAP_URL" => Some(server_url("?sslmode=require")),
+        "AWS_ENDPOINT_URL_SECRETS_MANAGER" => env("AWS_ENDPOINT_URL_SQS"),
+        _ => env(var),
+    }
+}
+
+#[tokio::test]
+async fn with_a_bootstrap_the_administrator_login_comes_from_secrets_manager() {
+    // The local server trusts loopback, so any password passes; the user name is what counts.
+    let arn = stored_secret(&json!({"username": "postgres", "password": "p@ss:w/rd"}));
+    let kept = Kept::default();
+    let event = custom_resource_event("Create", "https://s3.example/answer", json!({}));
+    migrations::handle(event, with_bootstrap(&arn), &kept)
+        .await
+        .unwrap();
+    let (_, answer) = kept.only();
+    assert_eq!(answer["Status"], "SUCCESS", "{answer}");
+    // The stack's databases exist already: none created, and the migrations ran as usual.
+    assert_eq!(answer["Data"]["created_databases"], "[]", "{answer}");
+    assert_eq!(answer["Data"]["order_db"], "[]", "{answer}");
+    let owner = admin_query(
+        "INVENTORY_DATABASE_URL",
+        "SELECT rolcanlogin FROM pg_roles WHERE rolname = 'stockroom'",
+    )
+    .await;
+    assert!(
+        owner[0].get::<_, bool>(0),
+        "the owner role was created and may log in"
+    );
+
+    // A secret that is not there fails the deploy, saying which and why.
+    let kept = Kept::default();
+    let missing = format!("{arn}-gone");
+    let event = custom_resource_event("Create", "https://s3.example/answer", json!({}));
+    migrations::handle(event, with_bootstrap(&missing), &kept)
+        .await
+        .unwrap();
+    let (_, answer) = kept.only();
+    assert_eq!(answer["Status"], "FAILED");
+    let reason = answer["Reason"].as_str().unwrap();
+    assert!(
+        reason.contains(&missing) && reason.contains("ResourceNotFoundException"),
+        "{reason}"
+    );
+}

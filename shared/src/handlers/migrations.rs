@@ -5,6 +5,10 @@
 //! `stockroom-migrate` command) and answers CloudFormation on the request's presigned URL:
 //! `SUCCESS` with what was applied, or `FAILED` with the reason, which the stack's events show
 //! and which rolls the deploy back. Deleting the stack leaves the databases alone.
+//!
+//! For a database server the stack created, the template also sets [`BOOTSTRAP_SECRET_ARN`] and
+//! [`BOOTSTRAP_URL`]: first, as the server's administrator, the function creates the roles and
+//! databases ([`crate::bootstrap`]), then applies the migrations as usual.
 
 use std::collections::BTreeMap;
 
@@ -14,6 +18,11 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::migrate::{self, DATABASES};
+
+/// The Secrets Manager secret (RDS's shape: `username`, `password`) of the server's administrator.
+pub const BOOTSTRAP_SECRET_ARN: &str = "DATABASE_BOOTSTRAP_SECRET_ARN";
+/// `postgres://host:port/postgres?sslmode=…` of the server itself (not the proxy), without a login.
+pub const BOOTSTRAP_URL: &str = "DATABASE_BOOTSTRAP_URL";
 
 /// The same on every create and update, so an update never asks CloudFormation to replace (and
 /// delete) the resource.
@@ -44,11 +53,12 @@ pub trait Respond {
     ) -> impl std::future::Future<Output = Result<(), String>>;
 }
 
-/// Handles one custom-resource request; `url_of` gives a database's URL (the environment).
-/// Fails only when the answer could not be delivered (CloudFormation would wait for it).
+/// Handles one custom-resource request; `env` gives the environment's variables (the databases'
+/// URLs, the bootstrap's, AWS's). Fails only when the answer could not be delivered
+/// (CloudFormation would wait for it).
 pub async fn handle(
     event: LambdaEvent<Request>,
-    url_of: impl Fn(&str) -> Option<String>,
+    env: impl Fn(&str) -> Option<String>,
     respond: &impl Respond,
 ) -> Result<Response, String> {
     let (migrate, response_url, stack_id, request_id, logical_id, properties) = match event.payload
@@ -82,7 +92,7 @@ pub async fn handle(
     };
     // A delete leaves the databases alone.
     let outcome = if migrate {
-        apply_all(&url_of, &properties).await
+        set_up(&env, &properties).await
     } else {
         Ok(BTreeMap::new())
     };
@@ -101,6 +111,45 @@ pub async fn handle(
     let body = serde_json::to_string(&response).expect("serialisable");
     respond.respond(&response_url, body).await?;
     Ok(response)
+}
+
+/// The bootstrap, where configured, then every database's pending migrations.
+async fn set_up(
+    env: &impl Fn(&str) -> Option<String>,
+    properties: &Value,
+) -> Result<BTreeMap<String, String>, String> {
+    let created = match env(BOOTSTRAP_SECRET_ARN).filter(|arn| !arn.is_empty()) {
+        Some(arn) => Some(bootstrap(env, &arn).await?),
+        None => None,
+    };
+    let mut applied = apply_all(env, properties).await?;
+    if let Some(created) = created {
+        applied.insert("created_databases".into(), format!("{created:?}"));
+    }
+    Ok(applied)
+}
+
+/// Creates the roles and databases as the administrator `secret_arn` holds the login of.
+async fn bootstrap(
+    env: &impl Fn(&str) -> Option<String>,
+    secret_arn: &str,
+) -> Result<Vec<String>, String> {
+    let url = env(BOOTSTRAP_URL)
+        .ok_or_else(|| format!("{BOOTSTRAP_SECRET_ARN} needs {BOOTSTRAP_URL}"))?;
+    let login = crate::secrets::database_login(secret_arn, env).await?;
+    let fail = |err: &dyn std::error::Error| format!("bootstrap: {}", crate::error::chain(err));
+    let (client, connection) = crate::db::open_as(&url, &login.username, &login.password)
+        .await
+        .map_err(|err| fail(&err))?;
+    let driver = tokio::spawn(connection);
+    let created = crate::bootstrap::bootstrap(&client, &crate::bootstrap::LAYOUT)
+        .await
+        .map_err(|err| fail(&err));
+    drop(client);
+    let _ = driver.await;
+    let created = created?;
+    tracing::info!(?created, "roles and databases in place");
+    Ok(created)
 }
 
 /// Every database's pending migrations, in order; per database, what was applied.
