@@ -325,14 +325,17 @@ ensure_base_tools() {
 # The template's checkers, all offline: cfn-lint and the SAM CLI share cargo-lambda's venv;
 # checkov gets a venv of its own, because its pins (packaging) break schemathesis's.
 SAM_CLI_VERSION=1.170.0
+# Pinned too: each release learns of newly deprecated engine versions, which would fail the run.
+CFN_LINT_VERSION=1.58.0
 CHECKOV_VERSION=3.2.459
 ensure_template_tools() {
     CFN_LINT="$TOOLS_DIR/venv/bin/cfn-lint"
     SAM="$TOOLS_DIR/venv/bin/sam"
     CHECKOV="$TOOLS_DIR/checkov/bin/checkov"
-    if [ ! -x "$CFN_LINT" ] || ! "$SAM" --version 2>/dev/null | grep -q "$SAM_CLI_VERSION"; then
-        step "Installing cfn-lint and the SAM CLI $SAM_CLI_VERSION from PyPI into $TOOLS_DIR/venv"
-        "$TOOLS_DIR/venv/bin/pip" install -q cfn-lint "aws-sam-cli==$SAM_CLI_VERSION"
+    if ! "$CFN_LINT" --version 2>/dev/null | grep -q "$CFN_LINT_VERSION" ||
+        ! "$SAM" --version 2>/dev/null | grep -q "$SAM_CLI_VERSION"; then
+        step "Installing cfn-lint $CFN_LINT_VERSION and the SAM CLI $SAM_CLI_VERSION from PyPI into $TOOLS_DIR/venv"
+        "$TOOLS_DIR/venv/bin/pip" install -q "cfn-lint==$CFN_LINT_VERSION" "aws-sam-cli==$SAM_CLI_VERSION"
     fi
     if ! "$CHECKOV" --version 2>/dev/null | grep -q "$CHECKOV_VERSION"; then
         step "Installing checkov $CHECKOV_VERSION from PyPI into $TOOLS_DIR/checkov"

@@ -49,6 +49,8 @@ fn env_read_by(binary: &str) -> BTreeSet<String> {
                 "INVENTORY_DATABASE_URL",
                 "ORDER_DATABASE_URL",
                 "NOTIFICATION_DATABASE_URL",
+                "DATABASE_BOOTSTRAP_SECRET_ARN",
+                "DATABASE_BOOTSTRAP_URL",
             ],
         ),
         (
@@ -135,4 +137,155 @@ fn reserved_concurrency_keeps_database_connections_within_budget() {
         guide.contains(&format!("| **total** | **{total}** | **{all}** |")),
         "docs/deploy.md's budget table states {total} reserved, {all} connections"
     );
+}
+
+/// A nested stack's template, parsed.
+fn nested(path: &str) -> Yaml {
+    serde_yaml::from_str(&std::fs::read_to_string(repo().join(path)).unwrap()).unwrap()
+}
+
+/// The items of `!If [condition, then, else]`, if `value` is one.
+fn if_of(value: &Yaml) -> Option<(String, Yaml, Yaml)> {
+    match value {
+        Yaml::Tagged(tagged) if tagged.tag == "If" => {
+            let items = tagged.value.as_sequence()?;
+            Some((
+                items[0].as_str()?.to_owned(),
+                items[1].clone(),
+                items[2].clone(),
+            ))
+        }
+        _ => None,
+    }
+}
+
+fn tagged(value: &Yaml, tag: &str) -> Option<String> {
+    match value {
+        Yaml::Tagged(t) if t.tag == tag => t.value.as_str().map(str::to_owned),
+        _ => None,
+    }
+}
+
+/// With no database brought, every database URL a function gets is the created proxy's, as the
+/// user whose login policy the function has; with one brought, the parameter.
+#[test]
+fn with_the_created_database_every_function_logs_in_through_the_proxy_with_iam() {
+    let database = nested("deploy/database.yaml");
+    let doc = document();
+    assert_eq!(
+        doc["Resources"]["Database"]["Properties"]["Location"],
+        "deploy/database.yaml"
+    );
+    let url_vars = [
+        (
+            "INVENTORY_DATABASE_URL",
+            "InventoryDatabaseUrl",
+            "DatabaseOwnerLogin",
+            "stockroom",
+        ),
+        (
+            "ORDER_DATABASE_URL",
+            "OrderDatabaseUrl",
+            "DatabaseOwnerLogin",
+            "stockroom",
+        ),
+        (
+            "NOTIFICATION_DATABASE_URL",
+            "NotificationDatabaseUrl",
+            "DatabaseOwnerLogin",
+            "stockroom",
+        ),
+        (
+            "STOCK_RESERVATION_DATABASE_URL",
+            "StockReservationDatabaseUrl",
+            "StockReservationLogin",
+            "stockroom_orders",
+        ),
+    ];
+    for (_, output, _, user) in url_vars {
+        let url = tagged(&database["Outputs"][output]["Value"], "Sub").expect(output);
+        assert!(
+            url.starts_with(&format!("postgres://{user}@${{Proxy.Endpoint}}:5432/"))
+                && url.ends_with("?sslmode=verify-full&sslrootcert=system&auth=iam"),
+            "{output}: {url}"
+        );
+    }
+    for policy in ["DatabaseOwnerLogin", "StockReservationLogin"] {
+        let resource =
+            &doc["Resources"][policy]["Properties"]["PolicyDocument"]["Statement"][0]["Resource"];
+        let user = if policy == "DatabaseOwnerLogin" {
+            "stockroom"
+        } else {
+            "stockroom_orders"
+        };
+        assert!(
+            tagged(resource, "Sub").is_some_and(|arn| arn.ends_with(&format!(
+                "dbuser:${{Database.Outputs.ProxyResourceId}}/{user}"
+            ))),
+            "{policy}: {resource:?}"
+        );
+    }
+    for (binary, properties) in functions() {
+        let vars = &properties["Environment"]["Variables"];
+        let policies: Vec<String> = properties["Policies"]
+            .as_sequence()
+            .map(|list| {
+                list.iter()
+                    .filter_map(if_of)
+                    .filter(|(condition, _, _)| condition == "CreateDatabase")
+                    .filter_map(|(_, then, _)| tagged(&then, "Ref"))
+                    .collect()
+            })
+            .unwrap_or_default();
+        for (var, parameter, policy, _) in url_vars {
+            let value = &vars[var];
+            if value.is_null() {
+                continue;
+            }
+            let (condition, created, brought) =
+                if_of(value).unwrap_or_else(|| panic!("{binary}: {var} is not an !If: {value:?}"));
+            assert_eq!(condition, "CreateDatabase", "{binary}: {var}");
+            assert_eq!(
+                tagged(&created, "GetAtt").as_deref(),
+                Some(format!("Database.Outputs.{parameter}").as_str()),
+                "{binary}: {var}"
+            );
+            assert_eq!(
+                tagged(&brought, "Ref").as_deref(),
+                Some(parameter),
+                "{binary}: {var}"
+            );
+            assert!(
+                policies.iter().any(|p| p == policy),
+                "{binary} reads {var} but may not log in as its user ({policy}): {policies:?}"
+            );
+        }
+    }
+}
+
+/// The nested stacks' outputs the parent reads exist.
+#[test]
+fn every_nested_output_the_template_reads_exists() {
+    let text = std::fs::read_to_string(repo().join("template.yaml")).unwrap();
+    for (stack, path) in [
+        ("Network", "deploy/network.yaml"),
+        ("Database", "deploy/database.yaml"),
+    ] {
+        let outputs = nested(path)["Outputs"].clone();
+        let prefix = format!("{stack}.Outputs.");
+        let read: BTreeSet<&str> = text
+            .match_indices(&prefix)
+            .map(|(at, _)| {
+                let rest = &text[at + prefix.len()..];
+                let end = rest
+                    .find(|c: char| !c.is_ascii_alphanumeric())
+                    .unwrap_or(rest.len());
+                &rest[..end]
+            })
+            .collect();
+        assert!(!read.is_empty(), "the template reads {stack}'s outputs");
+        for output in read {
+            assert!(!outputs[output].is_null(), "{path} has no output {output}");
+        }
+    }
 }
