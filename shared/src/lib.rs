@@ -7,6 +7,7 @@
 
 pub mod auth;
 pub mod bootstrap;
+pub mod custom_resource;
 pub mod db;
 pub mod error;
 pub mod events;

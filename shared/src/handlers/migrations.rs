@@ -12,10 +12,12 @@
 
 use std::collections::BTreeMap;
 
-use aws_lambda_events::event::cloudformation::CloudFormationCustomResourceRequest as Request;
+use aws_lambda_events::event::cloudformation::CloudFormationCustomResourceRequest;
 use lambda_http::LambdaEvent;
-use serde::Serialize;
 use serde_json::Value;
+
+use crate::custom_resource::{self, Request};
+pub use crate::custom_resource::{PresignedPut, Respond, Response};
 
 use crate::migrate::{self, DATABASES};
 
@@ -24,93 +26,24 @@ pub const BOOTSTRAP_SECRET_ARN: &str = "DATABASE_BOOTSTRAP_SECRET_ARN";
 /// `postgres://host:port/postgres?sslmode=…` of the server itself (not the proxy), without a login.
 pub const BOOTSTRAP_URL: &str = "DATABASE_BOOTSTRAP_URL";
 
-/// The same on every create and update, so an update never asks CloudFormation to replace (and
-/// delete) the resource.
+/// The same on every create and update.
 pub const PHYSICAL_ID: &str = "stockroom-migrations";
-/// CloudFormation refuses a response body above 4096 bytes; reasons are cut well below.
-const MAX_REASON: usize = 3000;
-
-/// The answer CloudFormation reads from the presigned URL.
-#[derive(Debug, Serialize, PartialEq)]
-#[serde(rename_all = "PascalCase")]
-pub struct Response {
-    pub status: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
-    pub physical_resource_id: String,
-    pub stack_id: String,
-    pub request_id: String,
-    pub logical_resource_id: String,
-    pub data: BTreeMap<String, String>,
-}
-
-/// Where the answer goes: an HTTPS PUT to the request's presigned S3 URL in production.
-pub trait Respond {
-    fn respond(
-        &self,
-        url: &str,
-        body: String,
-    ) -> impl std::future::Future<Output = Result<(), String>>;
-}
 
 /// Handles one custom-resource request; `env` gives the environment's variables (the databases'
-/// URLs, the bootstrap's, AWS's). Fails only when the answer could not be delivered
-/// (CloudFormation would wait for it).
+/// URLs, the bootstrap's, AWS's). Fails only when the answer could not be delivered.
 pub async fn handle(
-    event: LambdaEvent<Request>,
+    event: LambdaEvent<CloudFormationCustomResourceRequest>,
     env: impl Fn(&str) -> Option<String>,
     respond: &impl Respond,
 ) -> Result<Response, String> {
-    let (migrate, response_url, stack_id, request_id, logical_id, properties) = match event.payload
-    {
-        Request::Create(r) => (
-            true,
-            r.response_url,
-            r.stack_id,
-            r.request_id,
-            r.logical_resource_id,
-            r.resource_properties,
-        ),
-        Request::Update(r) => (
-            true,
-            r.response_url,
-            r.stack_id,
-            r.request_id,
-            r.logical_resource_id,
-            r.resource_properties,
-        ),
-        Request::Delete(r) => (
-            false,
-            r.response_url,
-            r.stack_id,
-            r.request_id,
-            r.logical_resource_id,
-            r.resource_properties,
-        ),
-        // The enum is non-exhaustive; CloudFormation sends only the three above.
-        _ => return Err("a custom-resource request type CloudFormation does not send".into()),
-    };
+    let request = Request::try_from(event.payload)?;
     // A delete leaves the databases alone.
-    let outcome = if migrate {
-        set_up(&env, &properties).await
+    let outcome = if request.apply {
+        set_up(&env, &request.properties).await
     } else {
         Ok(BTreeMap::new())
     };
-    if let Err(reason) = &outcome {
-        tracing::error!(%reason, "migrations failed");
-    }
-    let response = Response {
-        status: if outcome.is_ok() { "SUCCESS" } else { "FAILED" },
-        reason: outcome.as_ref().err().map(|reason| cut(reason, MAX_REASON)),
-        physical_resource_id: PHYSICAL_ID.into(),
-        stack_id,
-        request_id,
-        logical_resource_id: logical_id,
-        data: outcome.unwrap_or_default(),
-    };
-    let body = serde_json::to_string(&response).expect("serialisable");
-    respond.respond(&response_url, body).await?;
-    Ok(response)
+    custom_resource::answer(request, PHYSICAL_ID, outcome, respond).await
 }
 
 /// The bootstrap, where configured, then every database's pending migrations.
@@ -189,39 +122,4 @@ async fn apply_all(
         applied.insert(database.name.to_owned(), format!("{versions:?}"));
     }
     Ok(applied)
-}
-
-fn cut(text: &str, max: usize) -> String {
-    match text.char_indices().nth(max) {
-        Some((at, _)) => format!("{}…", &text[..at]),
-        None => text.to_owned(),
-    }
-}
-
-/// The production [`Respond`]: an HTTPS PUT with no content type, which is what the presigned
-/// URL was signed for (the CloudFormation user guide, *Custom resource response objects*).
-pub struct PresignedPut;
-
-impl Respond for PresignedPut {
-    async fn respond(&self, url: &str, body: String) -> Result<(), String> {
-        let url = url.to_owned();
-        tokio::task::spawn_blocking(move || {
-            let agent = ureq::Agent::config_builder()
-                .timeout_global(Some(std::time::Duration::from_secs(30)))
-                .http_status_as_error(false)
-                .build()
-                .new_agent();
-            let answer = agent
-                .put(&url)
-                .header("content-type", "")
-                .send(body.as_bytes())
-                .map_err(|err| format!("sending the response: {err}"))?;
-            match answer.status().as_u16() {
-                200..=299 => Ok(()),
-                status => Err(format!("the response URL answered {status}")),
-            }
-        })
-        .await
-        .map_err(|err| format!("sending the response: {err}"))?
-    }
 }
