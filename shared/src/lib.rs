@@ -6,6 +6,7 @@
 //! survives a frozen execution environment, the store's SQL and the schema migrations.
 
 pub mod auth;
+pub mod aws_api;
 pub mod bootstrap;
 pub mod custom_resource;
 pub mod db;

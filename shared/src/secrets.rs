@@ -1,16 +1,11 @@
 //! Reads a database login from AWS Secrets Manager: the master user's secret RDS keeps for an
 //! instance the stack created (`ManageMasterUserPassword`), which only the `migrate` function
-//! reads, once per deploy, to create the roles and databases (`crate::bootstrap`). One signed
-//! `GetSecretValue` call over HTTPS (ureq, already linked for the custom resource's answer), rather
-//! than the AWS SDK in the `stockroom` crate, which every function links.
-
-use std::time::Duration;
+//! reads, once per deploy, to create the roles and databases (`crate::bootstrap`): one signed
+//! `GetSecretValue` call ([`crate::aws_api`]).
 
 use serde::Deserialize;
 
-use crate::sigv4::{self, Credentials};
-
-const TIMEOUT: Duration = Duration::from_secs(10);
+use crate::aws_api;
 
 /// A user name and password; `Debug` leaves the password out.
 #[derive(Deserialize)]
@@ -27,75 +22,29 @@ impl std::fmt::Debug for Login {
     }
 }
 
-/// Where Secrets Manager answers: `AWS_ENDPOINT_URL_SECRETS_MANAGER`, else `AWS_ENDPOINT_URL`
-/// (the SDKs' own variables, so a local endpoint works the same way), else the region's.
-fn endpoint(var: &impl Fn(&str) -> Option<String>, region: &str) -> String {
-    var("AWS_ENDPOINT_URL_SECRETS_MANAGER")
-        .or_else(|| var("AWS_ENDPOINT_URL"))
-        .filter(|url| !url.is_empty())
-        .unwrap_or_else(|| format!("https://secretsmanager.{region}.amazonaws.com"))
-        .trim_end_matches('/')
-        .to_owned()
-}
-
 /// The login held by `secret_id` (a JSON secret with `username` and `password`, RDS's shape),
 /// signed with the credentials and region `var` gives (the environment, in Lambda).
 pub async fn database_login(
     secret_id: &str,
     var: impl Fn(&str) -> Option<String>,
 ) -> Result<Login, String> {
-    let credentials = Credentials::from_vars(&var)?;
-    let url = endpoint(&var, &credentials.region);
-    let host = url
-        .split_once("://")
-        .map_or(url.as_str(), |(_, rest)| rest)
-        .to_owned();
     let body = serde_json::json!({ "SecretId": secret_id }).to_string();
-    let headers = [
-        ("content-type", "application/x-amz-json-1.1"),
-        ("x-amz-target", "secretsmanager.GetSecretValue"),
-    ];
-    let request = sigv4::Request {
+    let call = aws_api::Call {
+        service: "secretsmanager",
+        endpoint_var: "AWS_ENDPOINT_URL_SECRETS_MANAGER",
         method: "POST",
-        host: &host,
         path: "/",
-        headers: &headers,
+        headers: &[
+            ("content-type", "application/x-amz-json-1.1"),
+            ("x-amz-target", "secretsmanager.GetSecretValue"),
+        ],
         body: body.as_bytes(),
     };
-    let signed = sigv4::sign(&credentials, "secretsmanager", &request, chrono::Utc::now());
-    let id = secret_id.to_owned();
-    let read = tokio::task::spawn_blocking(move || {
-        let secret_id = id;
-        let agent = ureq::Agent::config_builder()
-            .timeout_global(Some(TIMEOUT))
-            .http_status_as_error(false)
-            .build()
-            .new_agent();
-        let mut request = agent.post(format!("{url}/"));
-        for (name, value) in headers
-            .iter()
-            .map(|(n, v)| (*n, (*v).to_owned()))
-            .chain(signed)
-        {
-            request = request.header(name, value);
-        }
-        let mut answer = request
-            .send(body.as_bytes())
-            .map_err(|err| format!("reading secret {secret_id}: {err}"))?;
-        let status = answer.status().as_u16();
-        let text = answer
-            .body_mut()
-            .read_to_string()
-            .map_err(|err| format!("reading secret {secret_id}: {err}"))?;
-        if status != 200 {
-            return Err(format!(
-                "reading secret {secret_id}: Secrets Manager answered {status}: {text}"
-            ));
-        }
-        parse(&text).map_err(|err| format!("secret {secret_id}: {err}"))
-    });
-    read.await
-        .map_err(|err| format!("reading secret {secret_id}: {err}"))?
+    let fail = |err: String| format!("reading secret {secret_id}: {err}");
+    match aws_api::send(call, var).await.map_err(fail)? {
+        (200, text) => parse(&text).map_err(|err| format!("secret {secret_id}: {err}")),
+        (status, text) => Err(fail(format!("Secrets Manager answered {status}: {text}"))),
+    }
 }
 
 /// The login in a `GetSecretValue` answer.
@@ -138,38 +87,5 @@ mod tests {
         ] {
             assert!(parse(bad).is_err(), "{bad}");
         }
-    }
-
-    #[test]
-    fn the_endpoint_is_the_sdks_choice() {
-        let vars = |pairs: &'static [(&'static str, &'static str)]| {
-            move |name: &str| {
-                pairs
-                    .iter()
-                    .find(|(n, _)| *n == name)
-                    .map(|(_, v)| (*v).to_owned())
-            }
-        };
-        assert_eq!(
-            endpoint(&vars(&[]), "eu-west-1"),
-            "https://secretsmanager.eu-west-1.amazonaws.com"
-        );
-        assert_eq!(
-            endpoint(
-                &vars(&[("AWS_ENDPOINT_URL", "http://127.0.0.1:4566/")]),
-                "x"
-            ),
-            "http://127.0.0.1:4566"
-        );
-        assert_eq!(
-            endpoint(
-                &vars(&[
-                    ("AWS_ENDPOINT_URL", "http://a"),
-                    ("AWS_ENDPOINT_URL_SECRETS_MANAGER", "http://b")
-                ]),
-                "x"
-            ),
-            "http://b"
-        );
     }
 }

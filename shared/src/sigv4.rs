@@ -84,8 +84,8 @@ pub fn presign(
     format!("{query}&X-Amz-Signature={signature}")
 }
 
-/// An HTTPS request to sign with headers: no query string; `host` and every header given are
-/// signed.
+/// An HTTPS request to sign with headers: no query string; `path` as sent (already encoded);
+/// `host` and every header given are signed.
 pub struct Request<'a> {
     pub method: &'a str,
     pub host: &'a str,
@@ -129,10 +129,16 @@ pub fn sign(
         .iter()
         .map(|(name, value)| format!("{name}:{value}\n"))
         .collect();
+    // Every service but S3 signs the path encoded once more than it is sent.
+    let path = request
+        .path
+        .split('/')
+        .map(uri_encode)
+        .collect::<Vec<_>>()
+        .join("/");
     let canonical_request = format!(
-        "{}\n{}\n\n{canonical_headers}\n{names}\n{}",
+        "{}\n{path}\n\n{canonical_headers}\n{names}\n{}",
         request.method,
-        request.path,
         hex(&Sha256::digest(request.body))
     );
     let signature = signature(credentials, service, &scope, &timestamp, &canonical_request);
@@ -198,8 +204,35 @@ pub fn uri_encode(value: &str) -> String {
 mod tests {
     use super::*;
 
-    // What botocore 1.43's SigV4Auth (the AWS CLI's signer) produced for the same request,
+    // What botocore 1.43's SigV4Auth (the AWS CLI's signer) produced for the same requests,
     // credentials and time, 2026-12-01T10:30:00Z.
+    #[test]
+    fn a_path_is_signed_encoded_twice_as_aws_does() {
+        let now = DateTime::parse_from_rfc3339("2026-12-01T10:30:00Z")
+            .unwrap()
+            .to_utc();
+        let credentials = Credentials {
+            access_key_id: "AKIDEXAMPLE".into(),
+            secret_access_key: "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY".into(),
+            session_token: Some("session/token+example=".into()),
+            region: "eu-west-1".into(),
+        };
+        let arn = "arn:aws:kafka:eu-west-1:123456789012:cluster/stockroom/0a1b2c3d-4e5f-6789-abcd-ef0123456789-s1";
+        let path = format!("/v1/clusters/{}/bootstrap-brokers", uri_encode(arn));
+        let request = Request {
+            method: "GET",
+            host: "kafka.eu-west-1.amazonaws.com",
+            path: &path,
+            headers: &[],
+            body: b"",
+        };
+        let signed = sign(&credentials, "kafka", &request, now);
+        assert_eq!(
+            signed[2].1,
+            "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20261201/eu-west-1/kafka/aws4_request, SignedHeaders=host;x-amz-date;x-amz-security-token, Signature=1be53e12733396896de4f53b4b09808c124d3110e60aae5dd92bb60de0b39d18"
+        );
+    }
+
     #[test]
     fn header_signatures_match_the_aws_reference_implementation() {
         let now = DateTime::parse_from_rfc3339("2026-12-01T10:30:00Z")

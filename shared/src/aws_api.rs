@@ -1,0 +1,144 @@
+//! One signed call to an AWS API over HTTPS, for the two the functions make without an SDK:
+//! Secrets Manager's `GetSecretValue` ([`crate::secrets`]) and MSK's `GetBootstrapBrokers`
+//! (stockroom-kafka). ureq (blocking, on a blocking thread) is already linked for the custom
+//! resources' answers; the SDK would add its runtime to the domain crate every function links.
+
+use std::time::Duration;
+
+use crate::sigv4::{self, Credentials};
+
+const TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What to call: `service` is both the signing name and the host's first label.
+pub struct Call<'a> {
+    pub service: &'a str,
+    /// The SDKs' variable that points this service elsewhere (`AWS_ENDPOINT_URL_SECRETS_MANAGER`).
+    pub endpoint_var: &'a str,
+    pub method: &'a str,
+    /// As sent: already percent-encoded.
+    pub path: &'a str,
+    pub headers: &'a [(&'a str, &'a str)],
+    pub body: &'a [u8],
+}
+
+/// Where the service answers: `endpoint_var`, else `AWS_ENDPOINT_URL`, else the region's.
+pub fn endpoint(call: &Call<'_>, var: &impl Fn(&str) -> Option<String>, region: &str) -> String {
+    var(call.endpoint_var)
+        .or_else(|| var("AWS_ENDPOINT_URL"))
+        .filter(|url| !url.is_empty())
+        .unwrap_or_else(|| format!("https://{}.{region}.amazonaws.com", call.service))
+        .trim_end_matches('/')
+        .to_owned()
+}
+
+/// Sends `call`, signed with the credentials and region `var` gives (the environment, in
+/// Lambda); the status and body of the answer.
+pub async fn send(
+    call: Call<'_>,
+    var: impl Fn(&str) -> Option<String>,
+) -> Result<(u16, String), String> {
+    let credentials = Credentials::from_vars(&var)?;
+    let base = endpoint(&call, &var, &credentials.region);
+    let host = base
+        .split_once("://")
+        .map_or(base.as_str(), |(_, rest)| rest)
+        .to_owned();
+    let request = sigv4::Request {
+        method: call.method,
+        host: &host,
+        path: call.path,
+        headers: call.headers,
+        body: call.body,
+    };
+    let signed = sigv4::sign(&credentials, call.service, &request, chrono::Utc::now());
+    let headers: Vec<(String, String)> = call
+        .headers
+        .iter()
+        .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
+        .chain(signed.into_iter().map(|(n, v)| (n.to_owned(), v)))
+        .collect();
+    let (url, method, body) = (
+        format!("{base}{}", call.path),
+        call.method.to_owned(),
+        call.body.to_vec(),
+    );
+    let sent = tokio::task::spawn_blocking(move || {
+        let agent = ureq::Agent::config_builder()
+            .timeout_global(Some(TIMEOUT))
+            .http_status_as_error(false)
+            .build()
+            .new_agent();
+        let mut answer = match method.as_str() {
+            "GET" => {
+                let mut request = agent.get(&url);
+                for (name, value) in &headers {
+                    request = request.header(name, value);
+                }
+                request.call()
+            }
+            _ => {
+                let mut request = agent.post(&url);
+                for (name, value) in &headers {
+                    request = request.header(name, value);
+                }
+                request.send(&body[..])
+            }
+        }
+        .map_err(|err| err.to_string())?;
+        let status = answer.status().as_u16();
+        let text = answer
+            .body_mut()
+            .read_to_string()
+            .map_err(|err| err.to_string())?;
+        Ok((status, text))
+    });
+    sent.await.map_err(|err| err.to_string())?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_endpoint_is_the_sdks_choice() {
+        let call = Call {
+            service: "secretsmanager",
+            endpoint_var: "AWS_ENDPOINT_URL_SECRETS_MANAGER",
+            method: "POST",
+            path: "/",
+            headers: &[],
+            body: b"",
+        };
+        let vars = |pairs: &'static [(&'static str, &'static str)]| {
+            move |name: &str| {
+                pairs
+                    .iter()
+                    .find(|(n, _)| *n == name)
+                    .map(|(_, v)| (*v).to_owned())
+            }
+        };
+        assert_eq!(
+            endpoint(&call, &vars(&[]), "eu-west-1"),
+            "https://secretsmanager.eu-west-1.amazonaws.com"
+        );
+        assert_eq!(
+            endpoint(
+                &call,
+                &vars(&[("AWS_ENDPOINT_URL", "http://127.0.0.1:4566/")]),
+                "x"
+            ),
+            "http://127.0.0.1:4566"
+        );
+        assert_eq!(
+            endpoint(
+                &call,
+                &vars(&[
+                    ("AWS_ENDPOINT_URL", "http://a"),
+                    ("AWS_ENDPOINT_URL_SECRETS_MANAGER", "http://b")
+                ]),
+                "x"
+            ),
+            "http://b"
+        );
+    }
+}
