@@ -289,3 +289,50 @@ fn every_nested_output_the_template_reads_exists() {
         }
     }
 }
+
+/// Every publisher gets the brokers KafkaSetup found and may write to the topics; KafkaSetup
+/// creates exactly the topics the code publishes to, and the consumers' mappings wait for it.
+#[test]
+fn every_publisher_gets_its_brokers_from_the_kafka_setup() {
+    let doc = document();
+    let topics: BTreeSet<&str> = doc["Resources"]["KafkaSetup"]["Properties"]["Topics"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap())
+        .collect();
+    assert_eq!(
+        topics,
+        BTreeSet::from([
+            stockroom::events::INVENTORY_TOPIC,
+            stockroom::events::ORDER_TOPIC
+        ])
+    );
+    for trigger in ["NotificationsInventoryTrigger", "NotificationsOrderTrigger"] {
+        assert_eq!(
+            doc["Resources"][trigger]["DependsOn"], "KafkaSetup",
+            "{trigger}"
+        );
+    }
+    let mut publishers = 0;
+    for (binary, properties) in functions() {
+        let brokers = &properties["Environment"]["Variables"]["KAFKA_BROKERS"];
+        if brokers.is_null() {
+            continue;
+        }
+        publishers += 1;
+        assert_eq!(
+            tagged(brokers, "GetAtt").as_deref(),
+            Some("KafkaSetup.BootstrapBrokers"),
+            "{binary}"
+        );
+        let policies = properties["Policies"].as_sequence().unwrap();
+        assert!(
+            policies
+                .iter()
+                .any(|p| tagged(p, "Ref").as_deref() == Some("KafkaProducerPolicy")),
+            "{binary} publishes but may not write: {policies:?}"
+        );
+    }
+    assert_eq!(publishers, 8, "the eight functions that publish");
+}

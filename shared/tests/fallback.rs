@@ -49,12 +49,13 @@ async fn other_methods_on_known_paths_are_405_with_allow() {
 }
 
 /// Each function binary and the handler its `main` hands events to. The test files of this
-/// directory call these handlers with the events AWS delivers (HTTP API, EventBridge schedule, MSK,
+/// directory (and of shared/kafka/tests, for the Kafka crate's) call these handlers with the events AWS delivers (HTTP API, EventBridge schedule, MSK,
 /// CloudFormation custom resource); a new function must be added here (and
 /// tested) or this fails.
 const FUNCTIONS: &[(&str, &str)] = &[
     ("events-relay", "relay::run"),
     ("health", "handlers::health::check"),
+    ("kafka-setup", "setup::handle"),
     ("metrics-janitor", "janitor::run"),
     ("migrate", "migrations::handle"),
     ("not-found", "handlers::fallback::not_found"),

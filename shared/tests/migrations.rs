@@ -2,31 +2,9 @@
 //! to real databases, the answer CloudFormation would read, and the PUT of that answer to an S3
 //! endpoint (moto, the local stack's AWS endpoint).
 
-use std::sync::Mutex;
-
 use serde_json::{Value, json};
-use stockroom::handlers::migrations::{self, PresignedPut, Respond};
-use stockroom_test_support::handler::{admin_query, custom_resource_event, unique};
-
-/// Keeps what would have been sent, for the tests that read the answer itself.
-#[derive(Default)]
-struct Kept(Mutex<Vec<(String, Value)>>);
-
-impl Respond for Kept {
-    async fn respond(&self, url: &str, body: String) -> Result<(), String> {
-        let body = serde_json::from_str(&body).map_err(|e| e.to_string())?;
-        self.0.lock().unwrap().push((url.to_owned(), body));
-        Ok(())
-    }
-}
-
-impl Kept {
-    fn only(&self) -> (String, Value) {
-        let sent = self.0.lock().unwrap();
-        assert_eq!(sent.len(), 1, "one answer per request: {sent:?}");
-        sent[0].clone()
-    }
-}
+use stockroom::handlers::migrations::{self, PresignedPut};
+use stockroom_test_support::handler::{Kept, admin_query, custom_resource_event, unique};
 
 /// A new, empty database on the test server; its URL.
 async fn empty_database() -> String {

@@ -227,6 +227,27 @@ pub fn scheduled_event()
 
 /// A CloudFormation custom-resource request (`Create`, `Update` or `Delete`) answered at
 /// `response_url`, built from the AWS-shaped fixture with `properties` as its resource properties.
+/// A custom resource's answers, kept instead of PUT to S3, for the tests that read them.
+#[derive(Default)]
+pub struct Kept(std::sync::Mutex<Vec<(String, Value)>>);
+
+impl stockroom::custom_resource::Respond for Kept {
+    async fn respond(&self, url: &str, body: String) -> Result<(), String> {
+        let body = serde_json::from_str(&body).map_err(|e| e.to_string())?;
+        self.0.lock().unwrap().push((url.to_owned(), body));
+        Ok(())
+    }
+}
+
+impl Kept {
+    /// The one answer sent: its URL and body.
+    pub fn only(&self) -> (String, Value) {
+        let sent = self.0.lock().unwrap();
+        assert_eq!(sent.len(), 1, "one answer per request: {sent:?}");
+        sent[0].clone()
+    }
+}
+
 pub fn custom_resource_event(
     request_type: &str,
     response_url: &str,

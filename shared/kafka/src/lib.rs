@@ -23,8 +23,10 @@ use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use stockroom::outbox::{OutboxEvent, Publish, PublishError, PublishFuture};
 
+pub mod msk_api;
 pub mod msk_iam;
 pub mod security;
+pub mod setup;
 
 /// Environment variable with the brokers' `host:port` list; unset means "publishing disabled":
 /// events then wait in the outbox for the relay.
@@ -58,6 +60,18 @@ impl ClientContext for IamContext {
 
 type Producer = FutureProducer<IamContext>;
 
+/// What every client of the cluster shares: the brokers, a bounded connection set-up, and TLS and
+/// authentication from the environment ([`security`]).
+pub fn client_config(brokers: &str) -> Result<ClientConfig, KafkaError> {
+    let mut config = ClientConfig::new();
+    config
+        .set("bootstrap.servers", brokers)
+        .set("socket.connection.setup.timeout.ms", "3000");
+    security::configure(&mut config, |name| std::env::var(name).ok())
+        .map_err(KafkaError::ClientCreation)?;
+    Ok(config)
+}
+
 pub struct KafkaPublisher {
     config: ClientConfig,
     /// The live producer; `None` after a failure, until the next publish builds a new one.
@@ -76,19 +90,15 @@ impl KafkaPublisher {
     /// A publisher that waits `backoff` after a failure before trying the broker again. The relay
     /// uses zero: it is the fallback, and every run should try.
     pub fn with_backoff(brokers: &str, backoff: Duration) -> Result<Self, KafkaError> {
-        let mut config = ClientConfig::new();
+        let mut config = client_config(brokers)?;
         config
-            .set("bootstrap.servers", brokers)
             .set("enable.idempotence", "true")
             .set("acks", "all")
             .set(
                 "message.timeout.ms",
                 DELIVERY_TIMEOUT.as_millis().to_string(),
             )
-            .set("socket.connection.setup.timeout.ms", "3000")
             .set("linger.ms", "2");
-        security::configure(&mut config, |name| std::env::var(name).ok())
-            .map_err(KafkaError::ClientCreation)?;
         // Build once now, so a bad configuration fails init rather than the first request.
         let producer = config.create_with_context(IamContext)?;
         Ok(Self {

@@ -1,0 +1,64 @@
+//! MSK's control plane, for the one thing CloudFormation cannot tell: a cluster's bootstrap brokers
+//! (`GetBootstrapBrokers`; `AWS::MSK::ServerlessCluster` returns only its ARN). One signed GET
+//! ([`stockroom::aws_api`]); in the stack's VPC it goes through the MSK API's interface endpoint.
+
+use serde::Deserialize;
+use stockroom::aws_api;
+use stockroom::sigv4::uri_encode;
+
+/// The `host:port` list for IAM clients (port 9098) of `cluster_arn`.
+pub async fn bootstrap_brokers(
+    cluster_arn: &str,
+    var: impl Fn(&str) -> Option<String>,
+) -> Result<String, String> {
+    let path = format!("/v1/clusters/{}/bootstrap-brokers", uri_encode(cluster_arn));
+    let call = aws_api::Call {
+        service: "kafka",
+        endpoint_var: "AWS_ENDPOINT_URL_KAFKA",
+        method: "GET",
+        path: &path,
+        headers: &[],
+        body: b"",
+    };
+    let fail = |err: String| format!("looking up the brokers of {cluster_arn}: {err}");
+    match aws_api::send(call, var).await.map_err(fail)? {
+        (200, text) => iam_brokers(&text).map_err(fail),
+        (status, text) => Err(fail(format!("MSK answered {status}: {text}"))),
+    }
+}
+
+/// The IAM brokers in a `GetBootstrapBrokers` answer (a cluster without IAM has none).
+fn iam_brokers(answer: &str) -> Result<String, String> {
+    #[derive(Deserialize)]
+    struct Answer {
+        #[serde(rename = "BootstrapBrokerStringSaslIam")]
+        iam: Option<String>,
+    }
+    let answer: Answer = serde_json::from_str(answer)
+        .map_err(|err| format!("not a GetBootstrapBrokers answer: {err}"))?;
+    answer
+        .iam
+        .filter(|brokers| !brokers.is_empty())
+        .ok_or_else(|| "the cluster has no IAM brokers (is IAM authentication on?)".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_iam_brokers_are_read_from_the_answer() {
+        let answer = r#"{"BootstrapBrokerStringSaslIam":"boot-abc.c2.kafka-serverless.eu-west-1.amazonaws.com:9098"}"#;
+        assert_eq!(
+            iam_brokers(answer).unwrap(),
+            "boot-abc.c2.kafka-serverless.eu-west-1.amazonaws.com:9098"
+        );
+        for bad in [
+            r#"{"BootstrapBrokerStringTls":"b-1:9094"}"#,
+            r#"{"BootstrapBrokerStringSaslIam":""}"#,
+            "<html>",
+        ] {
+            assert!(iam_brokers(bad).is_err(), "{bad}");
+        }
+    }
+}
