@@ -98,7 +98,11 @@ impl KafkaPublisher {
                 "message.timeout.ms",
                 DELIVERY_TIMEOUT.as_millis().to_string(),
             )
-            .set("linger.ms", "2");
+            // A request publishes its own few events and waits for them: nothing to batch with,
+            // so nothing to wait for (the relay queues its whole batch before it awaits any).
+            .set("linger.ms", "0")
+            // Small produce requests, answered at once: Nagle's algorithm would hold them back.
+            .set("socket.nagle.disable", "true");
         // Build once now, so a bad configuration fails init rather than the first request.
         let producer = config.create_with_context(IamContext)?;
         Ok(Self {
