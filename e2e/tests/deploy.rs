@@ -290,12 +290,13 @@ fn every_nested_output_the_template_reads_exists() {
     }
 }
 
-/// Every publisher gets the brokers KafkaSetup found and may write to the topics; KafkaSetup
-/// creates exactly the topics the code publishes to, and the consumers' mappings wait for it.
+/// Every publisher gets the brokers from KafkaTopics (so after its topics exist) and may write to
+/// them; KafkaTopics creates exactly the topics the code publishes to, with the brokers
+/// KafkaLookup found, and the consumers' mappings wait for it.
 #[test]
 fn every_publisher_gets_its_brokers_from_the_kafka_setup() {
     let doc = document();
-    let topics: BTreeSet<&str> = doc["Resources"]["KafkaSetup"]["Properties"]["Topics"]
+    let topics: BTreeSet<&str> = doc["Resources"]["KafkaTopics"]["Properties"]["Topics"]
         .as_sequence()
         .unwrap()
         .iter()
@@ -310,7 +311,7 @@ fn every_publisher_gets_its_brokers_from_the_kafka_setup() {
     );
     for trigger in ["NotificationsInventoryTrigger", "NotificationsOrderTrigger"] {
         assert_eq!(
-            doc["Resources"][trigger]["DependsOn"], "KafkaSetup",
+            doc["Resources"][trigger]["DependsOn"], "KafkaTopics",
             "{trigger}"
         );
     }
@@ -323,7 +324,7 @@ fn every_publisher_gets_its_brokers_from_the_kafka_setup() {
         publishers += 1;
         assert_eq!(
             tagged(brokers, "GetAtt").as_deref(),
-            Some("KafkaSetup.BootstrapBrokers"),
+            Some("KafkaTopics.BootstrapBrokers"),
             "{binary}"
         );
         let policies = properties["Policies"].as_sequence().unwrap();
@@ -335,4 +336,12 @@ fn every_publisher_gets_its_brokers_from_the_kafka_setup() {
         );
     }
     assert_eq!(publishers, 8, "the eight functions that publish");
+    assert_eq!(
+        tagged(
+            &doc["Resources"]["KafkaTopics"]["Properties"]["BootstrapBrokers"],
+            "GetAtt"
+        )
+        .as_deref(),
+        Some("KafkaLookup.BootstrapBrokers")
+    );
 }

@@ -1,7 +1,8 @@
 //! CloudFormation custom resources, the plumbing every one shares: what a request asks, and the
 //! answer CloudFormation waits for on the request's presigned URL (`SUCCESS` with data, or
 //! `FAILED` with a reason the stack's events show, which rolls the deploy back). Stockroom's are
-//! `Migrations` (`handlers::migrations`) and `KafkaSetup` (stockroom-kafka, `setup`).
+//! `Migrations` (`handlers::migrations`), `KafkaLookup` (`handlers::kafka_brokers`) and
+//! `KafkaTopics` (stockroom-kafka, `setup`).
 
 use std::collections::BTreeMap;
 

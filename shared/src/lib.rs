@@ -16,6 +16,7 @@ pub mod handlers;
 pub mod http;
 pub mod migrate;
 pub mod money;
+pub mod msk_api;
 pub mod notification;
 pub mod notification_store;
 pub mod order;

@@ -55,7 +55,8 @@ async fn other_methods_on_known_paths_are_405_with_allow() {
 const FUNCTIONS: &[(&str, &str)] = &[
     ("events-relay", "relay::run"),
     ("health", "handlers::health::check"),
-    ("kafka-setup", "setup::handle"),
+    ("kafka-brokers", "kafka_brokers::handle"),
+    ("kafka-topics", "setup::handle"),
     ("metrics-janitor", "janitor::run"),
     ("migrate", "migrations::handle"),
     ("not-found", "handlers::fallback::not_found"),

@@ -30,13 +30,17 @@ pub fn document() -> Yaml {
     serde_yaml::from_str(&text).unwrap()
 }
 
-/// Every function resource: its binary (`Metadata.BuildProperties.Binary`) and its properties.
+/// Every function resource (SAM's, and the one plain Lambda function, kafka-brokers): its binary
+/// (`Metadata.BuildProperties.Binary`) and its properties.
 pub fn functions() -> Vec<(String, Yaml)> {
     document()["Resources"]
         .as_mapping()
         .unwrap()
         .values()
-        .filter(|resource| resource["Type"] == "AWS::Serverless::Function")
+        .filter(|resource| {
+            resource["Type"] == "AWS::Serverless::Function"
+                || resource["Type"] == "AWS::Lambda::Function"
+        })
         .map(|resource| {
             let binary = resource["Metadata"]["BuildProperties"]["Binary"]
                 .as_str()

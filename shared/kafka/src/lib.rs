@@ -23,7 +23,6 @@ use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use stockroom::outbox::{OutboxEvent, Publish, PublishError, PublishFuture};
 
-pub mod msk_api;
 pub mod msk_iam;
 pub mod security;
 pub mod setup;

@@ -1,11 +1,10 @@
-//! The `kafka-setup` function, behind the template's `KafkaSetup` custom resource: on every create
-//! and update it finds the cluster's brokers and creates the topics the events go to, then tells
-//! CloudFormation the brokers, which the template hands to the publishers as `KAFKA_BROKERS`.
-//! MSK Serverless needs both: it creates no topic by itself (`auto.create.topics.enable` is off),
-//! and CloudFormation returns only its ARN. Deleting the stack leaves the topics (and their
-//! events) alone.
+//! The `kafka-topics` function, behind the template's `KafkaTopics` custom resource: on every
+//! create and update it creates the topics the events go to where missing (MSK Serverless creates
+//! none by itself: `auto.create.topics.enable` is off), with Kafka's admin API, then answers with
+//! the brokers, which the template hands to the publishers as `KAFKA_BROKERS` (so no publisher
+//! starts before its topic exists). Deleting the stack leaves the topics (and their events) alone.
 //!
-//! Properties: `ClusterArn`; `BootstrapBrokers` (a brought cluster's; empty: look them up);
+//! Properties: `BootstrapBrokers` (from `KafkaLookup`, stockroom's `handlers::kafka_brokers`);
 //! `Topics` (names); `Partitions`.
 
 use std::collections::BTreeMap;
@@ -18,10 +17,10 @@ use rdkafka::types::RDKafkaErrorCode;
 use serde_json::Value;
 use stockroom::custom_resource::{self, Request, Respond, Response};
 
-use crate::{IamContext, client_config, msk_api};
+use crate::{IamContext, client_config};
 
 /// The same on every create and update.
-pub const PHYSICAL_ID: &str = "stockroom-kafka-setup";
+pub const PHYSICAL_ID: &str = "stockroom-kafka-topics";
 const TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Creates `topics` with `partitions` each where missing (the cluster's replication); returns
@@ -55,26 +54,21 @@ pub async fn ensure_topics(
     Ok(created)
 }
 
-/// Handles one custom-resource request; `env` gives the environment's variables (AWS's, for the
-/// lookup). Fails only when the answer could not be delivered.
+/// Handles one custom-resource request. Fails only when the answer could not be delivered.
 pub async fn handle(
     event: LambdaEvent<CloudFormationCustomResourceRequest>,
-    env: impl Fn(&str) -> Option<String>,
     respond: &impl Respond,
 ) -> Result<Response, String> {
     let request = Request::try_from(event.payload)?;
     let outcome = if request.apply {
-        set_up(&request.properties, env).await
+        set_up(&request.properties).await
     } else {
         Ok(BTreeMap::new())
     };
     custom_resource::answer(request, PHYSICAL_ID, outcome, respond).await
 }
 
-async fn set_up(
-    properties: &Value,
-    env: impl Fn(&str) -> Option<String>,
-) -> Result<BTreeMap<String, String>, String> {
+async fn set_up(properties: &Value) -> Result<BTreeMap<String, String>, String> {
     let text = |name: &str| properties[name].as_str().unwrap_or_default().trim();
     let topics: Vec<String> = properties["Topics"]
         .as_array()
@@ -100,14 +94,11 @@ async fn set_up(
             )
         })?;
     let brokers = match text("BootstrapBrokers") {
-        "" => match text("ClusterArn") {
-            "" => return Err("ClusterArn or BootstrapBrokers must be given".into()),
-            arn => msk_api::bootstrap_brokers(arn, env).await?,
-        },
+        "" => return Err("BootstrapBrokers must be given".into()),
         given => given.to_owned(),
     };
     let created = ensure_topics(&brokers, &topics, partitions).await?;
-    tracing::info!(%brokers, ?created, "Kafka set up");
+    tracing::info!(%brokers, ?created, "topics in place");
     Ok(BTreeMap::from([
         ("BootstrapBrokers".to_owned(), brokers),
         ("CreatedTopics".to_owned(), format!("{created:?}")),

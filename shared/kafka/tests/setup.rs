@@ -1,6 +1,6 @@
-//! The `kafka-setup` function through real CloudFormation custom-resource events, against the test
+//! The `kafka-topics` function through real CloudFormation custom-resource events, against the test
 //! broker: topics created once with their partitions, the brokers handed back for the publishers,
-//! and a failed lookup or bad properties failing the deploy with the reason.
+//! and bad properties failing the deploy with the reason.
 
 use std::time::Duration;
 
@@ -14,10 +14,6 @@ fn brokers() -> String {
     std::env::var(KAFKA_BROKERS).unwrap_or_else(|_| {
         panic!("{KAFKA_BROKERS} is not set: run the tests with localstack/test")
     })
-}
-
-fn env(var: &str) -> Option<String> {
-    std::env::var(var).ok()
 }
 
 /// The partitions of `topic` on the test broker, as its metadata says.
@@ -36,14 +32,13 @@ fn partitions(topic: &str) -> usize {
 async fn create_makes_the_topics_once_and_answers_the_brokers() {
     let topics = [unique("setup-inventory"), unique("setup-orders")];
     let properties = json!({
-        "ClusterArn": "",
         "BootstrapBrokers": brokers(),
         "Topics": topics,
         "Partitions": "3",
     });
     let kept = Kept::default();
     let event = custom_resource_event("Create", "https://s3.example/answer", properties.clone());
-    setup::handle(event, env, &kept).await.unwrap();
+    setup::handle(event, &kept).await.unwrap();
     let (_, answer) = kept.only();
     assert_eq!(answer["Status"], "SUCCESS", "{answer}");
     assert_eq!(answer["PhysicalResourceId"], setup::PHYSICAL_ID);
@@ -59,14 +54,14 @@ async fn create_makes_the_topics_once_and_answers_the_brokers() {
     // An update finds them there and creates nothing.
     let kept = Kept::default();
     let event = custom_resource_event("Update", "https://s3.example/again", properties);
-    setup::handle(event, env, &kept).await.unwrap();
+    setup::handle(event, &kept).await.unwrap();
     let (_, answer) = kept.only();
     assert_eq!(answer["Status"], "SUCCESS", "{answer}");
     assert_eq!(answer["Data"]["CreatedTopics"], "[]");
 }
 
 #[tokio::test]
-async fn bad_properties_and_a_failed_lookup_fail_the_deploy_with_the_reason() {
+async fn bad_properties_fail_the_deploy_with_the_reason() {
     let cases = [
         (
             json!({"BootstrapBrokers": brokers(), "Topics": [], "Partitions": "3"}),
@@ -77,14 +72,14 @@ async fn bad_properties_and_a_failed_lookup_fail_the_deploy_with_the_reason() {
             "Partitions",
         ),
         (
-            json!({"ClusterArn": "", "BootstrapBrokers": "", "Topics": ["t"], "Partitions": "3"}),
-            "ClusterArn or BootstrapBrokers",
+            json!({"BootstrapBrokers": "", "Topics": ["t"], "Partitions": "3"}),
+            "BootstrapBrokers must be given",
         ),
     ];
     for (properties, says) in cases {
         let kept = Kept::default();
         let event = custom_resource_event("Create", "https://s3.example/answer", properties);
-        setup::handle(event, env, &kept).await.unwrap();
+        setup::handle(event, &kept).await.unwrap();
         let (_, answer) = kept.only();
         assert_eq!(answer["Status"], "FAILED", "{answer}");
         assert!(
@@ -92,33 +87,12 @@ async fn bad_properties_and_a_failed_lookup_fail_the_deploy_with_the_reason() {
             "{answer}"
         );
     }
-    // The lookup goes to the local AWS endpoint, which has no MSK: the deploy fails saying which
-    // cluster and what the endpoint answered.
-    let arn = "arn:aws:kafka:us-east-1:123456789012:cluster/stockroom/0a1b2c3d-s1";
-    let lookup = |var: &str| match var {
-        "AWS_ENDPOINT_URL_KAFKA" => env("AWS_ENDPOINT_URL_SQS"),
-        _ => env(var),
-    };
-    let kept = Kept::default();
-    let event = custom_resource_event(
-        "Create",
-        "https://s3.example/answer",
-        json!({"ClusterArn": arn, "BootstrapBrokers": "", "Topics": ["t"], "Partitions": "3"}),
-    );
-    setup::handle(event, lookup, &kept).await.unwrap();
-    let (_, answer) = kept.only();
-    assert_eq!(answer["Status"], "FAILED", "{answer}");
-    let reason = answer["Reason"].as_str().unwrap();
-    assert!(
-        reason.contains(arn) && reason.contains("MSK answered"),
-        "{reason}"
-    );
 }
 
 #[tokio::test]
 async fn delete_leaves_the_topics_alone_and_succeeds() {
     let kept = Kept::default();
     let event = custom_resource_event("Delete", "https://s3.example/answer", json!({}));
-    setup::handle(event, |_: &str| None, &kept).await.unwrap();
+    setup::handle(event, &kept).await.unwrap();
     assert_eq!(kept.only().1["Status"], "SUCCESS");
 }

@@ -4,6 +4,7 @@
 pub mod fallback;
 pub mod health;
 pub mod janitor;
+pub mod kafka_brokers;
 pub mod migrations;
 pub mod notifications;
 pub mod orders;

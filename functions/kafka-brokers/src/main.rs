@@ -1,14 +1,13 @@
-//! CloudFormation custom resource `KafkaSetup`: finds the cluster's brokers and creates the events'
-//! topics on every deploy.
+//! CloudFormation custom resource `KafkaLookup`: the MSK cluster's bootstrap brokers.
 use lambda_runtime::{Error, run, service_fn};
 use stockroom::custom_resource::PresignedPut;
-use stockroom_kafka::setup;
+use stockroom::handlers::kafka_brokers;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     stockroom::telemetry::init(env!("CARGO_BIN_NAME"));
     run(service_fn(|event| {
-        setup::handle(event, |var| std::env::var(var).ok(), &PresignedPut)
+        kafka_brokers::handle(event, |var| std::env::var(var).ok(), &PresignedPut)
     }))
     .await
 }

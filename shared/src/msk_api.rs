@@ -1,10 +1,11 @@
 //! MSK's control plane, for the one thing CloudFormation cannot tell: a cluster's bootstrap brokers
 //! (`GetBootstrapBrokers`; `AWS::MSK::ServerlessCluster` returns only its ARN). One signed GET
-//! ([`stockroom::aws_api`]); in the stack's VPC it goes through the MSK API's interface endpoint.
+//! ([`crate::aws_api`]), from the `kafka-brokers` function, which runs outside the VPC for it.
 
 use serde::Deserialize;
-use stockroom::aws_api;
-use stockroom::sigv4::uri_encode;
+
+use crate::aws_api;
+use crate::sigv4::uri_encode;
 
 /// The `host:port` list for IAM clients (port 9098) of `cluster_arn`.
 pub async fn bootstrap_brokers(
