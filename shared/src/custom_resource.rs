@@ -91,6 +91,28 @@ pub trait Respond {
     ) -> impl std::future::Future<Output = Result<(), String>>;
 }
 
+/// Handles one request the way every Stockroom custom resource does: a Create or Update runs
+/// `apply` on the resource's properties, a Delete leaves everything alone; then answers under
+/// `physical_id`. Fails only when the answer could not be delivered.
+pub async fn handle<Apply, Applied>(
+    request: CloudFormationCustomResourceRequest,
+    physical_id: &str,
+    respond: &impl Respond,
+    apply: Apply,
+) -> Result<Response, String>
+where
+    Apply: FnOnce(Value) -> Applied,
+    Applied: std::future::Future<Output = Result<BTreeMap<String, String>, String>>,
+{
+    let mut request = Request::try_from(request)?;
+    let outcome = if request.apply {
+        apply(std::mem::take(&mut request.properties)).await
+    } else {
+        Ok(BTreeMap::new())
+    };
+    answer(request, physical_id, outcome, respond).await
+}
+
 /// Answers `request` with `outcome` under `physical_id` (the same on every create and update, so
 /// an update never asks CloudFormation to replace, and delete, the resource). Fails only when the
 /// answer could not be delivered (CloudFormation would wait for it).

@@ -15,7 +15,7 @@ use lambda_runtime::LambdaEvent;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::types::RDKafkaErrorCode;
 use serde_json::Value;
-use stockroom::custom_resource::{self, Request, Respond, Response};
+use stockroom::custom_resource::{self, Respond, Response};
 
 use crate::{IamContext, client_config};
 
@@ -59,13 +59,10 @@ pub async fn handle(
     event: LambdaEvent<CloudFormationCustomResourceRequest>,
     respond: &impl Respond,
 ) -> Result<Response, String> {
-    let request = Request::try_from(event.payload)?;
-    let outcome = if request.apply {
-        set_up(&request.properties).await
-    } else {
-        Ok(BTreeMap::new())
-    };
-    custom_resource::answer(request, PHYSICAL_ID, outcome, respond).await
+    custom_resource::handle(event.payload, PHYSICAL_ID, respond, async |properties| {
+        set_up(&properties).await
+    })
+    .await
 }
 
 async fn set_up(properties: &Value) -> Result<BTreeMap<String, String>, String> {

@@ -11,7 +11,7 @@ use aws_lambda_events::event::cloudformation::CloudFormationCustomResourceReques
 use lambda_http::LambdaEvent;
 use serde_json::Value;
 
-use crate::custom_resource::{self, Request, Respond, Response};
+use crate::custom_resource::{self, Respond, Response};
 
 /// The same on every create and update.
 pub const PHYSICAL_ID: &str = "stockroom-kafka-brokers";
@@ -23,13 +23,10 @@ pub async fn handle(
     env: impl Fn(&str) -> Option<String>,
     respond: &impl Respond,
 ) -> Result<Response, String> {
-    let request = Request::try_from(event.payload)?;
-    let outcome = if request.apply {
-        brokers(&request.properties, env).await
-    } else {
-        Ok(BTreeMap::new())
-    };
-    custom_resource::answer(request, PHYSICAL_ID, outcome, respond).await
+    custom_resource::handle(event.payload, PHYSICAL_ID, respond, async |properties| {
+        brokers(&properties, env).await
+    })
+    .await
 }
 
 async fn brokers(

@@ -16,7 +16,7 @@ use aws_lambda_events::event::cloudformation::CloudFormationCustomResourceReques
 use lambda_http::LambdaEvent;
 use serde_json::Value;
 
-use crate::custom_resource::{self, Request};
+use crate::custom_resource;
 pub use crate::custom_resource::{PresignedPut, Respond, Response};
 
 use crate::migrate::{self, DATABASES};
@@ -36,14 +36,11 @@ pub async fn handle(
     env: impl Fn(&str) -> Option<String>,
     respond: &impl Respond,
 ) -> Result<Response, String> {
-    let request = Request::try_from(event.payload)?;
     // A delete leaves the databases alone.
-    let outcome = if request.apply {
-        set_up(&env, &request.properties).await
-    } else {
-        Ok(BTreeMap::new())
-    };
-    custom_resource::answer(request, PHYSICAL_ID, outcome, respond).await
+    custom_resource::handle(event.payload, PHYSICAL_ID, respond, async |properties| {
+        set_up(&env, &properties).await
+    })
+    .await
 }
 
 /// The bootstrap, where configured, then every database's pending migrations.
