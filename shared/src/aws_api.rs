@@ -21,6 +21,15 @@ pub struct Call<'a> {
     pub body: &'a [u8],
 }
 
+/// An HTTP agent that gives up after `timeout` and hands every status back to the caller.
+pub(crate) fn agent(timeout: Duration) -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .timeout_global(Some(timeout))
+        .http_status_as_error(false)
+        .build()
+        .new_agent()
+}
+
 /// Where the service answers: `endpoint_var`, else `AWS_ENDPOINT_URL`, else the region's.
 pub fn endpoint(call: &Call<'_>, var: &impl Fn(&str) -> Option<String>, region: &str) -> String {
     var(call.endpoint_var)
@@ -41,50 +50,31 @@ pub async fn send(
     let base = endpoint(&call, &var, &credentials.region);
     let host = base
         .split_once("://")
-        .map_or(base.as_str(), |(_, rest)| rest)
-        .to_owned();
+        .map_or(base.as_str(), |(_, rest)| rest);
     let request = sigv4::Request {
         method: call.method,
-        host: &host,
+        host,
         path: call.path,
         headers: call.headers,
         body: call.body,
     };
     let signed = sigv4::sign(&credentials, call.service, &request, chrono::Utc::now());
-    let headers: Vec<(String, String)> = call
+    let mut request = ureq::http::Request::builder()
+        .method(call.method)
+        .uri(format!("{base}{}", call.path));
+    for (name, value) in call
         .headers
         .iter()
-        .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
-        .chain(signed.into_iter().map(|(n, v)| (n.to_owned(), v)))
-        .collect();
-    let (url, method, body) = (
-        format!("{base}{}", call.path),
-        call.method.to_owned(),
-        call.body.to_vec(),
-    );
-    let sent = tokio::task::spawn_blocking(move || {
-        let agent = ureq::Agent::config_builder()
-            .timeout_global(Some(TIMEOUT))
-            .http_status_as_error(false)
-            .build()
-            .new_agent();
-        let mut answer = match method.as_str() {
-            "GET" => {
-                let mut request = agent.get(&url);
-                for (name, value) in &headers {
-                    request = request.header(name, value);
-                }
-                request.call()
-            }
-            _ => {
-                let mut request = agent.post(&url);
-                for (name, value) in &headers {
-                    request = request.header(name, value);
-                }
-                request.send(&body[..])
-            }
-        }
+        .map(|(n, v)| (*n, (*v).to_owned()))
+        .chain(signed)
+    {
+        request = request.header(name, value);
+    }
+    let request = request
+        .body(call.body.to_vec())
         .map_err(|err| err.to_string())?;
+    let sent = tokio::task::spawn_blocking(move || {
+        let mut answer = agent(TIMEOUT).run(request).map_err(|err| err.to_string())?;
         let status = answer.status().as_u16();
         let text = answer
             .body_mut()

@@ -59,12 +59,16 @@ async fn exists(admin: &Client, sql: &str, name: &str) -> Result<bool, tokio_pos
         .is_empty())
 }
 
+async fn role_exists(admin: &Client, role: &str) -> Result<bool, tokio_postgres::Error> {
+    exists(admin, "SELECT FROM pg_roles WHERE rolname = $1", role).await
+}
+
 /// Creates what `layout` names and is missing; returns the databases it created.
 pub async fn bootstrap(admin: &Client, layout: &Layout<'_>) -> Result<Vec<String>, BootstrapError> {
-    let iam = exists(admin, "SELECT FROM pg_roles WHERE rolname = $1", "rds_iam").await?;
+    let iam = role_exists(admin, "rds_iam").await?;
     for role in [layout.owner, layout.orders_role] {
         let quoted = ident(role)?;
-        if exists(admin, "SELECT FROM pg_roles WHERE rolname = $1", role).await? {
+        if role_exists(admin, role).await? {
             admin
                 .batch_execute(&format!("ALTER ROLE {quoted} LOGIN"))
                 .await?;

@@ -14,14 +14,14 @@ use serde_json::Value;
 const MAX_REASON: usize = 3000;
 
 /// One request, whatever its type.
-pub struct Request {
+struct Request {
     /// Create or Update: do the work. Delete: Stockroom's resources leave their data alone.
-    pub apply: bool,
-    pub response_url: String,
-    pub stack_id: String,
-    pub request_id: String,
-    pub logical_resource_id: String,
-    pub properties: Value,
+    apply: bool,
+    response_url: String,
+    stack_id: String,
+    request_id: String,
+    logical_resource_id: String,
+    properties: Value,
 }
 
 impl TryFrom<CloudFormationCustomResourceRequest> for Request {
@@ -116,7 +116,7 @@ where
 /// Answers `request` with `outcome` under `physical_id` (the same on every create and update, so
 /// an update never asks CloudFormation to replace, and delete, the resource). Fails only when the
 /// answer could not be delivered (CloudFormation would wait for it).
-pub async fn answer(
+async fn answer(
     request: Request,
     physical_id: &str,
     outcome: Result<BTreeMap<String, String>, String>,
@@ -154,12 +154,7 @@ impl Respond for PresignedPut {
     async fn respond(&self, url: &str, body: String) -> Result<(), String> {
         let url = url.to_owned();
         tokio::task::spawn_blocking(move || {
-            let agent = ureq::Agent::config_builder()
-                .timeout_global(Some(std::time::Duration::from_secs(30)))
-                .http_status_as_error(false)
-                .build()
-                .new_agent();
-            let answer = agent
+            let answer = crate::aws_api::agent(std::time::Duration::from_secs(30))
                 .put(&url)
                 .header("content-type", "")
                 .send(body.as_bytes())
