@@ -1,5 +1,5 @@
 //! Faults on the real parts of the test stack, each under order load over HTTP: the broker
-//! restarted, the SQS endpoint stopped or frozen, PostgreSQL restarted. After each: every placed
+//! frozen or restarted, the SQS endpoint stopped or frozen, PostgreSQL restarted. After each: every placed
 //! order's event is on the topic (twice only where the outage left its delivery in doubt) and
 //! recorded exactly once, alerts reach SQS, and stock agrees with the orders. Run one at a time (`--test-threads=1`), after the other tests.
 
@@ -50,6 +50,60 @@ fn alerts_of(ids: &BTreeSet<String>) -> Vec<String> {
         .filter_map(|m| m["event_id"].as_str().map(str::to_owned))
         .filter(|id| ids.contains(id))
         .collect()
+}
+
+/// Sorted first of the fault tests (libtest runs them by name), so no publisher is still backing
+/// off from an earlier broker fault and the first order really meets the frozen broker.
+#[test]
+fn a_broker_frozen_mid_order_holds_up_no_answer_and_loses_no_event() {
+    const ORDERS: usize = 4;
+    let product = product(INITIAL);
+    let body = format!(r#"{{"product_id":{product},"quantity":1}}"#);
+    let warm = post("/api/orders", &body).expect("the API answers");
+    assert_eq!(warm.0, 201, "{}", warm.1);
+    // Let the warm order's publish finish, so its environment is free for the first below.
+    sleep(Duration::from_secs(1));
+    ctl("freeze", "broker");
+    let mut answers = Vec::new();
+    for _ in 0..ORDERS {
+        let started = Instant::now();
+        let answer = post("/api/orders", &body).expect("the API answers");
+        answers.push((answer, started.elapsed()));
+    }
+    // Longer than the publisher's 5 s wait for the broker: the functions have given up by now.
+    sleep(Duration::from_secs(7));
+    ctl("thaw", "broker");
+    let thawed = Instant::now();
+    let first = answers[0].1;
+    for ((status, body), _) in &answers {
+        assert_eq!(*status, 201, "{body}");
+    }
+    // Before events were published after the response, the first order after the freeze took
+    // the publisher's whole 5 s wait.
+    assert!(
+        first < Duration::from_secs(2),
+        "the first order after the freeze waited for the broker: {first:?}"
+    );
+    let mut orders: Vec<i64> = answers
+        .iter()
+        .map(|((_, body), _)| body["id"].as_i64().unwrap())
+        .collect();
+    orders.push(warm.1["id"].as_i64().unwrap());
+    let ids = delivered(&orders, Duration::from_secs(90));
+    eprintln!(
+        "first order answered in {:.0} ms with the broker frozen; all {} delivered {:.1} s after it thawed",
+        first.as_secs_f64() * 1000.0,
+        orders.len(),
+        thawed.elapsed().as_secs_f64()
+    );
+    // The frozen broker reads a produce the function gave up on once it thaws: that event is
+    // in doubt and the relay sends it again (at most once more).
+    let copies = on_topic_copies(&orders, &ids);
+    assert!(
+        copies.len() <= ORDERS && copies.iter().all(|(_, n)| *n == 2),
+        "more copies than the orders placed during the freeze: {copies:?}"
+    );
+    assert_stock_invariant(product, INITIAL.into());
 }
 
 #[test]

@@ -7,6 +7,7 @@
 //! statements, and nothing sets session state, so RDS Proxy can multiplex without pinning.
 
 use std::borrow::Cow;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::{Mutex, MutexGuard};
@@ -63,13 +64,15 @@ impl From<tokio_postgres::Error> for DbError {
     }
 }
 
-/// The connection of this execution environment, reopened on demand.
+/// The connection of this execution environment, reopened on demand. A clone is another handle
+/// to the same connection (for work that runs after the response, see [`crate::after_response`]).
+#[derive(Clone)]
 pub struct Db {
     config: Config,
     tls: MakeRustlsConnect,
     /// Whether each connection presents a fresh IAM token as its password.
     iam: bool,
-    slot: Mutex<Slot>,
+    slot: Arc<Mutex<Slot>>,
     /// `<database>_query_duration_seconds`: `inventory_db_query_duration_seconds` and so on, the
     /// original system's names.
     query_metric: String,
@@ -166,7 +169,7 @@ impl Db {
             config,
             tls,
             iam,
-            slot: Mutex::new(Slot::default()),
+            slot: Arc::new(Mutex::new(Slot::default())),
             query_metric,
         })
     }

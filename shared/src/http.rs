@@ -7,10 +7,12 @@ use std::future::Future;
 use std::time::Instant;
 
 use lambda_http::http::{StatusCode, header};
-use lambda_http::{Body, Request, RequestExt, Response, service_fn};
+use lambda_http::lambda_runtime::{Runtime, layers::TracingLayer};
+use lambda_http::{Adapter, Body, Request, RequestExt, Response, service_fn};
 use serde::Serialize;
 
 use crate::ApiError;
+use crate::after_response::AfterResponseLayer;
 use crate::pagination::{Page, WHOLE_LIST_BYTES};
 use crate::request_body::JsonObject;
 
@@ -65,18 +67,25 @@ impl Endpoint {
 /// for every function (`<service>_http_requests_total{method,endpoint,status}` and
 /// `<service>_http_request_duration_seconds{method,endpoint}`); the metrics are then pushed in
 /// the background ([`crate::telemetry`]). With `AUTH_MODE=local` the caller's development token
-/// is verified here first ([`crate::auth`]).
+/// is verified here first ([`crate::auth`]). What the handler leaves for after the response
+/// ([`crate::after_response`]) runs once the response is posted.
 pub async fn serve<F, Fut>(endpoint: Endpoint, handler: F) -> Result<(), lambda_http::Error>
 where
     F: Fn(Request) -> Fut + Sync,
     Fut: Future<Output = HandlerResult> + Send,
 {
     let auth = crate::auth::init()?;
-    lambda_http::run(service_fn(|request: Request| {
+    let handler = service_fn(|request: Request| {
         let now = chrono::Utc::now().timestamp();
         observed(endpoint, &handler, auth.authenticate_locally(request, now))
-    }))
-    .await
+    });
+    // `lambda_http::run`'s runtime (its adapter, the tracing span), with the after-response layer
+    // outside the service that posts the response.
+    Runtime::new(Adapter::from(handler))
+        .layer(AfterResponseLayer::default())
+        .layer(TracingLayer::new())
+        .run()
+        .await
 }
 
 async fn observed<F, Fut>(endpoint: Endpoint, handler: &F, request: Request) -> HandlerResult

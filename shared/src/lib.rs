@@ -5,6 +5,7 @@
 //! validation, exact money, the JSON error shape, keyset pagination, the PostgreSQL connection that
 //! survives a frozen execution environment, the store's SQL and the schema migrations.
 
+pub mod after_response;
 pub mod auth;
 pub mod aws_api;
 pub mod bootstrap;

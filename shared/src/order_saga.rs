@@ -25,7 +25,7 @@ use crate::ApiError;
 use crate::db::{Db, DbError, ORDER_DATABASE_URL, STOCK_RESERVATION_DATABASE_URL};
 use crate::order::{Order, OrderKind, OrderLine, OrderRequest, OrderStatus};
 use crate::order_store::{self, CancelStart, Claim};
-use crate::outbox::{Publish, publish_transaction, publish_transactions};
+use crate::outbox::{Publisher, publish_transaction, publish_transactions};
 use crate::reservation::{self, ReservationState, ReserveError};
 
 /// How long an `Idempotency-Key` is remembered.
@@ -38,11 +38,11 @@ pub const IDEMPOTENCY_KEY_MAX_CHARS: usize = 255;
 pub struct OrderContext {
     pub orders: Db,
     pub stock: Db,
-    pub events: Option<Box<dyn Publish>>,
+    pub events: Option<Publisher>,
 }
 
 impl OrderContext {
-    pub async fn from_env(events: Option<Box<dyn Publish>>) -> Result<Self, DbError> {
+    pub async fn from_env(events: Option<Publisher>) -> Result<Self, DbError> {
         Ok(Self {
             orders: Db::from_env(ORDER_DATABASE_URL).await?,
             stock: Db::from_env(STOCK_RESERVATION_DATABASE_URL).await?,
@@ -50,8 +50,8 @@ impl OrderContext {
         })
     }
 
-    fn publisher(&self) -> Option<&dyn Publish> {
-        self.events.as_deref()
+    fn publisher(&self) -> Option<&Publisher> {
+        self.events.as_ref()
     }
 }
 

@@ -10,10 +10,12 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use uuid::Uuid;
 
+use crate::after_response;
 use crate::db::{Db, DbError};
 use crate::outbox_store::{self, Backlog};
 use crate::telemetry;
@@ -56,36 +58,48 @@ pub trait Publish: Send + Sync {
     fn publish<'a>(&'a self, events: &'a [OutboxEvent]) -> PublishFuture<'a>;
 }
 
+/// The environment's publisher, shared with the work that runs after the response.
+pub type Publisher = Arc<dyn Publish>;
+
 /// After a commit: publishes the events transaction `txid` wrote and marks them published, and
 /// updates the stock level gauges from its inventory events. Never fails the request: if the
 /// broker or the database is unavailable, the events stay in the outbox and the relay publishes
 /// them.
-pub async fn publish_transaction(db: &Db, publisher: Option<&dyn Publish>, txid: i64) {
+pub async fn publish_transaction(db: &Db, publisher: Option<&Publisher>, txid: i64) {
     publish_transactions(publisher, &[(db, txid)]).await;
 }
 
 /// [`publish_transaction`] for every transaction one request committed, in whichever databases:
 /// one batch to the broker, so one wait for its acknowledgement (an order commits in inventory_db
-/// and in order_db), then each database's events are marked published.
-pub async fn publish_transactions(publisher: Option<&dyn Publish>, written: &[(&Db, i64)]) {
+/// and in order_db), then each database's events are marked published. In a function this runs
+/// after the response is posted ([`after_response`]): the caller does not wait for the broker.
+pub async fn publish_transactions(publisher: Option<&Publisher>, written: &[(&Db, i64)]) {
     if publisher.is_none() && !telemetry::stock_levels_on() {
         return;
     }
-    if let Err(err) = try_publish_transactions(publisher, written).await {
-        let txids: Vec<i64> = written.iter().map(|(_, txid)| *txid).collect();
-        tracing::warn!(error = %crate::error::chain(&err), ?txids, "events left to the relay");
-    }
+    let publisher = publisher.cloned();
+    let written: Vec<(Db, i64)> = written
+        .iter()
+        .map(|&(db, txid)| (db.clone(), txid))
+        .collect();
+    after_response::later(async move {
+        if let Err(err) = try_publish_transactions(publisher.as_deref(), &written).await {
+            let txids: Vec<i64> = written.iter().map(|(_, txid)| *txid).collect();
+            tracing::warn!(error = %crate::error::chain(&err), ?txids, "events left to the relay");
+        }
+    })
+    .await;
 }
 
 async fn try_publish_transactions(
     publisher: Option<&dyn Publish>,
-    written: &[(&Db, i64)],
+    written: &[(Db, i64)],
 ) -> Result<(), OutboxError> {
     let mut found = Vec::with_capacity(written.len());
-    for &(db, txid) in written {
+    for (db, txid) in written {
         let events = db
             .run("outbox_unpublished", async |c| {
-                outbox_store::unpublished_of(c, txid).await
+                outbox_store::unpublished_of(c, *txid).await
             })
             .await?;
         telemetry::stock_levels(&events);

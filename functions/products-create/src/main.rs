@@ -8,10 +8,10 @@ use stockroom_kafka::KafkaPublisher;
 async fn main() -> Result<(), Error> {
     stockroom::telemetry::init(env!("CARGO_BIN_NAME"));
     let db = Db::from_env(stockroom::db::INVENTORY_DATABASE_URL).await?;
-    let events = KafkaPublisher::boxed_from_env()?;
+    let events = KafkaPublisher::shared_from_env()?;
     serve(
         Endpoint::new(Service::Inventory, "/api/products"),
-        |request| handlers::products::create(&db, events.as_deref(), request),
+        |request| handlers::products::create(&db, events.as_ref(), request),
     )
     .await
 }

@@ -13,7 +13,7 @@
 //! TLS and authentication (MSK IAM, SCRAM) come from the environment: [`security`].
 
 use std::error::Error;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rdkafka::ClientConfig;
@@ -21,7 +21,7 @@ use rdkafka::client::{ClientContext, OAuthToken};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use stockroom::outbox::{OutboxEvent, Publish, PublishError, PublishFuture};
+use stockroom::outbox::{OutboxEvent, Publish, PublishError, PublishFuture, Publisher};
 
 pub mod msk_iam;
 pub mod security;
@@ -120,9 +120,9 @@ impl KafkaPublisher {
         }
     }
 
-    /// As the boxed trait object the handlers take.
-    pub fn boxed_from_env() -> Result<Option<Box<dyn Publish>>, KafkaError> {
-        Ok(Self::from_env()?.map(|p| Box::new(p) as Box<dyn Publish>))
+    /// As the shared trait object the handlers take.
+    pub fn shared_from_env() -> Result<Option<Publisher>, KafkaError> {
+        Ok(Self::from_env()?.map(|p| Arc::new(p) as Publisher))
     }
 
     /// The live producer, built anew if the last one was discarded.

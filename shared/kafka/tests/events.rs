@@ -13,7 +13,7 @@ use serde_json::Value;
 use stockroom::db::{Db, INVENTORY_DATABASE_URL, NOTIFICATION_DATABASE_URL, ORDER_DATABASE_URL};
 use stockroom::order::OrderRequest;
 use stockroom::order_saga::{self, OrderContext};
-use stockroom::outbox::{self, Publish};
+use stockroom::outbox::{self, Publisher};
 use stockroom::request_body::JsonObject;
 use stockroom_kafka::{KAFKA_BROKERS, KafkaPublisher};
 
@@ -69,8 +69,8 @@ fn ids(rows: &[(String, String, bool)]) -> BTreeSet<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_product_change_yields_exactly_its_events() {
     let db = Db::new(&std::env::var(INVENTORY_DATABASE_URL).unwrap()).unwrap();
-    let kafka = publisher();
-    let events: Option<&dyn Publish> = Some(&kafka);
+    let kafka: Publisher = std::sync::Arc::new(publisher());
+    let events = Some(&kafka);
     let name = unique("evented");
     let request = Event::new("POST", "/api/products", "/api/products")
         .json_body(&format!(r#"{{"name":"{name}","price":12.50,"stock":20}}"#))
@@ -156,7 +156,7 @@ async fn every_product_change_yields_exactly_its_events() {
 }
 
 fn with_publisher(mut dbs: OrderContext, publisher: KafkaPublisher) -> OrderContext {
-    dbs.events = Some(Box::new(publisher));
+    dbs.events = Some(std::sync::Arc::new(publisher));
     dbs
 }
 

@@ -9,7 +9,7 @@ use crate::db::Db;
 use crate::http::{
     HandlerResult, error_response, json_body, list_reply, no_content, page, path_id, reply,
 };
-use crate::outbox::{Publish, publish_transaction};
+use crate::outbox::{Publisher, publish_transaction};
 use crate::product::STOCK_MAX;
 use crate::product::{Product, ProductInput};
 use crate::product_store::{self, Adjusted, Replaced, Txid};
@@ -21,7 +21,7 @@ fn missing(id: i64) -> ApiError {
 /// Publishes the events of a committed write (see [`crate::outbox`]) and drops its txid.
 async fn published<T>(
     db: &Db,
-    events: Option<&dyn Publish>,
+    events: Option<&Publisher>,
     written: Result<(T, Txid), ApiError>,
 ) -> Result<T, ApiError> {
     let (value, txid) = written?;
@@ -30,7 +30,7 @@ async fn published<T>(
 }
 
 /// `POST /api/products` → 201 with the product.
-pub async fn create(db: &Db, events: Option<&dyn Publish>, request: Request) -> HandlerResult {
+pub async fn create(db: &Db, events: Option<&Publisher>, request: Request) -> HandlerResult {
     let written = async {
         auth::require_admin(&request)?;
         let input = ProductInput::from_json(&json_body(&request)?)?;
@@ -112,7 +112,7 @@ async fn find(db: &Db, id: i64) -> Result<Product, ApiError> {
 /// With `If-Match: "<ETag>"` only if the product is still that version, 412 otherwise: a restock
 /// computed from an old read must not erase the sales made since. Without it, as the original
 /// clients send it, the last write wins.
-pub async fn update(db: &Db, events: Option<&dyn Publish>, request: Request) -> HandlerResult {
+pub async fn update(db: &Db, events: Option<&Publisher>, request: Request) -> HandlerResult {
     let written = async {
         auth::require_admin(&request)?;
         let id = path_id(&request, "id", "product")?;
@@ -140,11 +140,7 @@ pub async fn update(db: &Db, events: Option<&dyn Publish>, request: Request) -> 
 /// away) → 200 with the product. A restock or a count correction without reading first, so it
 /// can never erase a concurrent sale; 409 `insufficient_stock` below zero, 422 past the largest
 /// stock a write may set.
-pub async fn adjust_stock(
-    db: &Db,
-    events: Option<&dyn Publish>,
-    request: Request,
-) -> HandlerResult {
+pub async fn adjust_stock(db: &Db, events: Option<&Publisher>, request: Request) -> HandlerResult {
     let written = async {
         auth::require_admin(&request)?;
         let id = path_id(&request, "id", "product")?;
@@ -182,7 +178,7 @@ pub async fn adjust_stock(
 }
 
 /// `DELETE /api/products/{id}` → 204, 404 when there is none.
-pub async fn delete(db: &Db, events: Option<&dyn Publish>, request: Request) -> HandlerResult {
+pub async fn delete(db: &Db, events: Option<&Publisher>, request: Request) -> HandlerResult {
     let written = async {
         auth::require_admin(&request)?;
         let id = path_id(&request, "id", "product")?;

@@ -26,7 +26,7 @@ impl Environment {
     /// set); without, they leave them to the relay, which shows what the broker costs.
     pub async fn new(broker: bool) -> Self {
         let events = if broker {
-            stockroom_kafka::KafkaPublisher::boxed_from_env().expect("Kafka settings")
+            stockroom_kafka::KafkaPublisher::shared_from_env().expect("Kafka settings")
         } else {
             None
         };
