@@ -106,6 +106,11 @@ impl Event {
         self
     }
 
+    /// The event as API Gateway sends it to Lambda (JSON).
+    pub fn event_json(&self) -> String {
+        self.value.to_string()
+    }
+
     /// The request exactly as lambda_http decodes the event.
     pub fn request(&self) -> Request {
         lambda_http::request::from_str(&self.value.to_string()).expect("a valid HTTP API event")

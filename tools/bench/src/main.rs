@@ -6,12 +6,16 @@
 //! 2. end to end: HTTP through `cargo lambda watch --release`, loaded by wrk ([`wrk`]);
 //! 3. the limit: pgbench's one-transaction order in the same run ([`pgbench`]);
 //!
-//! then what one order costs ([`cost`]). After every scenario the stock invariant is checked
-//! across both databases. Writes `bench/results.json` and `BENCHMARKS.md`.
+//! then what one order costs ([`cost`]), and each HTTP function's cold start, peak memory and
+//! size under a Runtime API of its own ([`coldstart`]). After every scenario the stock invariant
+//! is checked across both databases. Writes `bench/results.json`, `BENCHMARKS.md` and its
+//! pictures ([`plots`]).
 
+mod coldstart;
 mod cost;
 mod inprocess;
 mod pgbench;
+mod plots;
 mod report;
 mod scenario;
 mod stats;
@@ -47,6 +51,8 @@ pub struct Results {
     pub end_to_end: Vec<Row>,
     pub pgbench: Vec<pgbench::PgbenchResult>,
     pub cost: cost::Cost,
+    #[serde(default)]
+    pub cold_starts: Vec<coldstart::ColdStart>,
     /// Scenarios after which the stock invariant did not hold, with what was wrong.
     pub violations: Vec<String>,
 }
@@ -76,6 +82,24 @@ async fn checked(products: Products, what: &str, violations: &mut Vec<String>) {
     }
 }
 
+/// BENCHMARKS.md and its pictures from `results`.
+fn write_report(repo: &std::path::Path, results: &Results) {
+    let font = env("STOCKROOM_BENCH_FONT")
+        .unwrap_or_else(|| "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf".into());
+    stockroom_render_dashboards::fonts::load(std::path::Path::new(&font)).expect("the font");
+    for (file, title, unit, lines) in report::pictures(results) {
+        plots::lines(
+            &repo.join("bench").join(file),
+            &title,
+            unit,
+            &CONCURRENCY,
+            &lines,
+        )
+        .unwrap_or_else(|err| panic!("drawing bench/{file}: {err}"));
+    }
+    std::fs::write(repo.join("BENCHMARKS.md"), report::markdown(results)).expect("BENCHMARKS.md");
+}
+
 #[tokio::main(worker_threads = 2)]
 async fn main() {
     let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
@@ -85,8 +109,7 @@ async fn main() {
         let json =
             std::fs::read_to_string(repo.join("bench/results.json")).expect("bench/results.json");
         let results: Results = serde_json::from_str(&json).expect("results.json parses");
-        std::fs::write(repo.join("BENCHMARKS.md"), report::markdown(&results))
-            .expect("BENCHMARKS.md");
+        write_report(&repo, &results);
         return;
     }
     let seconds = env("STOCKROOM_BENCH_SECONDS").map_or(10, |s| s.parse().expect("seconds"));
@@ -206,6 +229,26 @@ async fn main() {
     let cost = cost::measure(products, 500).await;
     checked(products, "the cost run", &mut violations).await;
 
+    println!("==> Cold starts: each HTTP function's release binary under a Runtime API of its own");
+    let release = std::env::var_os("CARGO_TARGET_DIR")
+        .map_or_else(|| repo.join("target"), PathBuf::from)
+        .join("release");
+    let cold_starts: Vec<_> = scenario::cold_start_events(products)
+        .into_iter()
+        .map(|(function, event)| {
+            let cold = coldstart::measure(&release, function, &event, 5);
+            println!(
+                "    {function:<16} {:.1} ms, peak RSS {} kB, {:.1} MB, answered {}",
+                cold.cold_ms,
+                cold.peak_rss_kb,
+                cold.binary_bytes as f64 / 1e6,
+                cold.status
+            );
+            cold
+        })
+        .collect();
+    checked(products, "the cold starts", &mut violations).await;
+
     let results = Results {
         date: chrono::Utc::now().format("%Y-%m-%d %H:%M UTC").to_string(),
         cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -217,12 +260,13 @@ async fn main() {
         end_to_end,
         pgbench,
         cost,
+        cold_starts,
         violations,
     };
     let json = serde_json::to_string_pretty(&results).expect("results serialise");
     std::fs::write(out.join("results.json"), json).expect("bench/results.json");
-    std::fs::write(repo.join("BENCHMARKS.md"), report::markdown(&results)).expect("BENCHMARKS.md");
-    println!("==> Wrote bench/results.json and BENCHMARKS.md");
+    write_report(&repo, &results);
+    println!("==> Wrote bench/results.json, BENCHMARKS.md and bench/*.png");
     if !results.violations.is_empty() {
         eprintln!("the stock invariant did not hold: {:?}", results.violations);
         std::process::exit(1);

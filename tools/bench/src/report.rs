@@ -3,9 +3,10 @@
 
 use std::fmt::Write;
 
+use crate::plots::Line;
 use crate::scenario::Scenario;
 use crate::stats::Measured;
-use crate::{Results, Row};
+use crate::{CONCURRENCY, Results, Row};
 
 pub fn line(m: &Measured) -> String {
     format!(
@@ -39,6 +40,54 @@ fn verdict(ok: bool) -> &'static str {
     if ok { "met" } else { "**not met**" }
 }
 
+fn line_of(name: &str, rows: &[Row], scenario: Scenario, value: fn(&Measured) -> f64) -> Line {
+    Line {
+        name: name.to_owned(),
+        values: CONCURRENCY
+            .iter()
+            .map(|&c| find(rows, scenario, c).map(value))
+            .collect(),
+    }
+}
+
+/// The pictures BENCHMARKS.md shows: (file in bench/, title, unit, lines).
+pub fn pictures(r: &Results) -> Vec<(&'static str, String, &'static str, Vec<Line>)> {
+    let levels = [
+        ("in process", &r.in_process),
+        ("in process, no broker", &r.in_process_without_broker),
+        ("end to end", &r.end_to_end),
+    ];
+    let of = |value: fn(&Measured) -> f64| -> Vec<Line> {
+        levels
+            .iter()
+            .map(|(name, rows)| line_of(name, rows, Scenario::SingleOrder, value))
+            .filter(|line| line.values.iter().any(Option::is_some))
+            .collect()
+    };
+    let mut throughput = of(|m| m.per_second);
+    throughput.push(Line {
+        name: "pgbench, one-transaction order".into(),
+        values: CONCURRENCY
+            .iter()
+            .map(|&c| r.pgbench.iter().find(|p| p.clients == c).map(|p| p.tps))
+            .collect(),
+    });
+    vec![
+        (
+            "order-throughput.png",
+            "Single order: throughput against concurrency".into(),
+            "orders per second",
+            throughput,
+        ),
+        (
+            "order-p99.png",
+            "Single order: p99 latency against concurrency".into(),
+            "ms",
+            of(|m| m.p99_ms),
+        ),
+    ]
+}
+
 pub fn markdown(r: &Results) -> String {
     let mut md = String::new();
     let broker = match (r.kafka, r.broker.as_str()) {
@@ -58,7 +107,9 @@ pub fn markdown(r: &Results) -> String {
         "Levels: **in process** calls the handlers with real `ApiGatewayV2httpRequest`s from N \
          simulated execution environments (each its own connections), so no router; **end to end** \
          is HTTP through `cargo lambda watch --release --concurrency 32`, loaded by wrk with N \
-         connections; **in process, no broker** repeats the order scenarios with the events left \
+         connections; latency is until the answer, and an environment takes its next request \
+         once it has also published what the answer committed (see docs/events.md); \
+         **in process, no broker** repeats the order scenarios with the events left \
          to the relay, so the difference is what waiting for the broker costs; **pgbench** is the limit: one transaction of a conditional stock decrement \
          and an order insert. Latencies in ms; *unexpected* counts answers other than the \
          scenario's success (a cancel is measured in process only: it needs an order placed just \
@@ -80,6 +131,9 @@ pub fn markdown(r: &Results) -> String {
             }
         }
         md.push('\n');
+    }
+    for (file, title, _, _) in pictures(r) {
+        let _ = writeln!(md, "![{title}](bench/{file})\n");
     }
     md.push_str("## pgbench, one-transaction order\n\n| clients | TPS | average latency (ms) |\n|---|---|---|\n");
     for p in &r.pgbench {
@@ -132,6 +186,29 @@ pub fn markdown(r: &Results) -> String {
         }
     }
 
+    if !r.cold_starts.is_empty() {
+        md.push_str(
+            "\n## Cold start, memory and size\n\nEach HTTP function's release binary started \
+             under a Lambda Runtime API of the benchmark's own (no cargo, no router), answering one \
+             real event: from exec to its response posted, including init (the database \
+             connection, the Kafka producer) and the request itself; median of the runs. Peak RSS \
+             is `VmHWM` once it has answered. Sizes are this host's (x86_64) stripped release \
+             binaries; SAM builds arm64.\n\n| function | cold start (ms) | runs | peak RSS (MB) | binary (MB) | answered |\n|---|---|---|---|---|---|\n",
+        );
+        for cold in &r.cold_starts {
+            let _ = writeln!(
+                md,
+                "| {} | {:.1} | {} | {:.1} | {:.1} | {} |",
+                cold.function,
+                cold.cold_ms,
+                cold.runs,
+                cold.peak_rss_kb as f64 / 1024.0,
+                cold.binary_bytes as f64 / 1e6,
+                cold.status
+            );
+        }
+    }
+
     md.push_str("\n## Targets (issue #9)\n\n| target | measured | |\n|---|---|---|\n");
     let limit = r
         .pgbench
@@ -173,6 +250,37 @@ pub fn markdown(r: &Results) -> String {
         c.function_cpu_ms,
         verdict(c.function_cpu_ms <= 0.3)
     );
+    if let Some(slowest) = r
+        .cold_starts
+        .iter()
+        .max_by(|a, b| a.cold_ms.total_cmp(&b.cold_ms))
+    {
+        let _ = writeln!(
+            md,
+            "| cold start < 15 ms per function | slowest {:.1} ms ({}) | {} |",
+            slowest.cold_ms,
+            slowest.function,
+            verdict(slowest.cold_ms < 15.0)
+        );
+    }
+    if let Some(largest) = r.cold_starts.iter().max_by_key(|c| c.peak_rss_kb) {
+        let mb = largest.peak_rss_kb as f64 / 1024.0;
+        let _ = writeln!(
+            md,
+            "| peak RSS < 20 MB | largest {mb:.1} MB ({}) | {} |",
+            largest.function,
+            verdict(mb < 20.0)
+        );
+    }
+    if let Some(biggest) = r.cold_starts.iter().max_by_key(|c| c.binary_bytes) {
+        let mb = biggest.binary_bytes as f64 / 1e6;
+        let _ = writeln!(
+            md,
+            "| stripped binary < 8 MB | largest {mb:.1} MB ({}, x86_64) | {} |",
+            biggest.function,
+            verdict(mb < 8.0)
+        );
+    }
     let _ = writeln!(
         md,
         "| no oversell, stock invariant after every scenario | {} | {} |",

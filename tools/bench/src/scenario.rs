@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 use stockroom::db::{INVENTORY_DATABASE_URL, ORDER_DATABASE_URL};
-use stockroom_test_support::handler::admin_query;
+use stockroom_test_support::handler::{Event, admin_query};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -155,4 +155,49 @@ impl Rng {
         self.0 ^= self.0 >> 27;
         self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
     }
+}
+
+/// The HTTP functions whose cold start is measured, each with a real event it answers.
+pub fn cold_start_events(products: Products) -> Vec<(&'static str, String)> {
+    let id = products.nth(0).to_string();
+    let order = format!(r#"{{"product_id":{},"quantity":1}}"#, products.nth(1));
+    let bulk = format!(
+        r#"{{"items":[{}]}}"#,
+        products
+            .bulk(2)
+            .iter()
+            .map(|id| format!(r#"{{"product_id":{id},"quantity":1}}"#))
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    vec![
+        (
+            "health",
+            Event::new("GET", "/health", "/health").event_json(),
+        ),
+        (
+            "products-get",
+            Event::new("GET", "/api/products/{id}", &format!("/api/products/{id}"))
+                .path_param("id", &id)
+                .event_json(),
+        ),
+        (
+            "products-list",
+            Event::new("GET", "/api/products", "/api/products")
+                .query(&[("limit", "100")])
+                .event_json(),
+        ),
+        (
+            "orders-create",
+            Event::new("POST", "/api/orders", "/api/orders")
+                .json_body(&order)
+                .event_json(),
+        ),
+        (
+            "orders-bulk",
+            Event::new("POST", "/api/orders/bulk", "/api/orders/bulk")
+                .json_body(&bulk)
+                .event_json(),
+        ),
+    ]
 }

@@ -717,7 +717,7 @@ fn ellipsize(text: &str, size: f64, bold: bool, max_w: u32) -> Res<String> {
 ///
 /// The ab_glyph backend puts the baseline half the font size below a top anchor; capitals of
 /// DejaVu Sans are about 0.63 of the font size high.
-fn label(
+pub fn label(
     area: &Area,
     text: &str,
     size: f64,
