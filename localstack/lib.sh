@@ -251,6 +251,21 @@ start_trigger() {
     echo $! >"$pidfile"
 }
 
+# Starts the local subscriber of the alerts queue (what reads alerts in production): it prints
+# each alert to $STATE_DIR/alerts.log and deletes it, so the queue does not grow without bound and
+# slow moto down. Only localstack/up runs it: the tests read the queue themselves.
+start_alerts_subscriber() {
+    local pidfile="$STATE_DIR/alerts-subscriber.pid"
+    if pid_alive "$pidfile"; then
+        info "alerts subscriber already runs (pid $(cat "$pidfile"))"
+        return
+    fi
+    step "Starting the alerts queue's subscriber (log: $STATE_DIR/alerts.log)"
+    setsid "${CARGO_TARGET_DIR:-$REPO_DIR/target}/debug/stockroom-alerts-subscriber" \
+        >>"$STATE_DIR/alerts.log" 2>&1 &
+    echo $! >"$pidfile"
+}
+
 # The EventBridge schedules of template.yaml, and how often they run locally (seconds).
 SCHEDULED_FUNCTIONS="orders-reconciler events-relay notifications-forwarder metrics-janitor"
 schedule_every() {

@@ -41,7 +41,8 @@ impl Environment {
     }
 }
 
-fn order_event(product_id: i64) -> Request {
+/// A single order's HTTP API event, as the benchmark builds it.
+pub fn order_event(product_id: i64) -> Request {
     Event::new("POST", "/api/orders", "/api/orders")
         .json_body(&format!(r#"{{"product_id":{product_id},"quantity":1}}"#))
         .request()

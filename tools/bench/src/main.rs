@@ -4,7 +4,10 @@
 //! 1. in process: the handlers called with real HTTP API events by N simulated execution
 //!    environments ([`inprocess`]);
 //! 2. end to end: HTTP through `cargo lambda watch --release`, loaded by wrk ([`wrk`]);
-//! 3. the limit: pgbench's one-transaction order in the same run ([`pgbench`]);
+//! 3. the full pipeline: a burst of orders end to end with the broker, a Kafka trigger, the
+//!    notifications function and SQS running, and how soon the notifications catch up
+//!    ([`pipeline`]; it runs first, while the topics hold only the catalogue's events);
+//! 4. the limit: pgbench's one-transaction order in the same run ([`pgbench`]);
 //!
 //! then what one order costs ([`cost`]), and each HTTP function's cold start, peak memory and
 //! size under a Runtime API of its own ([`coldstart`]). After every scenario the stock invariant
@@ -15,6 +18,7 @@ mod coldstart;
 mod cost;
 mod inprocess;
 mod pgbench;
+mod pipeline;
 mod plots;
 mod report;
 mod scenario;
@@ -49,6 +53,8 @@ pub struct Results {
     /// The order scenarios in process with events left to the relay: the broker's share.
     pub in_process_without_broker: Vec<Row>,
     pub end_to_end: Vec<Row>,
+    #[serde(default)]
+    pub pipeline: Option<pipeline::Pipeline>,
     pub pgbench: Vec<pgbench::PgbenchResult>,
     pub cost: cost::Cost,
     #[serde(default)]
@@ -129,6 +135,39 @@ async fn main() {
         products.hot
     );
     let mut violations = Vec::new();
+
+    let pipeline = match (env("STOCKROOM_BENCH_URL"), env("STOCKROOM_BENCH_TRIGGER")) {
+        (Some(base), Some(trigger)) => {
+            println!(
+                "==> Level 3 first, the full pipeline: a burst of orders while notifications run"
+            );
+            let burst = Duration::from_secs(2 * seconds);
+            let level = pipeline::run(&base, products, trigger.as_ref(), &work, 32, burst).await;
+            println!(
+                "    {} orders in {:.0} s ({}); all recorded {}; SQS requests per alert {}; notification_db commits per event {:.3}",
+                level.orders,
+                level.burst_seconds,
+                report::line(&level.measured),
+                level
+                    .recorded_after_s
+                    .map_or("NOT within the limit".to_owned(), |s| format!(
+                        "{s:.1} s after the burst"
+                    )),
+                level
+                    .sqs_requests_per_alert
+                    .map_or("unknown".to_owned(), |r| format!("{r:.3}")),
+                level.notification_commits_per_event
+            );
+            checked(products, "the full pipeline", &mut violations).await;
+            Some(level)
+        }
+        _ => {
+            println!(
+                "==> Level 3 skipped: STOCKROOM_BENCH_URL or STOCKROOM_BENCH_TRIGGER is not set"
+            );
+            None
+        }
+    };
 
     println!("==> Level 1, in process: handlers with real HTTP API events");
     let mut in_process = Vec::new();
@@ -258,6 +297,7 @@ async fn main() {
         in_process,
         in_process_without_broker: without_broker,
         end_to_end,
+        pipeline,
         pgbench,
         cost,
         cold_starts,

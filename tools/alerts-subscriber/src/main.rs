@@ -1,0 +1,38 @@
+//! `stockroom-alerts-subscriber`: drains `ALERTS_QUEUE_URL` for the local stack, printing each
+//! alert (see the library). SQS being down is waited out: it keeps trying every 2 s.
+
+use std::time::Duration;
+
+/// A short wait per receive: the SQS client's timeouts (stockroom-sqs) are for sending, 2 s a try.
+const WAIT_SECONDS: i32 = 1;
+const IDLE_PAUSE: Duration = Duration::from_secs(1);
+const RETRY_PAUSE: Duration = Duration::from_secs(2);
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() {
+    let url = std::env::var("ALERTS_QUEUE_URL").expect("ALERTS_QUEUE_URL is not set");
+    let client = aws_sdk_sqs::Client::new(&stockroom_sqs::sdk_config().await);
+    eprintln!("subscribed to {url}");
+    let mut failing = false;
+    loop {
+        match stockroom_alerts_subscriber::receive_once(&client, &url, WAIT_SECONDS).await {
+            Ok(lines) => {
+                failing = false;
+                if lines.is_empty() {
+                    tokio::time::sleep(IDLE_PAUSE).await;
+                }
+                for line in lines {
+                    println!("{line}");
+                }
+            }
+            Err(err) => {
+                // One line per outage, not one per retry.
+                if !failing {
+                    eprintln!("SQS unavailable, retrying every 2 s: {err}");
+                }
+                failing = true;
+                tokio::time::sleep(RETRY_PAUSE).await;
+            }
+        }
+    }
+}

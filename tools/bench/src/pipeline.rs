@@ -1,0 +1,199 @@
+//! Level 3, the full pipeline: a burst of single orders end to end through the router while the
+//! broker, a Kafka trigger, the notifications function and SQS all run; then how long after the
+//! burst every order's `order_created` is recorded in notification_db, how many SQS requests each
+//! forwarded alert cost, and how many notification_db commits each recorded event.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use stockroom::db::{NOTIFICATION_DATABASE_URL, ORDER_DATABASE_URL};
+use stockroom_test_support::handler::admin_query;
+
+use crate::scenario::{CATALOGUE, Products, Scenario};
+use crate::stats::Measured;
+use crate::wrk;
+
+/// How long the notifications side may take to catch up after the burst before the level gives up.
+const CATCH_UP_LIMIT: Duration = Duration::from_secs(180);
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Pipeline {
+    pub connections: usize,
+    pub burst_seconds: f64,
+    /// The orders the burst placed, as wrk saw them.
+    pub measured: Measured,
+    pub orders: u64,
+    /// Seconds from the burst's end until every order's `order_created` was recorded; `None`
+    /// when they were not all recorded within [`CATCH_UP_LIMIT`].
+    pub recorded_after_s: Option<f64>,
+    pub recorded: u64,
+    /// `SendMessageBatch` requests per alert forwarded (pushed metrics), if both moved.
+    pub sqs_requests_per_alert: Option<f64>,
+    /// notification_db commits per event recorded during the level.
+    pub notification_commits_per_event: f64,
+}
+
+/// The stack's Kafka trigger binary feeding this router's notifications function, from the
+/// beginning of the benchmark's topics under a consumer group of its own.
+fn start_trigger(binary: &Path, base: &str, group: &str, log: &Path) -> Child {
+    let log = std::fs::File::create(log).expect("the trigger's log");
+    Command::new(binary)
+        .env(
+            "STOCKROOM_INVOKE_URL",
+            format!("{base}/2015-03-31/functions/notifications/invocations"),
+        )
+        .env("STOCKROOM_TRIGGER_GROUP", group)
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap_or_else(|err| panic!("starting {}: {err}", binary.display()))
+}
+
+async fn count(var: &str, sql: &str) -> i64 {
+    admin_query(var, sql).await[0].get(0)
+}
+
+async fn notification_commits() -> i64 {
+    count(
+        NOTIFICATION_DATABASE_URL,
+        "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()",
+    )
+    .await
+}
+
+/// The sum over every pushed group of a counter, from the pushgateway.
+fn pushed(metric: &str) -> Option<f64> {
+    let url = std::env::var("PUSHGATEWAY_URL").ok()?;
+    let text = ureq::get(&format!("{url}/metrics"))
+        .call()
+        .ok()?
+        .into_body()
+        .read_to_string()
+        .ok()?;
+    Some(
+        text.lines()
+            .filter(|l| l.starts_with(metric) && !l.starts_with('#'))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum(),
+    )
+}
+
+/// Waits until the products' `product_created` events are recorded: the trigger has caught up
+/// with what was on the topics before the burst.
+async fn caught_up(products: Products) {
+    let sql = format!(
+        "SELECT count(*) FROM notifications WHERE event_type = 'product_created' \
+         AND product_id BETWEEN {} AND {}",
+        products.first, products.hot
+    );
+    let started = Instant::now();
+    while count(NOTIFICATION_DATABASE_URL, &sql).await < CATALOGUE + 1 {
+        assert!(
+            started.elapsed() < CATCH_UP_LIMIT,
+            "the notifications side did not record the catalogue's events"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+pub async fn run(
+    base: &str,
+    products: Products,
+    trigger: &Path,
+    work: &Path,
+    connections: usize,
+    burst: Duration,
+) -> Pipeline {
+    let group = format!("bench-{}", products.first);
+    let mut child = start_trigger(trigger, base, &group, &work.join("trigger.log"));
+    caught_up(products).await;
+    // Warm the router's order instances (each starts through `cargo run`).
+    for _ in 0..8 {
+        let warm = wrk::run(
+            base,
+            Scenario::SingleOrder,
+            products,
+            32,
+            Duration::from_secs(5),
+            work,
+        );
+        if warm.is_none_or(|w| w.max_ms < 1000.0) {
+            break;
+        }
+    }
+    let since: String = admin_query(ORDER_DATABASE_URL, "SELECT now()::text").await[0].get(0);
+    let (commits_before, requests_before, alerts_before) = (
+        notification_commits().await,
+        pushed("stockroom_sqs_requests_total"),
+        pushed("stockroom_alerts_forwarded_total"),
+    );
+    let recorded_before = count(
+        NOTIFICATION_DATABASE_URL,
+        "SELECT count(*) FROM notifications",
+    )
+    .await;
+    let measured = wrk::run(
+        base,
+        Scenario::SingleOrder,
+        products,
+        connections,
+        burst,
+        work,
+    )
+    .expect("wrk runs the single order");
+    let ended = Instant::now();
+    let ids: Vec<i64> = admin_query(
+        ORDER_DATABASE_URL,
+        &format!(
+            "SELECT id FROM orders WHERE created_at >= '{since}' AND status = 'confirmed' \
+             AND product_id BETWEEN {} AND {}",
+            products.first, products.hot
+        ),
+    )
+    .await
+    .iter()
+    .map(|r| r.get(0))
+    .collect();
+    let list = ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
+    let recorded_sql = format!(
+        "SELECT count(*) FROM notifications WHERE event_type = 'order_created' \
+         AND order_id IN ({})",
+        if list.is_empty() { "NULL" } else { &list }
+    );
+    let (mut recorded, mut recorded_after_s) = (0, None);
+    while ended.elapsed() < CATCH_UP_LIMIT {
+        recorded = count(NOTIFICATION_DATABASE_URL, &recorded_sql).await;
+        if recorded as usize >= ids.len() {
+            recorded_after_s = Some(ended.elapsed().as_secs_f64());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    // The functions push their metrics at most every second: let the last pushes land.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let events = count(
+        NOTIFICATION_DATABASE_URL,
+        "SELECT count(*) FROM notifications",
+    )
+    .await
+        - recorded_before;
+    let commits = notification_commits().await - commits_before;
+    let delta =
+        |after: Option<f64>, before: Option<f64>| Some(after? - before?).filter(|d| *d > 0.0);
+    let requests = delta(pushed("stockroom_sqs_requests_total"), requests_before);
+    let alerts = delta(pushed("stockroom_alerts_forwarded_total"), alerts_before);
+    let _ = child.kill();
+    let _ = child.wait();
+    Pipeline {
+        connections,
+        burst_seconds: burst.as_secs_f64(),
+        measured,
+        orders: ids.len() as u64,
+        recorded_after_s,
+        recorded: recorded as u64,
+        sqs_requests_per_alert: requests.zip(alerts).map(|(r, a)| r / a),
+        notification_commits_per_event: commits as f64 / (events.max(1) as f64),
+    }
+}
