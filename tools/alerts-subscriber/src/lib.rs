@@ -6,22 +6,18 @@
 
 use aws_sdk_sqs::Client;
 use aws_sdk_sqs::types::DeleteMessageBatchRequestEntry;
-use serde_json::Value;
 
-/// One message as a log line: its type and message, or the body as it came.
+/// One message (an event, as the notifications function forwards it) as a log line: its type,
+/// the message the notifications service renders for it, and its id.
 pub fn line(body: &str) -> String {
-    let parsed: Option<Value> = serde_json::from_str(body).ok();
-    let field = |name: &str| {
-        parsed
-            .as_ref()
-            .and_then(|v| v[name].as_str().map(str::to_owned))
-    };
-    match (field("event_type"), field("message")) {
-        (Some(kind), Some(message)) => {
-            let id = field("event_id").unwrap_or_default();
-            format!("{kind}: {message} (event {id})")
-        }
-        _ => format!("unrecognised message: {body}"),
+    match stockroom::notification::parse(body.as_bytes()) {
+        Ok(n) => format!(
+            "{}: {} (event {})",
+            n.event_type.as_str(),
+            n.message,
+            n.event_id
+        ),
+        Err(reason) => format!("unrecognised message ({reason}): {body}"),
     }
 }
 
@@ -75,11 +71,14 @@ mod tests {
 
     #[test]
     fn a_line_is_what_an_operator_reads() {
-        let body = r#"{"event_id":"e1","event_type":"low_stock_alert","message":"Low stock: Pen (id 3), stock 9 (threshold 10)"}"#;
-        assert_eq!(
-            line(body),
-            "low_stock_alert: Low stock: Pen (id 3), stock 9 (threshold 10) (event e1)"
+        let id = "0b7e3a52-3f1c-4a53-9a57-1d5c2f6f0a11";
+        let body = format!(
+            r#"{{"event_id":"{id}","event_type":"low_stock_alert","product_id":3,"name":"Pen","stock":9,"threshold":10}}"#
         );
-        assert_eq!(line("not json"), "unrecognised message: not json");
+        let line = line(&body);
+        assert!(line.starts_with("low_stock_alert: "), "{line}");
+        assert!(line.contains("Pen") && line.contains('9'), "{line}");
+        assert!(line.ends_with(&format!("(event {id})")), "{line}");
+        assert!(super::line("not json").starts_with("unrecognised message ("));
     }
 }

@@ -7,10 +7,14 @@ use stockroom_alerts_subscriber::receive_once;
 async fn it_prints_every_alert_once_and_empties_the_queue() {
     let client = aws_sdk_sqs::Client::new(&stockroom_sqs::sdk_config().await);
     let (queue, _) = stockroom_test_support::queue::fresh_pair(&client).await;
-    let bodies: Vec<String> = (0..13)
-        .map(|i| {
+    let ids: Vec<String> = (0..13)
+        .map(|i| format!("{i:08}-0000-4000-8000-000000000000"))
+        .collect();
+    let bodies: Vec<String> = ids
+        .iter()
+        .map(|id| {
             format!(
-                r#"{{"event_id":"e{i}","event_type":"order_created","message":"Order {i} placed"}}"#
+                r#"{{"event_id":"{id}","event_type":"low_stock_alert","product_id":3,"name":"Pen","stock":9,"threshold":10}}"#
             )
         })
         .collect();
@@ -32,12 +36,17 @@ async fn it_prints_every_alert_once_and_empties_the_queue() {
         assert!(lines.len() <= 10, "one receive takes at most ten");
         printed.extend(lines);
     }
-    printed.sort();
-    let mut expected: Vec<String> = (0..13)
-        .map(|i| format!("order_created: Order {i} placed (event e{i})"))
+    // Each message printed once, as its own event.
+    let mut seen: Vec<&str> = printed
+        .iter()
+        .map(|line| {
+            assert!(line.starts_with("low_stock_alert: "), "{line}");
+            let id = line.rsplit("(event ").next().unwrap();
+            id.trim_end_matches(')')
+        })
         .collect();
-    expected.sort();
-    assert_eq!(printed, expected);
+    seen.sort();
+    assert_eq!(seen, ids);
     let left = client
         .get_queue_attributes()
         .queue_url(&queue)
