@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use stockroom::db::{NOTIFICATION_DATABASE_URL, ORDER_DATABASE_URL};
 use stockroom_test_support::handler::admin_query;
 
-use crate::scenario::{CATALOGUE, Products, Scenario};
+use crate::scenario::{Products, Scenario};
 use crate::stats::Measured;
 use crate::wrk;
 
@@ -36,19 +36,32 @@ pub struct Pipeline {
 }
 
 /// The stack's Kafka trigger binary feeding this router's notifications function, from the
-/// beginning of the benchmark's topics under a consumer group of its own.
-fn start_trigger(binary: &Path, base: &str, group: &str, log: &Path) -> Child {
-    let log = std::fs::File::create(log).expect("the trigger's log");
-    Command::new(binary)
-        .env(
-            "STOCKROOM_INVOKE_URL",
-            format!("{base}/2015-03-31/functions/notifications/invocations"),
-        )
-        .env("STOCKROOM_TRIGGER_GROUP", group)
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .unwrap_or_else(|err| panic!("starting {}: {err}", binary.display()))
+/// beginning of the benchmark's topics under a consumer group of its own; stopped when dropped
+/// (a panic included), so it never outlives the benchmark's broker.
+struct Trigger(Child);
+
+impl Trigger {
+    fn start(binary: &Path, base: &str, group: &str, log: &Path) -> Self {
+        let log = std::fs::File::create(log).expect("the trigger's log");
+        let child = Command::new(binary)
+            .env(
+                "STOCKROOM_INVOKE_URL",
+                format!("{base}/2015-03-31/functions/notifications/invocations"),
+            )
+            .env("STOCKROOM_TRIGGER_GROUP", group)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|err| panic!("starting {}: {err}", binary.display()));
+        Self(child)
+    }
+}
+
+impl Drop for Trigger {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 async fn count(var: &str, sql: &str) -> i64 {
@@ -80,21 +93,28 @@ fn pushed(metric: &str) -> Option<f64> {
     )
 }
 
-/// Waits until the products' `product_created` events are recorded: the trigger has caught up
-/// with what was on the topics before the burst.
-async fn caught_up(products: Products) {
+/// Places one order over HTTP and waits until its `order_created` is recorded: the whole
+/// pipeline flows (the trigger has joined its group, the notifications function is up).
+async fn flowing(base: &str, products: Products) {
+    let body = format!(r#"{{"product_id":{},"quantity":1}}"#, products.nth(0));
+    let answer: serde_json::Value = ureq::post(&format!("{base}/api/orders"))
+        .header("content-type", "application/json")
+        .send(body.as_str())
+        .expect("the probe order")
+        .into_body()
+        .read_json()
+        .expect("the probe order's answer");
+    let id = answer["id"].as_i64().expect("the probe order's id");
     let sql = format!(
-        "SELECT count(*) FROM notifications WHERE event_type = 'product_created' \
-         AND product_id BETWEEN {} AND {}",
-        products.first, products.hot
+        "SELECT count(*) FROM notifications WHERE event_type = 'order_created' AND order_id = {id}"
     );
     let started = Instant::now();
-    while count(NOTIFICATION_DATABASE_URL, &sql).await < CATALOGUE + 1 {
+    while count(NOTIFICATION_DATABASE_URL, &sql).await == 0 {
         assert!(
             started.elapsed() < CATCH_UP_LIMIT,
-            "the notifications side did not record the catalogue's events"
+            "the probe order's event was not recorded: see the trigger's log"
         );
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
 
@@ -107,8 +127,8 @@ pub async fn run(
     burst: Duration,
 ) -> Pipeline {
     let group = format!("bench-{}", products.first);
-    let mut child = start_trigger(trigger, base, &group, &work.join("trigger.log"));
-    caught_up(products).await;
+    let trigger = Trigger::start(trigger, base, &group, &work.join("trigger.log"));
+    flowing(base, products).await;
     // Warm the router's order instances (each starts through `cargo run`).
     for _ in 0..8 {
         let warm = wrk::run(
@@ -184,8 +204,7 @@ pub async fn run(
         |after: Option<f64>, before: Option<f64>| Some(after? - before?).filter(|d| *d > 0.0);
     let requests = delta(pushed("stockroom_sqs_requests_total"), requests_before);
     let alerts = delta(pushed("stockroom_alerts_forwarded_total"), alerts_before);
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(trigger);
     Pipeline {
         connections,
         burst_seconds: burst.as_secs_f64(),
