@@ -3,15 +3,28 @@
 
 use std::time::Duration;
 
-/// A short wait per receive: the SQS client's timeouts (stockroom-sqs) are for sending, 2 s a try.
+use aws_config::BehaviorVersion;
+use aws_config::timeout::TimeoutConfig;
+
+/// A short wait per receive; and a generous bound on each call: moto answers slowly when its queue
+/// is long, and a subscriber that gave up on every slow receive would never drain it.
 const WAIT_SECONDS: i32 = 1;
+const CALL_TIMEOUT: Duration = Duration::from_secs(60);
 const IDLE_PAUSE: Duration = Duration::from_secs(1);
 const RETRY_PAUSE: Duration = Duration::from_secs(2);
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
     let url = std::env::var("ALERTS_QUEUE_URL").expect("ALERTS_QUEUE_URL is not set");
-    let client = aws_sdk_sqs::Client::new(&stockroom_sqs::sdk_config().await);
+    let config = aws_config::defaults(BehaviorVersion::latest())
+        .timeout_config(
+            TimeoutConfig::builder()
+                .operation_timeout(CALL_TIMEOUT)
+                .build(),
+        )
+        .load()
+        .await;
+    let client = aws_sdk_sqs::Client::new(&config);
     eprintln!("subscribed to {url}");
     let mut failing = false;
     loop {

@@ -6,7 +6,7 @@
 //! 2. end to end: HTTP through `cargo lambda watch --release`, loaded by wrk ([`wrk`]);
 //! 3. the full pipeline: a burst of orders end to end with the broker, a Kafka trigger, the
 //!    notifications function and SQS running, and how soon the notifications catch up
-//!    ([`pipeline`]; it runs first, while the topics hold only the catalogue's events);
+//!    ([`pipeline`]; it runs last, its SQS traffic being the heaviest on the local stand-ins);
 //! 4. the limit: pgbench's one-transaction order in the same run ([`pgbench`]);
 //!
 //! then what one order costs ([`cost`]), and each HTTP function's cold start, peak memory and
@@ -136,39 +136,6 @@ async fn main() {
     );
     let mut violations = Vec::new();
 
-    let pipeline = match (env("STOCKROOM_BENCH_URL"), env("STOCKROOM_BENCH_TRIGGER")) {
-        (Some(base), Some(trigger)) => {
-            println!(
-                "==> Level 3 first, the full pipeline: a burst of orders while notifications run"
-            );
-            let burst = Duration::from_secs(2 * seconds);
-            let level = pipeline::run(&base, products, trigger.as_ref(), &work, 32, burst).await;
-            println!(
-                "    {} orders in {:.0} s ({}); all recorded {}; SQS requests per alert {}; notification_db commits per event {:.3}",
-                level.orders,
-                level.burst_seconds,
-                report::line(&level.measured),
-                level
-                    .recorded_after_s
-                    .map_or("NOT within the limit".to_owned(), |s| format!(
-                        "{s:.1} s after the burst"
-                    )),
-                level
-                    .sqs_requests_per_alert
-                    .map_or("unknown".to_owned(), |r| format!("{r:.3}")),
-                level.notification_commits_per_event
-            );
-            checked(products, "the full pipeline", &mut violations).await;
-            Some(level)
-        }
-        _ => {
-            println!(
-                "==> Level 3 skipped: STOCKROOM_BENCH_URL or STOCKROOM_BENCH_TRIGGER is not set"
-            );
-            None
-        }
-    };
-
     println!("==> Level 1, in process: handlers with real HTTP API events");
     let mut in_process = Vec::new();
     let mut without_broker = Vec::new();
@@ -287,6 +254,37 @@ async fn main() {
         })
         .collect();
     checked(products, "the cold starts", &mut violations).await;
+
+    let pipeline = match (env("STOCKROOM_BENCH_URL"), env("STOCKROOM_BENCH_TRIGGER")) {
+        (Some(base), Some(trigger)) => {
+            println!("==> Level 3, the full pipeline: a burst of orders while notifications run");
+            let burst = Duration::from_secs(2 * seconds);
+            let level = pipeline::run(&base, products, trigger.as_ref(), &work, 32, burst).await;
+            println!(
+                "    {} orders in {:.0} s ({}); all recorded {}; SQS requests per alert {}; notification_db commits per event {:.3}",
+                level.orders,
+                level.burst_seconds,
+                report::line(&level.measured),
+                level
+                    .recorded_after_s
+                    .map_or("NOT within the limit".to_owned(), |s| format!(
+                        "{s:.1} s after the burst"
+                    )),
+                level
+                    .sqs_requests_per_alert
+                    .map_or("unknown".to_owned(), |r| format!("{r:.3}")),
+                level.notification_commits_per_event
+            );
+            checked(products, "the full pipeline", &mut violations).await;
+            Some(level)
+        }
+        _ => {
+            println!(
+                "==> Level 3 skipped: STOCKROOM_BENCH_URL or STOCKROOM_BENCH_TRIGGER is not set"
+            );
+            None
+        }
+    };
 
     let results = Results {
         date: chrono::Utc::now().format("%Y-%m-%d %H:%M UTC").to_string(),

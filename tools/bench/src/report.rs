@@ -141,8 +141,8 @@ pub fn markdown(r: &Results) -> String {
             "## Full pipeline\n\nA {:.0} s burst of single orders end to end ({} connections) while the \
              benchmark's broker, a Kafka trigger, the notifications function (release, same router) \
              and SQS (moto, drained by the stack's alerts subscriber) all run; then the wait until \
-             every order's `order_created` is recorded in notification_db. Run first, while the \
-             topics hold only the catalogue's events.\n\n\
+             every order's `order_created` is recorded in notification_db. Run last: its SQS traffic \
+             is what the local stand-in (moto) handles worst.\n\n\
              | orders/s | p50 | p99 | orders | all recorded, after the burst | SQS requests per forwarded alert | notification_db commits per event |\n\
              |---|---|---|---|---|---|---|\n\
              | {:.0} | {:.2} | {:.2} | {} | {} | {} | {:.3} |\n",

@@ -12,6 +12,8 @@
 //!
 //! Configuration: `KAFKA_BROKERS`, `STOCKROOM_INVOKE_URL` (the function's invocations URL),
 //! `STOCKROOM_TRIGGER_GROUP` (default `notifications`), `STOCKROOM_TRIGGER_ATTEMPTS`,
+//! `STOCKROOM_TRIGGER_START` (where a group without offsets starts: `earliest`, the default, as
+//! the template's `StartingPosition: TRIM_HORIZON`, or `latest`),
 //! `DEAD_LETTER_QUEUE_URL` and the AWS variables of `stockroom-sqs`.
 
 use std::collections::BTreeMap;
@@ -129,12 +131,21 @@ async fn subscribe(brokers: &str, group: &str) -> StreamConsumer {
     }
 }
 
+/// `STOCKROOM_TRIGGER_START`: `latest` for a group that only wants what comes after it starts (the
+/// benchmark's), `earliest` otherwise.
+fn start_position() -> &'static str {
+    match std::env::var("STOCKROOM_TRIGGER_START").as_deref() {
+        Ok("latest") => "latest",
+        _ => "earliest",
+    }
+}
+
 fn try_subscribe(brokers: &str, group: &str) -> Result<StreamConsumer, KafkaError> {
     let consumer: StreamConsumer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set("group.id", group)
         .set("enable.auto.commit", "false")
-        .set("auto.offset.reset", "earliest")
+        .set("auto.offset.reset", start_position())
         .set("reconnect.backoff.max.ms", "2000")
         .create()?;
     let mut partitions = TopicPartitionList::new();
@@ -144,7 +155,7 @@ fn try_subscribe(brokers: &str, group: &str) -> Result<StreamConsumer, KafkaErro
             partitions.add_partition(topic, partition.id());
         }
     }
-    // Offsets never committed stay unset, so `auto.offset.reset` starts those at the beginning.
+    // Offsets never committed stay unset, so `auto.offset.reset` decides where those start.
     let committed = consumer.committed_offsets(partitions, METADATA_TIMEOUT)?;
     consumer.assign(&committed)?;
     Ok(consumer)
