@@ -13,6 +13,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::future::join_all;
 use uuid::Uuid;
 
 use crate::after_response;
@@ -91,19 +92,25 @@ pub async fn publish_transactions(publisher: Option<&Publisher>, written: &[(&Db
     .await;
 }
 
+/// Each database's reads, and then its marks, go at once: they are on different connections.
 async fn try_publish_transactions(
     publisher: Option<&dyn Publish>,
     written: &[(Db, i64)],
 ) -> Result<(), OutboxError> {
-    let mut found = Vec::with_capacity(written.len());
-    for (db, txid) in written {
+    let reads = written.iter().map(|(db, txid)| async move {
         let events = db
             .run("outbox_unpublished", async |c| {
                 outbox_store::unpublished_of(c, *txid).await
             })
             .await?;
-        telemetry::stock_levels(&events);
-        found.push((db, events));
+        Ok::<_, DbError>((db, events))
+    });
+    let found = join_all(reads)
+        .await
+        .into_iter()
+        .collect::<Result<Vec<_>, _>>()?;
+    for (_, events) in &found {
+        telemetry::stock_levels(events);
     }
     let batch: Vec<OutboxEvent> = found
         .iter()
@@ -114,17 +121,22 @@ async fn try_publish_transactions(
     };
     let outcome = publisher.publish(&batch).await;
     // What the broker took is marked even when the rest failed: the relay sends only the rest.
-    for (db, events) in &found {
+    let marks = found.iter().map(|(db, events)| {
         let events = acknowledged(&outcome, events);
-        if events.is_empty() {
-            continue;
+        async move {
+            if events.is_empty() {
+                return Ok(());
+            }
+            metrics::counter!("stockroom_events_published_total", "database" => db.name().to_owned(), "by" => "request")
+                .increment(events.len() as u64);
+            db.run("outbox_mark_published", async |c| {
+                outbox_store::mark_published(c, &events).await
+            })
+            .await
         }
-        metrics::counter!("stockroom_events_published_total", "database" => db.name().to_owned(), "by" => "request")
-            .increment(events.len() as u64);
-        db.run("outbox_mark_published", async |c| {
-            outbox_store::mark_published(c, &events).await
-        })
-        .await?;
+    });
+    for marked in join_all(marks).await {
+        marked?;
     }
     Ok(outcome?)
 }
