@@ -14,6 +14,7 @@
 //! is checked across both databases. Writes `bench/results.json`, `BENCHMARKS.md` and its
 //! pictures ([`plots`]).
 
+mod artifacts;
 mod coldstart;
 mod cost;
 mod inprocess;
@@ -59,6 +60,9 @@ pub struct Results {
     pub cost: cost::Cost,
     #[serde(default)]
     pub cold_starts: Vec<coldstart::ColdStart>,
+    /// The arm64 bootstraps of the last `sam build`, if any.
+    #[serde(default)]
+    pub arm64: Vec<artifacts::Artifact>,
     /// Scenarios after which the stock invariant did not hold, with what was wrong.
     pub violations: Vec<String>,
 }
@@ -254,6 +258,13 @@ async fn main() {
         })
         .collect();
     checked(products, "the cold starts", &mut violations).await;
+    let target =
+        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| repo.join("target"), PathBuf::from);
+    let arm64 = artifacts::measure(&repo, &target.join("lambda"));
+    println!(
+        "==> arm64 bootstraps from the last sam build: {}",
+        arm64.len()
+    );
 
     let pipeline = match (env("STOCKROOM_BENCH_URL"), env("STOCKROOM_BENCH_TRIGGER")) {
         (Some(base), Some(trigger)) => {
@@ -299,6 +310,7 @@ async fn main() {
         pgbench,
         cost,
         cold_starts,
+        arm64,
         violations,
     };
     let json = serde_json::to_string_pretty(&results).expect("results serialise");

@@ -235,6 +235,25 @@ pub fn markdown(r: &Results) -> String {
         }
     }
 
+    if !r.arm64.is_empty() {
+        md.push_str(
+            "\n## arm64 bootstraps (what Lambda runs)\n\nThe stripped `bootstrap` of each function \
+             that the last `sam build` (cargo lambda, `--arm64`, fat LTO) left in `target/lambda/`, \
+             with when it was built; zipped is `gzip -9`, about the deployment zip.\n\n\
+             | function | bootstrap (MB) | zipped (MB) | built |\n|---|---|---|---|\n",
+        );
+        for a in &r.arm64 {
+            let _ = writeln!(
+                md,
+                "| {} | {:.1} | {:.1} | {} |",
+                a.function,
+                a.bytes as f64 / 1e6,
+                a.zipped_bytes as f64 / 1e6,
+                a.built
+            );
+        }
+    }
+
     md.push_str("\n## Targets (issue #9)\n\n| target | measured | |\n|---|---|---|\n");
     let limit = r
         .pgbench
@@ -298,7 +317,17 @@ pub fn markdown(r: &Results) -> String {
             verdict(mb < 20.0)
         );
     }
-    if let Some(biggest) = r.cold_starts.iter().max_by_key(|c| c.binary_bytes) {
+    if let Some(biggest) = r.arm64.iter().max_by_key(|a| a.bytes) {
+        let mb = biggest.bytes as f64 / 1e6;
+        let _ = writeln!(
+            md,
+            "| stripped arm64 binary < 8 MB | largest {mb:.1} MB ({}); {} of {} under 8 MB | {} |",
+            biggest.function,
+            r.arm64.iter().filter(|a| a.bytes < 8_000_000).count(),
+            r.arm64.len(),
+            verdict(mb < 8.0)
+        );
+    } else if let Some(biggest) = r.cold_starts.iter().max_by_key(|c| c.binary_bytes) {
         let mb = biggest.binary_bytes as f64 / 1e6;
         let _ = writeln!(
             md,
