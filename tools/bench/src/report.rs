@@ -295,6 +295,26 @@ pub fn markdown(r: &Results) -> String {
         c.function_cpu_ms,
         verdict(c.function_cpu_ms <= 0.3)
     );
+    if let Some(p) = &r.pipeline {
+        let _ = writeln!(
+            md,
+            "| notifications keep up: every event recorded within 10 s of a 20 s burst's end | {} | {} |",
+            p.recorded_after_s
+                .map_or("not within the limit".to_owned(), |s| format!(
+                    "{s:.1} s after a {:.0} s burst",
+                    p.burst_seconds
+                )),
+            verdict(p.recorded_after_s.is_some_and(|s| s <= 10.0))
+        );
+        let _ = writeln!(
+            md,
+            "| SQS requests ≤ 0.1 per forwarded event | {} | {} |",
+            p.sqs_requests_per_alert
+                .map_or("not measured (see below)".to_owned(), |v| format!("{v:.3}")),
+            p.sqs_requests_per_alert
+                .map_or("**not measured**", |v| verdict(v <= 0.1))
+        );
+    }
     if let Some(slowest) = r
         .cold_starts
         .iter()
