@@ -270,6 +270,37 @@ pub fn drain_queue(url: &str) -> Vec<Value> {
     })
 }
 
+/// Starts an SQS test from a quiet queue: empties the alerts queue, waits until notification_db
+/// has nothing left to forward from the tests before (their alerts are not this test's), and
+/// drains it. The test stack has no subscriber (the tests read the queue themselves), and
+/// moto's requests slow down with a queue's length: thousands of earlier alerts made forwarding
+/// this test's take over a minute.
+pub fn quiet_alerts() {
+    let url = env("ALERTS_QUEUE_URL");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let client =
+        runtime.block_on(async { aws_sdk_sqs::Client::new(&stockroom_sqs::sdk_config().await) });
+    // At most one purge a minute (SQS's rule, which moto keeps): when the test before purged,
+    // the drain below empties the queue instead.
+    let _ = runtime.block_on(client.purge_queue().queue_url(&url).send());
+    wait_for(
+        "the earlier tests' alerts forwarded",
+        Duration::from_secs(120),
+        || {
+            let left: i64 = sql(
+                "NOTIFICATION_DATABASE_URL",
+                "SELECT count(*) FROM sqs_outbox WHERE sent_at IS NULL",
+            )[0]
+            .get(0);
+            (left == 0).then_some(())
+        },
+    );
+    drain_queue(&url);
+}
+
 /// Invokes a scheduled function once through the local router, as EventBridge would.
 pub fn run_scheduled(function: &str) {
     let event = stockroom_test_support::handler::SCHEDULED_EVENT;

@@ -59,10 +59,23 @@ fn a_broker_frozen_mid_order_holds_up_no_answer_and_loses_no_event() {
     const ORDERS: usize = 4;
     let product = product(INITIAL);
     let body = format!(r#"{{"product_id":{product},"quantity":1}}"#);
-    let warm = post("/api/orders", &body).expect("the API answers");
-    assert_eq!(warm.0, 201, "{}", warm.1);
-    // Let the warm order's publish finish, so its environment is free for the first below.
-    sleep(Duration::from_secs(1));
+    // Every environment of orders-create warm and idle first: a few clients at once start them
+    // all (a fresh stack has one), and each stays busy until its last order's event is
+    // published (a new environment's first publish connects its producer).
+    let warming = Load::start(product, 4);
+    sleep(Duration::from_secs(3));
+    let warm = placed(&warming.stop());
+    assert!(!warm.is_empty(), "no warm-up order was placed");
+    wait_for(
+        "the warm-up orders' events published",
+        Duration::from_secs(30),
+        || {
+            order_events(&warm)
+                .values()
+                .all(|(_, published)| *published)
+                .then_some(())
+        },
+    );
     ctl("freeze", "broker");
     let mut answers = Vec::new();
     for _ in 0..ORDERS {
@@ -88,7 +101,7 @@ fn a_broker_frozen_mid_order_holds_up_no_answer_and_loses_no_event() {
         .iter()
         .map(|((_, body), _)| body["id"].as_i64().unwrap())
         .collect();
-    orders.push(warm.1["id"].as_i64().unwrap());
+    orders.extend(&warm);
     let ids = delivered(&orders, Duration::from_secs(90));
     eprintln!(
         "first order answered in {:.0} ms with the broker frozen; all {} delivered {:.1} s after it thawed",
@@ -153,6 +166,7 @@ fn a_broker_restart_under_load_loses_no_event_and_records_each_once() {
 
 #[test]
 fn an_sqs_outage_under_load_delays_alerts_and_loses_none() {
+    quiet_alerts();
     let product = product(INITIAL);
     // moto keeps queues in memory: stopping it first means every alert of the test is sent after
     // it restarts, so the queue shows whether each arrived exactly once.
@@ -198,6 +212,7 @@ fn an_sqs_outage_under_load_delays_alerts_and_loses_none() {
 
 #[test]
 fn an_sqs_endpoint_that_never_answers_stalls_nothing_longer_than_its_timeout() {
+    quiet_alerts();
     let product = product(INITIAL);
     let frozen = Frozen::new("sqs");
     // One call to the frozen endpoint gives up within the client's bound.
