@@ -65,14 +65,17 @@ impl From<tokio_postgres::Error> for DbError {
 }
 
 /// The connection of this execution environment, reopened on demand. A clone is another handle
-/// to the same connection (for work that runs after the response, see [`crate::after_response`]).
+/// to the same connection (for work that runs after the response, see [`crate::after_response`]):
+/// a reference count, so cloning on every request copies no configuration.
 #[derive(Clone)]
-pub struct Db {
+pub struct Db(Arc<Inner>);
+
+struct Inner {
     config: Config,
     tls: MakeRustlsConnect,
     /// Whether each connection presents a fresh IAM token as its password.
     iam: bool,
-    slot: Arc<Mutex<Slot>>,
+    slot: Mutex<Slot>,
     /// `<database>_query_duration_seconds`: `inventory_db_query_duration_seconds` and so on, the
     /// original system's names.
     query_metric: String,
@@ -165,13 +168,13 @@ impl Db {
             "{}_query_duration_seconds",
             config.get_dbname().unwrap_or("stockroom_db")
         );
-        Ok(Self {
+        Ok(Self(Arc::new(Inner {
             config,
             tls,
             iam,
-            slot: Arc::new(Mutex::new(Slot::default())),
+            slot: Mutex::new(Slot::default()),
             query_metric,
-        })
+        })))
     }
 
     /// Reads the URL from `var` and connects eagerly, during init. A missing or invalid URL is a
@@ -192,7 +195,7 @@ impl Db {
     /// noticing) is first checked with an empty query, so no statement is ever sent down a dead
     /// socket and no request has to be retried.
     pub async fn conn(&self) -> Result<Conn<'_>, DbError> {
-        let mut slot = self.slot.lock().await;
+        let mut slot = self.0.slot.lock().await;
         let idle = slot.last_used.is_none_or(|at| {
             at.elapsed().is_ok_and(|idle| idle > IDLE_CHECK_AFTER) || at > SystemTime::now()
         });
@@ -213,9 +216,9 @@ impl Db {
     }
 
     async fn connect(&self) -> Result<Client, DbError> {
-        let config = signed_in(&self.config, self.iam)?;
+        let config = signed_in(&self.0.config, self.0.iam)?;
         let (client, connection) =
-            tokio::time::timeout(CONNECT_TIMEOUT, config.connect(self.tls.clone()))
+            tokio::time::timeout(CONNECT_TIMEOUT, config.connect(self.0.tls.clone()))
                 .await
                 .map_err(|_| DbError::Unavailable("timed out connecting".into()))??;
         tokio::spawn(async move {
@@ -228,7 +231,7 @@ impl Db {
 
     /// The database's name (`inventory_db`), for metrics and logs.
     pub fn name(&self) -> &str {
-        self.config.get_dbname().unwrap_or("?")
+        self.0.config.get_dbname().unwrap_or("?")
     }
 
     /// Checks that the database answers.
@@ -292,7 +295,7 @@ impl Db {
     }
 
     fn observe(&self, operation: &'static str, started: Instant) {
-        metrics::histogram!(self.query_metric.clone(), "operation" => operation)
+        metrics::histogram!(self.0.query_metric.clone(), "operation" => operation)
             .record(started.elapsed().as_secs_f64());
     }
 }
