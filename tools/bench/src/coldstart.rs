@@ -134,13 +134,20 @@ fn once(binary: &Path, function: &str, event: &str) -> (Duration, u64, u16) {
     let event = event.to_owned();
     let name = function.to_owned();
     let served = Arc::new(AtomicBool::new(false));
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            let (tx, event, name, served) =
-                (tx.clone(), event.clone(), name.clone(), served.clone());
-            std::thread::spawn(move || serve(stream, &event, &name, &tx, &served));
-        }
-    });
+    let finished = Arc::new(AtomicBool::new(false));
+    let accepting = {
+        let finished = finished.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                if finished.load(Ordering::SeqCst) {
+                    return;
+                }
+                let (tx, event, name, served) =
+                    (tx.clone(), event.clone(), name.clone(), served.clone());
+                std::thread::spawn(move || serve(stream, &event, &name, &tx, &served));
+            }
+        })
+    };
     let started = Instant::now();
     let mut child = Command::new(binary)
         .env("AWS_LAMBDA_RUNTIME_API", address.to_string())
@@ -156,6 +163,11 @@ fn once(binary: &Path, function: &str, event: &str) -> (Duration, u64, u16) {
     let rss = peak_rss_kb(child.id());
     let _ = child.kill();
     let _ = child.wait();
+    // Wake the accept loop so it sees the run is over and closes the listener; the connection
+    // threads end with the child's sockets.
+    finished.store(true, Ordering::SeqCst);
+    let _ = TcpStream::connect(address);
+    let _ = accepting.join();
     match seen {
         Ok(Seen::Response(at, body)) => {
             let status = serde_json::from_str::<serde_json::Value>(&body)
