@@ -6,9 +6,13 @@
 //! 1. `order_db`: claim the `Idempotency-Key` (if any) and write the orders `pending`, in one
 //!    transaction.
 //! 2. `inventory_db`: `reserve_stock(order_ref, lines)` takes all the stock or none, in one
-//!    transaction (a conditional decrement, so it can never oversell).
+//!    transaction (a conditional decrement, so it can never oversell), which also reads the events
+//!    it wrote.
 //! 3. `order_db`: confirm the orders with the reserved prices (or mark them `failed` when the
-//!    stock or the product was missing), and store the response for the key.
+//!    stock or the product was missing), reading the events, and store the response for the key.
+//!
+//! Without a key that is three round trips before the answer; after it, the events of steps 2
+//! and 3 are published and marked (two more, one per database, at once).
 //!
 //! A crash or timeout between steps leaves `pending` orders; [`reconcile`] settles them later:
 //! it voids the reference in inventory (from then on it can never reserve) and confirms the orders
@@ -25,7 +29,7 @@ use crate::ApiError;
 use crate::db::{Db, DbError, ORDER_DATABASE_URL, STOCK_RESERVATION_DATABASE_URL};
 use crate::order::{Order, OrderKind, OrderLine, OrderRequest, OrderStatus};
 use crate::order_store::{self, CancelStart, Claim};
-use crate::outbox::{Publisher, publish_transaction, publish_transactions};
+use crate::outbox::{OutboxEvent, Publisher, publish_events};
 use crate::reservation::{self, ReservationState, ReserveError};
 
 /// How long an `Idempotency-Key` is remembered.
@@ -227,21 +231,19 @@ async fn place_unmeasured(dbs: &OrderContext, request: &OrderRequest, key: Optio
         Err(err) => return Reply::error(&err),
     };
     let settled = match reservation::reserve(&dbs.stock, order_ref, &lines).await {
-        Ok((reserved, stock_txid)) => {
-            let confirmed = confirm(dbs, order_ref, &reserved).await;
+        Ok((reserved, stock_events)) => {
+            let (confirmed, order_events) = match confirm(dbs, order_ref, &reserved).await {
+                Ok((orders, events)) => (Ok(orders), events),
+                Err(err) => (Err(err), Vec::new()),
+            };
             // Both databases' events in one batch: one wait for the broker per order.
-            let mut written = vec![(&dbs.stock, stock_txid)];
-            if let Ok((_, txid)) = &confirmed {
-                written.push((&dbs.orders, *txid));
-            }
-            publish_transactions(dbs.publisher(), &written).await;
-            confirmed
-                .and_then(|(orders, _)| placed(orders))
-                .map(|orders| Reply {
-                    status: StatusCode::CREATED,
-                    body: body_of(request.kind, &orders),
-                    replayed: false,
-                })
+            let written = vec![(&dbs.stock, stock_events), (&dbs.orders, order_events)];
+            publish_events(dbs.publisher(), written).await;
+            confirmed.and_then(placed).map(|orders| Reply {
+                status: StatusCode::CREATED,
+                body: body_of(request.kind, &orders),
+                replayed: false,
+            })
         }
         Err(ReserveError::Db(err)) => Err(err.into()),
         Err(refused) => {
@@ -266,13 +268,13 @@ async fn place_unmeasured(dbs: &OrderContext, request: &OrderRequest, key: Optio
     reply
 }
 
-/// Step 3: confirm with the reserved prices; the orders as they now are, and the transaction
-/// whose `order_created` events the caller publishes.
+/// Step 3: confirm with the reserved prices; the orders as they now are, and the `order_created`
+/// events the caller publishes.
 async fn confirm(
     dbs: &OrderContext,
     order_ref: Uuid,
     reserved: &[reservation::ReservedLine],
-) -> Result<(Vec<Order>, i64), ApiError> {
+) -> Result<(Vec<Order>, Vec<OutboxEvent>), ApiError> {
     let confirmed = dbs.orders.run("confirm_orders", async |c| {
         order_store::confirm_returning(c, order_ref, reserved).await
     });
@@ -325,18 +327,18 @@ pub async fn cancel(dbs: &OrderContext, id: i64, owner: Option<i64>) -> Result<O
             .with_details(serde_json::json!({ "status": status })));
         }
     };
-    let (_, stock_txid) = reservation::release(&dbs.stock, order_ref, Some(id)).await?;
-    let finished = dbs.orders.write("finish_cancel", async |tx| {
-        order_store::finish_cancel(tx, id).await
+    let (_, stock_events) = reservation::release(&dbs.stock, order_ref, Some(id)).await?;
+    let finished = dbs.orders.run("finish_cancel", async |c| {
+        order_store::finish_cancel_returning(c, id).await
     });
-    let finished = finished.await;
+    let (finished, order_events) = match finished.await {
+        Ok((order, events)) => (Ok(order), events),
+        Err(err) => (Err(err), Vec::new()),
+    };
     // Both databases' events in one batch, as for a placement.
-    let mut written = vec![(&dbs.stock, stock_txid)];
-    if let Ok((_, txid)) = &finished {
-        written.push((&dbs.orders, *txid));
-    }
-    publish_transactions(dbs.publisher(), &written).await;
-    let (order, _) = finished?;
+    let written = vec![(&dbs.stock, stock_events), (&dbs.orders, order_events)];
+    publish_events(dbs.publisher(), written).await;
+    let order = finished?;
     metrics::counter!("order_orders_total", "status" => "cancelled").increment(1);
     order.ok_or_else(|| ApiError::not_found(format!("no order with id {id}")))
 }
@@ -394,8 +396,8 @@ pub async fn reconcile(dbs: &OrderContext, after: Duration) -> Result<Reconciled
         })
         .await?;
     for (id, order_ref) in cancelling {
-        let (_, stock_txid) = reservation::release(&dbs.stock, order_ref, Some(id)).await?;
-        publish_transaction(&dbs.stock, dbs.publisher(), stock_txid).await;
+        let (_, stock_events) = reservation::release(&dbs.stock, order_ref, Some(id)).await?;
+        publish_events(dbs.publisher(), vec![(&dbs.stock, stock_events)]).await;
         orders
             .run("finish_cancel", async |c| {
                 order_store::finish_cancel(c, id).await
@@ -411,8 +413,8 @@ pub async fn reconcile(dbs: &OrderContext, after: Duration) -> Result<Reconciled
             })
             .await?;
         if !holds {
-            let (lines, stock_txid) = reservation::release(&dbs.stock, order_ref, None).await?;
-            publish_transaction(&dbs.stock, dbs.publisher(), stock_txid).await;
+            let (lines, stock_events) = reservation::release(&dbs.stock, order_ref, None).await?;
+            publish_events(dbs.publisher(), vec![(&dbs.stock, stock_events)]).await;
             done.released += usize::from(lines > 0);
         }
         reservation::mark_checked(&dbs.stock, order_ref).await?;

@@ -4,11 +4,13 @@ use std::time::Duration;
 
 use rust_decimal::Decimal;
 use tokio_postgres::types::Type;
-use tokio_postgres::{Error, GenericClient, Row};
+use tokio_postgres::{Client, Error, GenericClient, Row};
 use uuid::Uuid;
 
 use crate::Money;
 use crate::order::{Order, OrderLine, OrderRequest, OrderStatus, total};
+use crate::outbox::OutboxEvent;
+use crate::outbox_store;
 use crate::pagination::Page;
 use crate::reservation::ReservedLine;
 
@@ -134,13 +136,13 @@ pub async fn confirm(
 }
 
 /// [`confirm`] in one statement that also returns every order of the reference as it now is, and
-/// the id of the transaction (run it outside a transaction block: the statement is the
-/// transaction), whose `order_created` events the caller publishes.
+/// the `order_created` events it wrote, which the caller publishes: one transaction, one round
+/// trip ([`outbox_store::with_events`]; so not inside a transaction block).
 pub async fn confirm_returning(
-    client: &impl GenericClient,
+    client: &Client,
     order_ref: Uuid,
     reserved: &[ReservedLine],
-) -> Result<(Vec<Order>, i64), Error> {
+) -> Result<(Vec<Order>, Vec<OutboxEvent>), Error> {
     let (ids, units, totals) = confirm_params(reserved);
     // The outer query cannot see the CTE's update (one snapshot): confirmed rows come from its
     // RETURNING, the others (settled before) from the table.
@@ -151,37 +153,30 @@ pub async fn confirm_returning(
         .join(", ");
     let sql = format!(
         "WITH confirmed AS ({CONFIRM} RETURNING {returning}) \
-         SELECT *, txid_current() AS txid FROM ( \
+         SELECT * FROM ( \
              SELECT * FROM confirmed \
              UNION ALL \
              SELECT {COLUMNS} FROM orders WHERE order_ref = $1 AND id NOT IN (SELECT id FROM confirmed) \
          ) AS settled ORDER BY id"
     );
-    let rows = client
-        .query_typed(
-            &sql,
-            &[
-                (&order_ref, Type::UUID),
-                (&ids, Type::INT8_ARRAY),
-                (&units, Type::NUMERIC_ARRAY),
-                (&totals, Type::NUMERIC_ARRAY),
-            ],
-        )
-        .await?;
-    let txid = match rows.first() {
-        Some(row) => row.get("txid"),
-        None => client
-            .query_typed_one("SELECT txid_current()", &[])
-            .await?
-            .get(0),
-    };
+    let (rows, events) = outbox_store::with_events(
+        client,
+        &sql,
+        &[
+            (&order_ref, Type::UUID),
+            (&ids, Type::INT8_ARRAY),
+            (&units, Type::NUMERIC_ARRAY),
+            (&totals, Type::NUMERIC_ARRAY),
+        ],
+    )
+    .await?;
     let orders: Vec<Order> = rows.iter().map(order).collect();
     if orders.iter().all(|o| o.status == OrderStatus::Confirmed) {
-        return Ok((orders, txid));
+        return Ok((orders, events));
     }
     // The statement's snapshot predates a concurrent confirmation (a retry with the same key)
     // that it waited for: a new statement sees how that one settled them.
-    Ok((by_ref(client, order_ref).await?, txid))
+    Ok((by_ref(client, order_ref).await?, events))
 }
 
 /// Marks the still-pending orders of `order_ref` as never placed.
@@ -280,6 +275,39 @@ pub async fn finish_cancel(client: &impl GenericClient, id: i64) -> Result<Optio
         )
         .await?;
     get(client, id).await
+}
+
+/// [`finish_cancel`] in one statement that also returns the order as it now is, and the
+/// `order_cancelled` event it wrote, which the caller publishes: one transaction, one round trip
+/// ([`outbox_store::with_events`]; so not inside a transaction block).
+pub async fn finish_cancel_returning(
+    client: &Client,
+    id: i64,
+) -> Result<(Option<Order>, Vec<OutboxEvent>), Error> {
+    let returning = COLUMNS
+        .split(", ")
+        .map(|c| format!("o.{c}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    // As in `confirm_returning`: the outer query cannot see the CTE's update.
+    let sql = format!(
+        "WITH done AS (UPDATE orders o SET status = 'cancelled', updated_at = now() \
+             WHERE o.id = $1 AND o.status = 'cancelling' RETURNING {returning}) \
+         SELECT * FROM done \
+         UNION ALL \
+         SELECT {COLUMNS} FROM orders WHERE id = $1 AND status <> 'failed' \
+             AND NOT EXISTS (SELECT 1 FROM done)"
+    );
+    let (rows, events) = outbox_store::with_events(client, &sql, &[(&id, Type::INT8)]).await?;
+    let found = rows.first().map(order);
+    if found
+        .as_ref()
+        .is_none_or(|o| o.status == OrderStatus::Cancelled)
+    {
+        return Ok((found, events));
+    }
+    // A concurrent retry finished it while this statement waited: a new statement sees it.
+    Ok((get(client, id).await?, events))
 }
 
 /// References with orders still `pending` after `age`: requests that died or timed out.

@@ -65,51 +65,66 @@ pub type Publisher = Arc<dyn Publish>;
 /// After a commit: publishes the events transaction `txid` wrote and marks them published, and
 /// updates the stock level gauges from its inventory events. Never fails the request: if the
 /// broker or the database is unavailable, the events stay in the outbox and the relay publishes
-/// them.
+/// them. In a function this runs after the response is posted ([`after_response`]): the caller
+/// does not wait for the broker.
 pub async fn publish_transaction(db: &Db, publisher: Option<&Publisher>, txid: i64) {
-    publish_transactions(publisher, &[(db, txid)]).await;
-}
-
-/// [`publish_transaction`] for every transaction one request committed, in whichever databases:
-/// one batch to the broker, so one wait for its acknowledgement (an order commits in inventory_db
-/// and in order_db), then each database's events are marked published. In a function this runs
-/// after the response is posted ([`after_response`]): the caller does not wait for the broker.
-pub async fn publish_transactions(publisher: Option<&Publisher>, written: &[(&Db, i64)]) {
     if publisher.is_none() && !telemetry::stock_levels_on() {
         return;
     }
-    let publisher = publisher.cloned();
-    let written: Vec<(Db, i64)> = written
-        .iter()
-        .map(|&(db, txid)| (db.clone(), txid))
+    let db = db.clone();
+    defer(publisher, async move {
+        let events = db
+            .run("outbox_unpublished", async |c| {
+                outbox_store::unpublished_of(c, txid).await
+            })
+            .await?;
+        Ok(vec![(db, events)])
+    })
+    .await;
+}
+
+/// As [`publish_transaction`], for events a request already read in the transactions that wrote
+/// them ([`outbox_store::with_events`]), in whichever databases: one batch to the broker, so one
+/// wait for its acknowledgement (an order commits in inventory_db and in order_db), then each
+/// database's events are marked published. No reads left, only the publish and the marks.
+pub async fn publish_events(publisher: Option<&Publisher>, written: Vec<(&Db, Vec<OutboxEvent>)>) {
+    let nothing = written.iter().all(|(_, events)| events.is_empty());
+    if nothing || (publisher.is_none() && !telemetry::stock_levels_on()) {
+        return;
+    }
+    let found: Vec<(Db, Vec<OutboxEvent>)> = written
+        .into_iter()
+        .map(|(db, events)| (db.clone(), events))
         .collect();
+    defer(publisher, async move { Ok(found) }).await;
+}
+
+/// Hands the work of publishing to [`after_response::later`]: `find` the events, then
+/// [`publish_found`]; a failure leaves them to the relay.
+async fn defer(
+    publisher: Option<&Publisher>,
+    find: impl Future<Output = Result<Vec<(Db, Vec<OutboxEvent>)>, DbError>> + Send + 'static,
+) {
+    let publisher = publisher.cloned();
     after_response::later(async move {
-        if let Err(err) = try_publish_transactions(publisher.as_deref(), &written).await {
-            let txids: Vec<i64> = written.iter().map(|(_, txid)| *txid).collect();
-            tracing::warn!(error = %crate::error::chain(&err), ?txids, "events left to the relay");
+        let published = match find.await {
+            Ok(found) => publish_found(publisher.as_deref(), &found).await,
+            Err(err) => Err(err.into()),
+        };
+        if let Err(err) = published {
+            tracing::warn!(error = %crate::error::chain(&err), "events left to the relay");
         }
     })
     .await;
 }
 
-/// Each database's reads, and then its marks, go at once: they are on different connections.
-async fn try_publish_transactions(
+/// Publishes each database's events in one batch, then marks each database's at once (they are on
+/// different connections), and updates the stock level gauges.
+async fn publish_found(
     publisher: Option<&dyn Publish>,
-    written: &[(Db, i64)],
+    found: &[(Db, Vec<OutboxEvent>)],
 ) -> Result<(), OutboxError> {
-    let reads = written.iter().map(|(db, txid)| async move {
-        let events = db
-            .run("outbox_unpublished", async |c| {
-                outbox_store::unpublished_of(c, *txid).await
-            })
-            .await?;
-        Ok::<_, DbError>((db, events))
-    });
-    let found = join_all(reads)
-        .await
-        .into_iter()
-        .collect::<Result<Vec<_>, _>>()?;
-    for (_, events) in &found {
+    for (_, events) in found {
         telemetry::stock_levels(events);
     }
     let batch: Vec<OutboxEvent> = found

@@ -5,8 +5,8 @@
 
 use std::time::Duration;
 
-use tokio_postgres::types::Type;
-use tokio_postgres::{Error, GenericClient, Row};
+use tokio_postgres::types::{ToSql, Type};
+use tokio_postgres::{Client, Error, GenericClient, Row};
 
 use crate::outbox::OutboxEvent;
 
@@ -32,6 +32,35 @@ pub async fn unpublished_of(
         )
         .await?;
     Ok(rows.iter().map(outbox_event).collect())
+}
+
+/// Runs one writing statement and reads the events its transaction wrote, as one transaction in
+/// one round trip: `BEGIN`, the statement, the outbox read and `COMMIT` go out together
+/// (tokio-postgres sends a request when it is first polled, and `join4` polls them in this
+/// order, before any answer is awaited). The triggers' outbox rows are invisible to the statement that fired them, not to the
+/// next statement of its transaction. When the statement fails, its error is returned and the
+/// `COMMIT` ends the aborted transaction as a rollback, so the session is left idle.
+pub async fn with_events(
+    client: &Client,
+    sql: &str,
+    params: &[(&(dyn ToSql + Sync), Type)],
+) -> Result<(Vec<Row>, Vec<OutboxEvent>), Error> {
+    let (begun, rows, events, committed) = futures_util::future::join4(
+        client.batch_execute("BEGIN"),
+        client.query_typed(sql, params),
+        client.query_typed(
+            "SELECT id, event_id, topic, message_key, payload \
+             FROM outbox_unpublished(txid_current())",
+            &[],
+        ),
+        client.batch_execute("COMMIT"),
+    )
+    .await;
+    begun?;
+    let rows = rows?;
+    let events = events?;
+    committed?;
+    Ok((rows, events.iter().map(outbox_event).collect()))
 }
 
 /// The oldest `limit` unpublished events written at least `min_age` ago, locked until the

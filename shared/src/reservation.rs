@@ -12,6 +12,8 @@ use uuid::Uuid;
 use crate::Money;
 use crate::db::{Db, DbError};
 use crate::order::OrderLine;
+use crate::outbox::OutboxEvent;
+use crate::outbox_store;
 
 /// A reserved line: one order, its product, quantity and the unit price at reservation time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,13 +79,13 @@ fn reserved_line(row: &tokio_postgres::Row) -> ReservedLine {
 }
 
 /// Reserves every line (keyed by its order id) or none. Idempotent by `order_ref`: called again,
-/// it returns what was reserved the first time. Also returns the transaction's id, whose inventory
-/// events (stock changes, low-stock alerts) the caller publishes.
+/// it returns what was reserved the first time. Also returns the inventory events (stock changes,
+/// low-stock alerts) the reservation wrote, which the caller publishes.
 pub async fn reserve(
     db: &Db,
     order_ref: Uuid,
     lines: &[(i64, OrderLine)],
-) -> Result<(Vec<ReservedLine>, i64), ReserveError> {
+) -> Result<(Vec<ReservedLine>, Vec<OutboxEvent>), ReserveError> {
     let payload = serde_json::Value::from(
         lines
             .iter()
@@ -93,21 +95,17 @@ pub async fn reserve(
             .collect::<Vec<_>>(),
     )
     .to_string();
-    // One statement, so one round trip and its own transaction, whose id comes with every row.
+    // One round trip: the reservation and the read of its events, in one transaction.
     let reserved = db.run("reserve_stock", async |c| {
-        c.query_typed(
-            "SELECT line, product_id, quantity, unit_price, txid_current() AS txid \
-             FROM reserve_stock($1, $2::jsonb)",
+        outbox_store::with_events(
+            c,
+            "SELECT line, product_id, quantity, unit_price FROM reserve_stock($1, $2::jsonb)",
             &[(&order_ref, Type::UUID), (&payload, Type::TEXT)],
         )
         .await
     });
     match reserved.await {
-        Ok(rows) => {
-            // No row, no stock changed: the txid names no events (0 matches none).
-            let txid = rows.first().map_or(0, |row| row.get("txid"));
-            Ok((rows.iter().map(reserved_line).collect(), txid))
-        }
+        Ok((rows, events)) => Ok((rows.iter().map(reserved_line).collect(), events)),
         Err(DbError::Query(err)) => {
             Err(contract_error(&err).unwrap_or(ReserveError::Db(DbError::Query(err))))
         }
@@ -116,19 +114,24 @@ pub async fn reserve(
 }
 
 /// Returns the stock of one order (`line`) or of the whole reference, at most once. Returns how
-/// many lines it released and the transaction's id (for its inventory events).
-pub async fn release(db: &Db, order_ref: Uuid, line: Option<i64>) -> Result<(i32, i64), DbError> {
-    // One statement: its own transaction, and that transaction's id.
-    let row = db
+/// many lines it released and the inventory events it wrote, which the caller publishes.
+pub async fn release(
+    db: &Db,
+    order_ref: Uuid,
+    line: Option<i64>,
+) -> Result<(i32, Vec<OutboxEvent>), DbError> {
+    // One round trip: the release and the read of its events, in one transaction.
+    let (rows, events) = db
         .run("release_stock", async |c| {
-            c.query_typed_one(
-                "SELECT release_stock($1, $2), txid_current()",
+            outbox_store::with_events(
+                c,
+                "SELECT release_stock($1, $2)",
                 &[(&order_ref, Type::UUID), (&line, Type::INT8)],
             )
             .await
         })
         .await?;
-    Ok((row.get(0), row.get(1)))
+    Ok((rows[0].get(0), events))
 }
 
 /// Makes sure a reference can no longer reserve if it has not yet; tells which it is.
