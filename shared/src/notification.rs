@@ -117,12 +117,13 @@ impl Queue {
     }
 }
 
-/// What a batch send achieved: the ids of the messages the queue accepted, and why the others
-/// were not (timeout, endpoint down), if any were not.
+/// What a batch send achieved: the ids of the messages the queue accepted, why the others were
+/// not (timeout, endpoint down), if any were not, and how many requests it made (SQS bills each).
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Sent {
     pub accepted: Vec<i64>,
     pub error: Option<String>,
+    pub requests: usize,
 }
 
 pub type SendFuture<'a> = Pin<Box<dyn Future<Output = Sent> + Send + 'a>>;

@@ -116,6 +116,7 @@ impl SqsQueues {
         // SQS bills per request: what batching saves shows here (and in the benchmark).
         metrics::counter!("stockroom_sqs_requests_total", "operation" => "SendMessageBatch")
             .increment(1);
+        sent.requests += 1;
         let answer = self
             .client
             .send_message_batch()

@@ -87,6 +87,8 @@ async fn each_event_is_recorded_once_alerts_are_forwarded_and_poison_is_dead_let
             forwarded: 2,
             dead_lettered: 2,
             left_to_forwarder: 0,
+            // One SendMessageBatch to each queue.
+            sqs_requests: 2,
         }
     );
     assert_eq!(

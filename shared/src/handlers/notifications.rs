@@ -34,6 +34,8 @@ pub struct Handled {
     pub dead_lettered: usize,
     /// Queued messages SQS did not accept now: `notifications-forwarder` sends them later.
     pub left_to_forwarder: usize,
+    /// Requests made to SQS (`SendMessageBatch`, up to ten messages each).
+    pub sqs_requests: usize,
 }
 
 fn source(record: &KafkaRecord) -> String {
@@ -107,6 +109,7 @@ async fn send(queues: &dyn Queues, outgoing: &[Outgoing], deadline: Instant) -> 
         let result = queues.send_batch(queue, &messages, deadline).await;
         sent.accepted.extend(result.accepted);
         sent.error = sent.error.or(result.error);
+        sent.requests += result.requests;
     }
     if let Some(err) = &sent.error {
         tracing::warn!(%err, "SQS did not take every message; the forwarder sends the rest");
@@ -198,6 +201,7 @@ async fn handle_batch(
         forwarded,
         dead_lettered: queued_letters,
         left_to_forwarder: batch.outgoing.len() - sent.accepted.len(),
+        sqs_requests: sent.requests,
     };
     tracing::info!(?handled, "batch handled");
     Ok(handled)
