@@ -1,4 +1,4 @@
-//! What one order costs: statements (round trips) and commits per database, rows written, and
+//! What one order costs: round trips, statements and commits per database, rows written, and
 //! CPU, measured over a run of sequential single orders in process.
 
 use std::collections::BTreeMap;
@@ -10,12 +10,17 @@ use stockroom_test_support::handler::admin_query;
 
 use crate::inprocess::{Environment, one, order_event};
 use crate::scenario::{Products, Rng, Scenario};
+use crate::trips::TripCounter;
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Cost {
     pub orders: u64,
-    /// Statements per order, by database (each one a round trip: nothing is pipelined today).
+    /// Statements per order, by database (pg_stat_statements: `BEGIN` and `COMMIT` count).
     pub statements: BTreeMap<String, f64>,
+    /// Round trips per order, by database, counted on the wire ([`TripCounter`]): pipelined
+    /// statements share one.
+    #[serde(default)]
+    pub round_trips: BTreeMap<String, f64>,
     /// Committed transactions per order, by database (a statement outside a transaction block
     /// commits on its own).
     pub commits: BTreeMap<String, f64>,
@@ -112,9 +117,16 @@ pub fn cpu_seconds(name: Option<&str>) -> f64 {
     total
 }
 
-/// Places `orders` single orders one after another from one environment.
-pub async fn measure(products: Products, orders: u64) -> Cost {
-    let envs = Arc::new(vec![Environment::new(true).await]);
+/// Places `orders` single orders one after another from one environment, whose order
+/// connections reach PostgreSQL (on `pg_port`) through round-trip counters.
+pub async fn measure(products: Products, orders: u64, pg_port: u16) -> Cost {
+    let (stock_trips, order_trips) = (
+        TripCounter::start(pg_port).await,
+        TripCounter::start(pg_port).await,
+    );
+    let envs = Arc::new(vec![
+        Environment::relayed(pg_port, stock_trips.port, order_trips.port).await,
+    ]);
     let mut rng = Rng::new(7);
     // Warm the connections, so connecting is not counted.
     one(&envs[0], Scenario::SingleOrder, products, &mut rng).await;
@@ -131,9 +143,14 @@ pub async fn measure(products: Products, orders: u64) -> Cost {
     let (pg_before, own_before) = (cpu_seconds(Some("postgres")), cpu_seconds(None));
     // Reset last, read first: the counts hold the orders' statements and nothing of the measuring.
     let statements_on = stats_on && simple_query_ok("SELECT pg_stat_statements_reset()").await;
+    let trips_before = [stock_trips.trips(), order_trips.trips()];
     for _ in 0..orders {
         one(&envs[0], Scenario::SingleOrder, products, &mut rng).await;
     }
+    let trips = [
+        stock_trips.trips() - trips_before[0],
+        order_trips.trips() - trips_before[1],
+    ];
     let statements = if statements_on {
         admin_query(
             INVENTORY_DATABASE_URL,
@@ -173,6 +190,10 @@ pub async fn measure(products: Products, orders: u64) -> Cost {
                     per(n - commits_before.get(db).copied().unwrap_or(*n)),
                 )
             })
+            .collect(),
+        round_trips: [("inventory_db", trips[0]), ("order_db", trips[1])]
+            .into_iter()
+            .map(|(db, n)| (db.to_owned(), per(n as i64)))
             .collect(),
         kafka_messages: per(published().await - published_before),
         postgres_cpu_ms: (pg_after - pg_before) * 1000.0 / orders as f64,

@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request};
 use stockroom::after_response;
-use stockroom::db::{Db, INVENTORY_DATABASE_URL};
+use stockroom::db::{
+    Db, INVENTORY_DATABASE_URL, ORDER_DATABASE_URL, STOCK_RESERVATION_DATABASE_URL,
+};
 use stockroom::handlers::{orders, products};
 use stockroom::order_saga::OrderContext;
 use stockroom_test_support::handler::Event;
@@ -37,6 +39,28 @@ impl Environment {
                 .await
                 .expect("inventory_db"),
             orders: OrderContext::from_env(events).await.expect("order_db"),
+        }
+    }
+
+    /// An environment with a broker whose order connections reach PostgreSQL (on `pg_port`)
+    /// through other ports: inventory_db's through `stock_port`, order_db's through `order_port`.
+    pub async fn relayed(pg_port: u16, stock_port: u16, order_port: u16) -> Self {
+        let url = |var: &str, port: u16| {
+            let url = std::env::var(var).unwrap_or_else(|_| panic!("{var} is not set"));
+            let (from, to) = (format!(":{pg_port}/"), format!(":{port}/"));
+            assert!(url.contains(&from), "{var} does not name port {pg_port}");
+            Db::new(&url.replace(&from, &to)).expect("a database URL")
+        };
+        let events = stockroom_kafka::KafkaPublisher::shared_from_env().expect("Kafka settings");
+        Self {
+            inventory: Db::from_env(INVENTORY_DATABASE_URL)
+                .await
+                .expect("inventory_db"),
+            orders: OrderContext {
+                orders: url(ORDER_DATABASE_URL, order_port),
+                stock: url(STOCK_RESERVATION_DATABASE_URL, stock_port),
+                events,
+            },
         }
     }
 }

@@ -24,6 +24,7 @@ mod plots;
 mod report;
 mod scenario;
 mod stats;
+mod trips;
 mod wrk;
 
 use std::path::PathBuf;
@@ -236,7 +237,7 @@ async fn main() {
         .collect();
 
     println!("==> What one order costs (500 single orders, one environment)");
-    let cost = cost::measure(products, 500).await;
+    let cost = cost::measure(products, 500, port).await;
     checked(products, "the cost run", &mut violations).await;
 
     println!("==> Cold starts: each HTTP function's release binary under a Runtime API of its own");

@@ -4,7 +4,7 @@
 //! forwarded alert cost, and how many notification_db commits each recorded event.
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
@@ -29,10 +29,15 @@ pub struct Pipeline {
     /// when they were not all recorded within [`CATCH_UP_LIMIT`].
     pub recorded_after_s: Option<f64>,
     pub recorded: u64,
-    /// `SendMessageBatch` requests per alert forwarded (pushed metrics), if both moved.
+    /// `SendMessageBatch` requests per alert forwarded, from the notifications function's answers
+    /// (the trigger logs each), if any alert was forwarded.
     pub sqs_requests_per_alert: Option<f64>,
-    /// notification_db commits per event recorded during the level.
+    /// notification_db commits per event recorded during the level (the benchmark's own queries
+    /// subtracted).
     pub notification_commits_per_event: f64,
+    /// Events per invocation of the notifications function (the trigger's batches).
+    #[serde(default)]
+    pub events_per_invocation: Option<f64>,
 }
 
 /// The stack's Kafka trigger binary feeding this router's notifications function, from the end of
@@ -41,8 +46,10 @@ pub struct Pipeline {
 struct Trigger(Child);
 
 impl Trigger {
-    fn start(binary: &Path, base: &str, group: &str, log: &Path) -> Self {
+    /// Its errors go to `log`, and each invocation's answer to `answers`.
+    fn start(binary: &Path, base: &str, group: &str, log: &Path, answers: &Path) -> Self {
         let log = std::fs::File::create(log).expect("the trigger's log");
+        let answers = std::fs::File::create(answers).expect("the trigger's answers");
         let child = Command::new(binary)
             .env(
                 "STOCKROOM_INVOKE_URL",
@@ -51,7 +58,7 @@ impl Trigger {
             .env("STOCKROOM_TRIGGER_GROUP", group)
             // Only what comes after it: the topics hold every earlier level's events.
             .env("STOCKROOM_TRIGGER_START", "latest")
-            .stdout(Stdio::null())
+            .stdout(answers)
             .stderr(log)
             .spawn()
             .unwrap_or_else(|err| panic!("starting {}: {err}", binary.display()));
@@ -78,21 +85,29 @@ async fn notification_commits() -> i64 {
     .await
 }
 
-/// The sum over every pushed group of a counter, from the pushgateway.
-fn pushed(metric: &str) -> Option<f64> {
-    let url = std::env::var("PUSHGATEWAY_URL").ok()?;
-    let text = ureq::get(&format!("{url}/metrics"))
-        .call()
-        .ok()?
-        .into_body()
-        .read_to_string()
-        .ok()?;
-    Some(
-        text.lines()
-            .filter(|l| l.starts_with(metric) && !l.starts_with('#'))
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum(),
-    )
+/// What the notifications function's answers add up to, from the trigger's lines
+/// `delivered N records: {"recorded":..,"forwarded":..,"sqs_requests":..}`.
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
+struct Answers {
+    invocations: u64,
+    recorded: u64,
+    forwarded: u64,
+    sqs_requests: u64,
+}
+
+fn answers(log: &str) -> Answers {
+    let mut sum = Answers::default();
+    for answer in log.lines().filter_map(|l| l.split_once(" records: ")) {
+        let Ok(answer) = serde_json::from_str::<serde_json::Value>(answer.1) else {
+            continue;
+        };
+        let field = |name: &str| answer[name].as_u64().unwrap_or(0);
+        sum.invocations += 1;
+        sum.recorded += field("recorded");
+        sum.forwarded += field("forwarded");
+        sum.sqs_requests += field("sqs_requests");
+    }
+    sum
 }
 
 /// Places an order over HTTP and waits a few seconds for its `order_created` to be recorded, until
@@ -137,7 +152,14 @@ pub async fn run(
     burst: Duration,
 ) -> Pipeline {
     let group = format!("bench-{}", products.first);
-    let trigger = Trigger::start(trigger, base, &group, &work.join("trigger.log"));
+    let answers_log = work.join("trigger.answers");
+    let trigger = Trigger::start(
+        trigger,
+        base,
+        &group,
+        &work.join("trigger.log"),
+        &answers_log,
+    );
     flowing(base, products).await;
     // Warm the router's order instances (each starts through `cargo run`).
     for _ in 0..8 {
@@ -154,11 +176,10 @@ pub async fn run(
         }
     }
     let since: String = admin_query(ORDER_DATABASE_URL, "SELECT now()::text").await[0].get(0);
-    let (commits_before, requests_before, alerts_before) = (
-        notification_commits().await,
-        pushed("stockroom_sqs_requests_total"),
-        pushed("stockroom_alerts_forwarded_total"),
-    );
+    let commits_before = notification_commits().await;
+    let answered_before = answers(&std::fs::read_to_string(&answers_log).unwrap_or_default());
+    // The benchmark's own notification_db statements from here on, each a commit of its own.
+    let mut own_queries = 1;
     let recorded_before = count(
         NOTIFICATION_DATABASE_URL,
         "SELECT count(*) FROM notifications",
@@ -195,26 +216,30 @@ pub async fn run(
     let (mut recorded, mut recorded_after_s) = (0, None);
     while ended.elapsed() < CATCH_UP_LIMIT {
         recorded = count(NOTIFICATION_DATABASE_URL, &recorded_sql).await;
+        own_queries += 1;
         if recorded as usize >= ids.len() {
             recorded_after_s = Some(ended.elapsed().as_secs_f64());
             break;
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
-    // The functions push their metrics at most every second: let the last pushes land.
+    // PostgreSQL reports its statistics at most every second: let the last commits show.
     tokio::time::sleep(Duration::from_secs(3)).await;
+    own_queries += 1;
     let events = count(
         NOTIFICATION_DATABASE_URL,
         "SELECT count(*) FROM notifications",
     )
     .await
         - recorded_before;
-    let commits = notification_commits().await - commits_before;
-    let delta =
-        |after: Option<f64>, before: Option<f64>| Some(after? - before?).filter(|d| *d > 0.0);
-    let requests = delta(pushed("stockroom_sqs_requests_total"), requests_before);
-    let alerts = delta(pushed("stockroom_alerts_forwarded_total"), alerts_before);
+    let commits = notification_commits().await - commits_before - own_queries;
     drop(trigger);
+    let answered = answers(&std::fs::read_to_string(&answers_log).unwrap_or_default());
+    let (invocations, alerts, requests) = (
+        answered.invocations - answered_before.invocations,
+        answered.forwarded - answered_before.forwarded,
+        answered.sqs_requests - answered_before.sqs_requests,
+    );
     Pipeline {
         connections,
         burst_seconds: burst.as_secs_f64(),
@@ -222,7 +247,30 @@ pub async fn run(
         orders: ids.len() as u64,
         recorded_after_s,
         recorded: recorded as u64,
-        sqs_requests_per_alert: requests.zip(alerts).map(|(r, a)| r / a),
-        notification_commits_per_event: commits as f64 / (events.max(1) as f64),
+        sqs_requests_per_alert: (alerts > 0).then(|| requests as f64 / alerts as f64),
+        notification_commits_per_event: commits.max(0) as f64 / (events.max(1) as f64),
+        events_per_invocation: (invocations > 0).then(|| events as f64 / invocations as f64),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn answers_add_up_the_functions_counts_and_skip_other_lines() {
+        let log = "consuming inventory-events, order-events as group g; invoking u\n\
+            delivered 12 records: {\"recorded\":12,\"duplicates\":0,\"forwarded\":9,\"dead_lettered\":0,\"left_to_forwarder\":0,\"sqs_requests\":1}\n\
+            delivered 3 records: {\"recorded\":2,\"duplicates\":1,\"forwarded\":2,\"dead_lettered\":0,\"left_to_forwarder\":0,\"sqs_requests\":1}\n\
+            delivered 1 records: not json\n";
+        assert_eq!(
+            answers(log),
+            Answers {
+                invocations: 2,
+                recorded: 14,
+                forwarded: 11,
+                sqs_requests: 2
+            }
+        );
     }
 }
