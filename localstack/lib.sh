@@ -267,13 +267,14 @@ start_alerts_subscriber() {
 }
 
 # The EventBridge schedules of template.yaml, and how often they run locally (seconds).
-SCHEDULED_FUNCTIONS="orders-reconciler events-relay notifications-forwarder metrics-janitor"
+SCHEDULED_FUNCTIONS="orders-reconciler events-relay notifications-forwarder metrics-janitor stock-levels"
 schedule_every() {
     case $1 in
         orders-reconciler) echo "${STOCKROOM_RECONCILE_EVERY:-60}" ;;
         events-relay) echo "${STOCKROOM_RELAY_EVERY:-10}" ;;
         notifications-forwarder) echo "${STOCKROOM_FORWARD_EVERY:-10}" ;;
         metrics-janitor) echo "${STOCKROOM_JANITOR_EVERY:-60}" ;;
+        stock-levels) echo "${STOCKROOM_STOCK_LEVELS_EVERY:-10}" ;;
     esac
 }
 

@@ -120,6 +120,7 @@ fn drive_traffic() {
         "events-relay",
         "notifications-forwarder",
         "metrics-janitor",
+        "stock-levels",
     ] {
         let path = format!("/2015-03-31/functions/{function}/invocations");
         let answer = call("POST", &path, Some(event));

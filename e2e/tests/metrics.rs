@@ -93,8 +93,27 @@ fn orders_placed_over_http_show_up_in_prometheus() {
     );
 }
 
-/// Waits until `inventory_stock_levels` of `product` satisfies `ok`, or fails saying what it was.
+/// Runs the scheduled `stock-levels` function through the router, as its EventBridge schedule
+/// does in AWS (the test stack runs no schedules during these tests).
+fn export_stock_levels() {
+    let path = "/2015-03-31/functions/stock-levels/invocations";
+    let answer = call(
+        "POST",
+        path,
+        Some(stockroom_test_support::handler::SCHEDULED_EVENT),
+    );
+    assert_eq!(answer.status, 200, "stock-levels: {}", answer.text);
+    assert!(
+        answer.json().get("errorType").is_none(),
+        "stock-levels: {}",
+        answer.text
+    );
+}
+
+/// Exports the stock levels, then waits until `inventory_stock_levels` of `product` satisfies
+/// `ok` in Prometheus, or fails saying what it was.
 fn wait_for_stock_level(product: i64, what: &str, ok: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+    export_stock_levels();
     let promql = format!(r#"inventory_stock_levels{{product_id="{product}"}}"#);
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {

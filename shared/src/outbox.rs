@@ -19,7 +19,6 @@ use uuid::Uuid;
 use crate::after_response;
 use crate::db::{Db, DbError};
 use crate::outbox_store::{self, Backlog};
-use crate::telemetry;
 
 pub use crate::events::{INVENTORY_TOPIC, ORDER_TOPIC};
 
@@ -62,13 +61,12 @@ pub trait Publish: Send + Sync {
 /// The environment's publisher, shared with the work that runs after the response.
 pub type Publisher = Arc<dyn Publish>;
 
-/// After a commit: publishes the events transaction `txid` wrote and marks them published, and
-/// updates the stock level gauges from its inventory events. Never fails the request: if the
-/// broker or the database is unavailable, the events stay in the outbox and the relay publishes
-/// them. In a function this runs after the response is posted ([`after_response`]): the caller
+/// After a commit: publishes the events transaction `txid` wrote and marks them published. Never
+/// fails the request: if the broker or the database is unavailable, the events stay in the outbox
+/// and the relay publishes them. In a function this runs after the response is posted ([`after_response`]): the caller
 /// does not wait for the broker.
 pub async fn publish_transaction(db: &Db, publisher: Option<&Publisher>, txid: i64) {
-    if publisher.is_none() && !telemetry::stock_levels_on() {
+    if publisher.is_none() {
         return;
     }
     let db = db.clone();
@@ -89,7 +87,7 @@ pub async fn publish_transaction(db: &Db, publisher: Option<&Publisher>, txid: i
 /// database's events are marked published. No reads left, only the publish and the marks.
 pub async fn publish_events(publisher: Option<&Publisher>, written: Vec<(&Db, Vec<OutboxEvent>)>) {
     let nothing = written.iter().all(|(_, events)| events.is_empty());
-    if nothing || (publisher.is_none() && !telemetry::stock_levels_on()) {
+    if nothing || publisher.is_none() {
         return;
     }
     let found: Vec<(Db, Vec<OutboxEvent>)> = written
@@ -119,14 +117,11 @@ async fn defer(
 }
 
 /// Publishes each database's events in one batch, then marks each database's at once (they are on
-/// different connections), and updates the stock level gauges.
+/// different connections).
 async fn publish_found(
     publisher: Option<&dyn Publish>,
     found: &[(Db, Vec<OutboxEvent>)],
 ) -> Result<(), OutboxError> {
-    for (_, events) in found {
-        telemetry::stock_levels(events);
-    }
     let batch: Vec<OutboxEvent> = found
         .iter()
         .flat_map(|(_, events)| events.clone())

@@ -8,6 +8,7 @@ use tokio_postgres::{Error, GenericClient, Row};
 use crate::Money;
 use crate::pagination::Page;
 use crate::product::{Product, ProductInput};
+use crate::telemetry::StockLevel;
 
 const COLUMNS: &str = "id, name, description, price, stock, created_at, updated_at, version";
 
@@ -184,4 +185,19 @@ pub async fn delete(client: &impl GenericClient, id: i64) -> Result<Option<Txid>
         )
         .await?;
     Ok(row.map(|row| row.get(0)))
+}
+
+/// Every product's stock, by id, for `inventory_stock_levels` (the `stock-levels` function).
+pub async fn stock_levels(client: &impl GenericClient) -> Result<Vec<StockLevel>, Error> {
+    let rows = client
+        .query_typed("SELECT id, name, stock FROM products ORDER BY id", &[])
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|row| StockLevel {
+            product_id: row.get("id"),
+            name: row.get("name"),
+            stock: row.get("stock"),
+        })
+        .collect())
 }

@@ -9,7 +9,6 @@
 //! after the handler returned, so no client waits for it, at most one at a time, each bounded by
 //! [`PUSH_TIMEOUT`]. `PUSHGATEWAY_URL` unset: metrics off. docs/observability.md explains the model.
 
-use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
@@ -17,8 +16,6 @@ use std::time::{Duration, Instant};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::events::{Event, EventKind, INVENTORY_TOPIC};
-use crate::outbox::OutboxEvent;
 use crate::outbox_store::Backlog;
 
 /// Environment variable with the pushgateway's base URL (`http://host:port`); unset: no metrics.
@@ -40,15 +37,15 @@ struct Pusher {
     busy: AtomicBool,
     /// When the last push started.
     last_push: Mutex<Option<Instant>>,
-    /// Stock levels waiting to be pushed, by product (`None`: the product is gone), and whether a
-    /// task is pushing them.
-    stock: Mutex<BTreeMap<i64, Option<StockLevel>>>,
-    stock_busy: AtomicBool,
 }
 
-/// A product's name and stock after a change.
+/// The pushgateway job of `inventory_stock_levels`: one group, replaced whole by `stock-levels`.
+pub const STOCK_JOB: &str = "stockroom_stock";
+
+/// One product's stock, as `inventory_stock_levels` shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StockLevel {
+    pub product_id: i64,
     pub name: String,
     pub stock: i64,
 }
@@ -100,8 +97,6 @@ pub fn init(function: &str) {
         path: format!("/metrics/job/stockroom/function/{function}/instance/{instance}"),
         busy: AtomicBool::new(false),
         last_push: Mutex::new(None),
-        stock: Mutex::new(BTreeMap::new()),
-        stock_busy: AtomicBool::new(false),
     };
     if PUSHER.set(pusher).is_ok() {
         declare_counters();
@@ -164,91 +159,22 @@ pub fn push_soon() {
     });
 }
 
-/// Whether stock levels are pushed (metrics are on).
-pub fn stock_levels_on() -> bool {
-    PUSHER.get().is_some()
-}
-
-/// Keeps `inventory_stock_levels` true after a committed change, from the change's own inventory
-/// events (every stock change writes one, with the product's name and stock after it). Each
-/// product has its own group, `job="stockroom_stock", product_id=<id>`, replaced by whichever
-/// environment changed the stock last and deleted with the product, so there is one series per
-/// product. Pushed in the background, latest value per product, like the other metrics.
-pub fn stock_levels(events: &[OutboxEvent]) {
-    let Some(pusher) = PUSHER.get() else {
-        return;
-    };
-    let changes: Vec<_> = events
-        .iter()
-        .filter(|e| e.topic == INVENTORY_TOPIC)
-        .filter_map(|e| stock_change(&e.payload))
-        .collect();
-    if changes.is_empty() {
-        return;
+/// The `inventory_stock_levels` group of every product, in the pushgateway's text format: one
+/// series per product, labelled with its id and name.
+pub fn stock_group(levels: &[StockLevel]) -> String {
+    let mut text = String::from("# TYPE inventory_stock_levels gauge\n");
+    for level in levels {
+        let name = level
+            .name
+            .replace('\\', "\\\\")
+            .replace('"', "\\\"")
+            .replace('\n', "\\n");
+        text.push_str(&format!(
+            "inventory_stock_levels{{product_id=\"{}\",product_name=\"{name}\"}} {}\n",
+            level.product_id, level.stock
+        ));
     }
-    pusher.stock.lock().expect("not poisoned").extend(changes);
-    if !pusher.stock_busy.swap(true, Ordering::AcqRel) {
-        tokio::spawn(push_stock_levels(pusher));
-    }
-}
-
-/// The stock level an inventory event sets: `Some(level)` after a create or update, `None` after
-/// a delete; not a stock change (a low-stock alert, an unreadable payload): no entry.
-pub fn stock_change(payload: &str) -> Option<(i64, Option<StockLevel>)> {
-    match Event::parse(payload.as_bytes()).ok()?.kind {
-        EventKind::ProductCreated(p) | EventKind::ProductUpdated(p) => Some((
-            p.product_id,
-            Some(StockLevel {
-                name: p.name,
-                stock: p.stock,
-            }),
-        )),
-        EventKind::ProductDeleted(p) => Some((p.product_id, None)),
-        _ => None,
-    }
-}
-
-/// The stock group of one product, in the pushgateway's text format.
-pub fn stock_group(level: &StockLevel) -> String {
-    let name = level
-        .name
-        .replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n");
-    format!(
-        "# TYPE inventory_stock_levels gauge\ninventory_stock_levels{{product_name=\"{name}\"}} {}\n",
-        level.stock
-    )
-}
-
-/// Pushes (or deletes) the pending stock groups until none is left; one task at a time.
-async fn push_stock_levels(pusher: &'static Pusher) {
-    loop {
-        let pending = std::mem::take(&mut *pusher.stock.lock().expect("not poisoned"));
-        if pending.is_empty() {
-            pusher.stock_busy.store(false, Ordering::Release);
-            // A change queued between the take and the store would otherwise wait for the next.
-            if pusher.stock.lock().expect("not poisoned").is_empty()
-                || pusher.stock_busy.swap(true, Ordering::AcqRel)
-            {
-                return;
-            }
-            continue;
-        }
-        for (product_id, level) in pending {
-            let path = format!("/metrics/job/stockroom_stock/product_id/{product_id}");
-            let (method, body) = match &level {
-                Some(level) => ("PUT", stock_group(level)),
-                None => ("DELETE", String::new()),
-            };
-            let call = pusher.gateway.call(method, &path, &body);
-            match tokio::time::timeout(PUSH_TIMEOUT, call).await {
-                Ok(Ok(_)) => {}
-                Ok(Err(err)) => tracing::debug!(%err, product_id, "stock level push failed"),
-                Err(_) => tracing::debug!(product_id, "stock level push timed out"),
-            }
-        }
-    }
+    text
 }
 
 /// Sets the outbox gauges of one database: `stockroom_outbox_pending_events` and
@@ -378,45 +304,25 @@ mod tests {
     use super::*;
 
     #[test]
-    fn product_events_set_or_remove_a_stock_level() {
-        let updated = r#"{"event_id":"2a7fbcd0-946c-4eda-ad01-7119eddeacdf","event_type":"product_updated","product_id":7,"name":"Mug","stock":3,"price":4.00}"#;
+    fn a_stock_group_has_a_series_per_product_and_escapes_names() {
+        let levels = [
+            StockLevel {
+                product_id: 7,
+                name: "a \"quoted\" \\ name\nwith a line".into(),
+                stock: 12,
+            },
+            StockLevel {
+                product_id: 8,
+                name: "Mug".into(),
+                stock: 0,
+            },
+        ];
         assert_eq!(
-            stock_change(updated),
-            Some((
-                7,
-                Some(StockLevel {
-                    name: "Mug".into(),
-                    stock: 3
-                })
-            ))
-        );
-        let created = updated.replace("product_updated", "product_created");
-        assert!(matches!(stock_change(&created), Some((7, Some(_)))));
-        let deleted = updated.replace("product_updated", "product_deleted");
-        assert_eq!(stock_change(&deleted), Some((7, None)));
-    }
-
-    #[test]
-    fn other_events_and_garbage_change_no_stock_level() {
-        let alert = r#"{"event_id":"2a7fbcd0-946c-4eda-ad01-7119eddeacdf","event_type":"low_stock_alert","product_id":7,"name":"Mug","stock":3,"threshold":10}"#;
-        assert_eq!(stock_change(alert), None);
-        assert_eq!(stock_change("not json"), None);
-        assert_eq!(
-            stock_change(r#"{"event_type":"product_updated","product_id":"7"}"#),
-            None
-        );
-    }
-
-    #[test]
-    fn a_stock_group_escapes_the_product_name() {
-        let level = StockLevel {
-            name: "a \"quoted\" \\ name\nwith a line".into(),
-            stock: 12,
-        };
-        assert_eq!(
-            stock_group(&level),
+            stock_group(&levels),
             "# TYPE inventory_stock_levels gauge\n\
-             inventory_stock_levels{product_name=\"a \\\"quoted\\\" \\\\ name\\nwith a line\"} 12\n"
+             inventory_stock_levels{product_id=\"7\",product_name=\"a \\\"quoted\\\" \\\\ name\\nwith a line\"} 12\n\
+             inventory_stock_levels{product_id=\"8\",product_name=\"Mug\"} 0\n"
         );
+        assert_eq!(stock_group(&[]), "# TYPE inventory_stock_levels gauge\n");
     }
 }

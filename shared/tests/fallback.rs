@@ -76,6 +76,7 @@ const FUNCTIONS: &[(&str, &str)] = &[
     ("products-get", "handlers::products::get"),
     ("products-list", "handlers::products::list"),
     ("products-update", "handlers::products::update"),
+    ("stock-levels", "stock_levels::run"),
 ];
 
 #[test]

@@ -11,3 +11,4 @@ pub mod orders;
 pub mod products;
 pub mod reconciler;
 pub mod relay;
+pub mod stock_levels;

@@ -1,0 +1,75 @@
+//! The stock exporter against the real inventory_db and pushgateway, through the scheduled event
+//! EventBridge delivers: one group with every product's stock, replaced whole, so a deleted
+//! product's series goes; the per-product groups of the earlier layout are deleted on the way.
+
+use stockroom_test_support::handler as common;
+
+use common::{admin_query, db, product_with_stock, scheduled_event};
+use stockroom::db::INVENTORY_DATABASE_URL;
+use stockroom::handlers::stock_levels;
+use stockroom::telemetry::{Pushgateway, STOCK_JOB};
+
+/// The pushed `inventory_stock_levels` of `product`, from the pushgateway's own exposition.
+async fn pushed_level(gateway: &Pushgateway, product: i64) -> Vec<String> {
+    let text = gateway.call("GET", "/metrics", "").await.unwrap();
+    let label = format!("product_id=\"{product}\"");
+    text.lines()
+        .filter(|l| l.starts_with("inventory_stock_levels{") && l.contains(&label))
+        .map(|l| l.rsplit(' ').next().unwrap().to_owned())
+        .collect()
+}
+
+async fn products() -> usize {
+    let rows = admin_query(INVENTORY_DATABASE_URL, "SELECT count(*) FROM products").await;
+    rows[0].get::<_, i64>(0) as usize
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_product_has_its_stock_in_one_group_and_a_deleted_one_goes() {
+    let gateway = Pushgateway::from_env()
+        .unwrap_or_else(|e| panic!("{e}: run the tests with localstack/test"));
+    let db = db().await;
+    let (kept, deleted) = (
+        product_with_stock("1.00", 12).await,
+        product_with_stock("1.00", 3).await,
+    );
+    // A group of the earlier layout, as a function pushed it after a stock change.
+    gateway
+        .call(
+            "PUT",
+            &format!("/metrics/job/{STOCK_JOB}/product_id/{kept}"),
+            "# TYPE inventory_stock_levels gauge\ninventory_stock_levels{product_name=\"old\"} 99\n",
+        )
+        .await
+        .unwrap();
+
+    let exported = stock_levels::run(&db, &gateway, scheduled_event())
+        .await
+        .unwrap();
+    assert_eq!(exported.products, products().await);
+    assert!(exported.old_groups_deleted >= 1, "{exported:?}");
+    let groups = gateway.groups(STOCK_JOB).await.unwrap();
+    assert_eq!(groups.len(), 1, "one group: {groups:?}");
+    assert!(
+        !groups[0].0.iter().any(|(k, _)| k == "product_id"),
+        "{groups:?}"
+    );
+    assert_eq!(pushed_level(&gateway, kept).await, ["12"]);
+    assert_eq!(pushed_level(&gateway, deleted).await, ["3"]);
+
+    for sql in [
+        format!("UPDATE products SET stock = 11 WHERE id = {kept}"),
+        format!("DELETE FROM products WHERE id = {deleted}"),
+    ] {
+        admin_query(INVENTORY_DATABASE_URL, &sql).await;
+    }
+    let again = stock_levels::run(&db, &gateway, scheduled_event())
+        .await
+        .unwrap();
+    assert_eq!(again.old_groups_deleted, 0);
+    assert_eq!(pushed_level(&gateway, kept).await, ["11"]);
+    assert!(
+        pushed_level(&gateway, deleted).await.is_empty(),
+        "gone with the product"
+    );
+}
