@@ -32,6 +32,9 @@ pub struct Cost {
     /// The handlers' own CPU (this process: the handler, its publish after the answer, rdkafka's
     /// threads), per order, without building the test events.
     pub function_cpu_ms: f64,
+    /// The same without a broker (the events left to the relay): the difference is rdkafka's.
+    #[serde(default)]
+    pub function_cpu_no_broker_ms: Option<f64>,
     /// The statements one order runs, with their calls per order (from pg_stat_statements).
     pub top_statements: Vec<(String, String, f64)>,
     /// Why some figures are missing, if they are.
@@ -117,16 +120,58 @@ pub fn cpu_seconds(name: Option<&str>) -> f64 {
     total
 }
 
-/// Places `orders` single orders one after another from one environment, whose order
-/// connections reach PostgreSQL (on `pg_port`) through round-trip counters.
+/// Places `orders` single orders one after another from one environment, on a runtime of its own
+/// that is single-threaded like the functions' (`current_thread`): the requests a function
+/// pipelines leave together, as they do in Lambda. Three passes: through round-trip counters in
+/// front of PostgreSQL (on `pg_port`); directly, for everything else (the counters' copying would
+/// count as the function's CPU); and directly without a broker, for the function's CPU without
+/// rdkafka.
 pub async fn measure(products: Products, orders: u64, pg_port: u16) -> Cost {
+    tokio::task::spawn_blocking(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime")
+            .block_on(async move {
+                let round_trips = round_trips(products, orders, pg_port).await;
+                let mut cost = measure_direct(products, orders, true).await;
+                cost.round_trips = round_trips;
+                cost.function_cpu_no_broker_ms = Some(
+                    measure_direct(products, orders, false)
+                        .await
+                        .function_cpu_ms,
+                );
+                cost
+            })
+    })
+    .await
+    .expect("the cost run")
+}
+
+/// Round trips per order, by database, counted on the wire.
+async fn round_trips(products: Products, orders: u64, pg_port: u16) -> BTreeMap<String, f64> {
     let (stock_trips, order_trips) = (
         TripCounter::start(pg_port).await,
         TripCounter::start(pg_port).await,
     );
-    let envs = Arc::new(vec![
-        Environment::relayed(pg_port, stock_trips.port, order_trips.port).await,
-    ]);
+    let env = Environment::relayed(pg_port, stock_trips.port, order_trips.port).await;
+    let mut rng = Rng::new(11);
+    // Warm the connections, so connecting is not counted.
+    one(&env, Scenario::SingleOrder, products, &mut rng).await;
+    let before = [stock_trips.trips(), order_trips.trips()];
+    for _ in 0..orders {
+        one(&env, Scenario::SingleOrder, products, &mut rng).await;
+    }
+    let after = [stock_trips.trips(), order_trips.trips()];
+    [("inventory_db", 0), ("order_db", 1)]
+        .into_iter()
+        .map(|(db, i)| (db.to_owned(), (after[i] - before[i]) as f64 / orders as f64))
+        .collect()
+}
+
+/// Everything but the round trips, with or without the broker.
+async fn measure_direct(products: Products, orders: u64, broker: bool) -> Cost {
+    let envs = Arc::new(vec![Environment::new(broker).await]);
     let mut rng = Rng::new(7);
     // Warm the connections, so connecting is not counted.
     one(&envs[0], Scenario::SingleOrder, products, &mut rng).await;
@@ -143,14 +188,9 @@ pub async fn measure(products: Products, orders: u64, pg_port: u16) -> Cost {
     let (pg_before, own_before) = (cpu_seconds(Some("postgres")), cpu_seconds(None));
     // Reset last, read first: the counts hold the orders' statements and nothing of the measuring.
     let statements_on = stats_on && simple_query_ok("SELECT pg_stat_statements_reset()").await;
-    let trips_before = [stock_trips.trips(), order_trips.trips()];
     for _ in 0..orders {
         one(&envs[0], Scenario::SingleOrder, products, &mut rng).await;
     }
-    let trips = [
-        stock_trips.trips() - trips_before[0],
-        order_trips.trips() - trips_before[1],
-    ];
     let statements = if statements_on {
         admin_query(
             INVENTORY_DATABASE_URL,
@@ -190,10 +230,6 @@ pub async fn measure(products: Products, orders: u64, pg_port: u16) -> Cost {
                     per(n - commits_before.get(db).copied().unwrap_or(*n)),
                 )
             })
-            .collect(),
-        round_trips: [("inventory_db", trips[0]), ("order_db", trips[1])]
-            .into_iter()
-            .map(|(db, n)| (db.to_owned(), per(n as i64)))
             .collect(),
         kafka_messages: per(published().await - published_before),
         postgres_cpu_ms: (pg_after - pg_before) * 1000.0 / orders as f64,

@@ -172,7 +172,7 @@ pub fn markdown(r: &Results) -> String {
     let sum = |m: &std::collections::BTreeMap<String, f64>| m.values().sum::<f64>();
     let _ = writeln!(
         md,
-        "\n## What one order costs\n\n{} single orders placed one after another in process{}.\n",
+        "\n## What one order costs\n\n{} single orders placed one after another in process, on a single-threaded runtime as in a function{}. Round trips are counted on the wire by a relay in front of PostgreSQL (a request sent after an answer came back; requests pipelined behind one another share one), in a pass of their own; statements (pg_stat_statements, `BEGIN` and `COMMIT` included), commits and CPU in another, without the relay.\n",
         c.orders,
         c.note
             .as_ref()
@@ -208,6 +208,9 @@ pub fn markdown(r: &Results) -> String {
         "| function CPU, in process (ms) | {:.3} |",
         c.function_cpu_ms
     );
+    if let Some(ms) = c.function_cpu_no_broker_ms {
+        let _ = writeln!(md, "| function CPU, in process, no broker (ms) | {ms:.3} |");
+    }
     md.push_str("| SQS requests | 0 on the order path (notifications batch theirs) |\n");
     if !c.top_statements.is_empty() {
         md.push_str("\nThe statements of one order (calls per order):\n\n| database | statement | calls |\n|---|---|---|\n");
