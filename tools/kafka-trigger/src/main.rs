@@ -1,7 +1,10 @@
-//! What Lambda's Kafka event source mapping does in AWS, for the local stack: consume the topics
-//! at the offsets of a consumer group, gather a batch, invoke the notifications function with a `KafkaEvent`
-//! (records grouped by `"topic-partition"`, base64 keys and values) through cargo lambda's invoke
-//! endpoint, and commit the offsets only after the invocation succeeded.
+//! What Lambda's Kafka event source mappings do in AWS, for the local stack: as template.yaml has
+//! one mapping per topic, each with its own consumer group, this runs one consumer per topic
+//! (groups `<group>-inventory` and `<group>-orders`), each of which gathers a batch, invokes the
+//! notifications function with a `KafkaEvent` (records grouped by `"topic-partition"`, base64 keys
+//! and values) through cargo lambda's invoke endpoint, and commits the offsets only after the
+//! invocation succeeded. The two invoke independently, so one topic's batches never wait for the
+//! other's.
 //!
 //! Like the event source mapping (`MaximumRetryAttempts` in template.yaml), a failed invocation is
 //! retried with back-off, up to `STOCKROOM_TRIGGER_ATTEMPTS` times (default 20, about eight
@@ -11,12 +14,14 @@
 //! librdkafka reconnects when the broker is back.
 //!
 //! Configuration: `KAFKA_BROKERS`, `STOCKROOM_INVOKE_URL` (the function's invocations URL),
-//! `STOCKROOM_TRIGGER_GROUP` (default `notifications`), `STOCKROOM_TRIGGER_ATTEMPTS`,
+//! `STOCKROOM_TRIGGER_GROUP` (the groups' prefix, default `notifications`),
+//! `STOCKROOM_TRIGGER_ATTEMPTS`,
 //! `STOCKROOM_TRIGGER_START` (where a group without offsets starts: `earliest`, the default, as
 //! the template's `StartingPosition: TRIM_HORIZON`, or `latest`),
 //! `DEAD_LETTER_QUEUE_URL` and the AWS variables of `stockroom-sqs`.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine;
@@ -116,13 +121,13 @@ fn invoke(url: &str, event: &Value) -> Result<String, String> {
     }
 }
 
-/// A consumer of every partition of both topics, each from the offset `group` committed. It
-/// assigns the partitions itself rather than joining the group: the local stack runs one trigger,
-/// and a group member that outlived a broker restart can wait minutes to rejoin (tansu keeps the
-/// old membership), while an assigned consumer simply reconnects. Retries until the broker answers.
-async fn subscribe(brokers: &str, group: &str) -> StreamConsumer {
+/// A consumer of every partition of `topic`, each from the offset `group` committed. It assigns
+/// the partitions itself rather than joining the group: the local stack runs one trigger, and a
+/// group member that outlived a broker restart can wait minutes to rejoin (tansu keeps the old
+/// membership), while an assigned consumer simply reconnects. Retries until the broker answers.
+async fn subscribe(brokers: &str, group: &str, topic: &str) -> StreamConsumer {
     loop {
-        match try_subscribe(brokers, group) {
+        match try_subscribe(brokers, group, topic) {
             Ok(consumer) => return consumer,
             Err(err) => {
                 eprintln!("cannot reach the broker yet ({err}); trying again");
@@ -141,7 +146,7 @@ fn start_position() -> &'static str {
     }
 }
 
-fn try_subscribe(brokers: &str, group: &str) -> Result<StreamConsumer, KafkaError> {
+fn try_subscribe(brokers: &str, group: &str, topic: &str) -> Result<StreamConsumer, KafkaError> {
     let consumer: StreamConsumer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set("group.id", group)
@@ -150,11 +155,9 @@ fn try_subscribe(brokers: &str, group: &str) -> Result<StreamConsumer, KafkaErro
         .set("reconnect.backoff.max.ms", "2000")
         .create()?;
     let mut partitions = TopicPartitionList::new();
-    for topic in [INVENTORY_TOPIC, ORDER_TOPIC] {
-        let metadata = consumer.fetch_metadata(Some(topic), METADATA_TIMEOUT)?;
-        for partition in metadata.topics().iter().flat_map(|t| t.partitions()) {
-            partitions.add_partition(topic, partition.id());
-        }
+    let metadata = consumer.fetch_metadata(Some(topic), METADATA_TIMEOUT)?;
+    for partition in metadata.topics().iter().flat_map(|t| t.partitions()) {
+        partitions.add_partition(topic, partition.id());
     }
     // Offsets never committed stay unset, so `auto.offset.reset` decides where those start.
     let committed = consumer.committed_offsets(partitions, METADATA_TIMEOUT)?;
@@ -162,30 +165,68 @@ fn try_subscribe(brokers: &str, group: &str) -> Result<StreamConsumer, KafkaErro
     Ok(consumer)
 }
 
+/// What both mappings share.
+struct Settings {
+    brokers: String,
+    url: String,
+    attempts: u32,
+    queues: SqsQueues,
+}
+
 #[tokio::main]
 async fn main() -> Result<(), String> {
-    let brokers = env("KAFKA_BROKERS")?;
-    let url = env("STOCKROOM_INVOKE_URL")?;
     let group = std::env::var("STOCKROOM_TRIGGER_GROUP").unwrap_or_else(|_| "notifications".into());
-    let attempts: u32 = std::env::var("STOCKROOM_TRIGGER_ATTEMPTS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(20);
-    let queues = SqsQueues::from_env().await?;
-    let consumer = subscribe(&brokers, &group).await;
-    println!("consuming {INVENTORY_TOPIC}, {ORDER_TOPIC} as group {group}; invoking {url}");
-    let mut stop = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+    let settings = Arc::new(Settings {
+        brokers: env("KAFKA_BROKERS")?,
+        url: env("STOCKROOM_INVOKE_URL")?,
+        attempts: std::env::var("STOCKROOM_TRIGGER_ATTEMPTS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(20),
+        queues: SqsQueues::from_env().await?,
+    });
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .map_err(|e| e.to_string())?;
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let mappings: Vec<_> = [(INVENTORY_TOPIC, "inventory"), (ORDER_TOPIC, "orders")]
+        .into_iter()
+        .map(|(topic, suffix)| {
+            let group = format!("{group}-{suffix}");
+            tokio::spawn(mapping(settings.clone(), topic, group, stopped.clone()))
+        })
+        .collect();
+    terminate.recv().await;
+    println!("stopping");
+    let _ = stop.send(true);
+    // Each mapping stops between batches: every batch handled so far has its offsets committed.
+    for mapping in mappings {
+        let _ = mapping.await;
+    }
+    Ok(())
+}
+
+/// One event source mapping: `topic` under consumer group `group`, until `stopped` turns true.
+async fn mapping(
+    settings: Arc<Settings>,
+    topic: &'static str,
+    group: String,
+    mut stopped: tokio::sync::watch::Receiver<bool>,
+) {
+    let Settings {
+        brokers,
+        url,
+        attempts,
+        queues,
+    } = &*settings;
+    let attempts = *attempts;
+    let consumer = subscribe(brokers, &group, topic).await;
+    println!("consuming {topic} as group {group}; invoking {url}");
     let mut last_error: Option<String> = None;
     loop {
         let mut records = Vec::new();
-        // On SIGTERM, stop between batches: every batch handled so far has its offsets committed.
         let first = tokio::select! {
             message = consumer.recv() => message,
-            _ = stop.recv() => {
-                println!("stopping");
-                return Ok(());
-            }
+            _ = stopped.wait_for(|stop| *stop) => return,
         };
         match first {
             Ok(message) => records.push(record(&message)),
@@ -194,7 +235,7 @@ async fn main() -> Result<(), String> {
                 // reconnects by itself: log each new kind of error once, and keep polling.
                 let err = err.to_string();
                 if last_error.as_ref() != Some(&err) {
-                    eprintln!("polling: {err}; still polling");
+                    eprintln!("polling {topic}: {err}; still polling");
                     last_error = Some(err);
                 }
                 tokio::time::sleep(POLL_PAUSE).await;
@@ -216,10 +257,14 @@ async fn main() -> Result<(), String> {
                 _ = &mut window => break,
             }
         }
-        let event = kafka_event(&brokers, &records);
+        let event = kafka_event(brokers, &records);
         let mut outcome = Err(String::new());
         for attempt in 0..attempts {
-            outcome = invoke(&url, &event);
+            // ureq blocks: off the runtime's threads, so the other mapping goes on meanwhile.
+            let (url, sent) = (url.clone(), event.clone());
+            outcome = tokio::task::spawn_blocking(move || invoke(&url, &sent))
+                .await
+                .unwrap_or_else(|err| Err(err.to_string()));
             match &outcome {
                 Ok(_) => break,
                 Err(reason) if attempt + 1 < attempts => {
@@ -255,7 +300,9 @@ async fn main() -> Result<(), String> {
             }
         }
         // A failed commit only means the batch is delivered again: notifications dedupes.
-        if let Err(err) = consumer.commit_consumer_state(CommitMode::Sync) {
+        let committed =
+            tokio::task::block_in_place(|| consumer.commit_consumer_state(CommitMode::Sync));
+        if let Err(err) = committed {
             eprintln!("committing offsets failed ({err}); the batch may be delivered again");
         }
     }
