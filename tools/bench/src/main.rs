@@ -279,13 +279,17 @@ async fn main() {
     let release = std::env::var_os("CARGO_TARGET_DIR")
         .map_or_else(|| repo.join("target"), PathBuf::from)
         .join("release");
+    // The functions' metrics go to this pushgateway (the stack's), for the starts with metrics on.
+    let pushgateway = env("STOCKROOM_BENCH_PUSHGATEWAY").filter(|url| !url.is_empty());
     let cold_starts: Vec<_> = scenario::cold_start_events(products)
         .into_iter()
         .map(|(function, event)| {
-            let cold = coldstart::measure(&release, function, &event, 5);
+            let cold = coldstart::measure(&release, function, &event, 5, pushgateway.as_deref());
             println!(
-                "    {function:<16} {:.1} ms, peak RSS {} kB, {:.1} MB, answered {}",
+                "    {function:<16} {:.1} ms ({} with metrics on), peak RSS {} kB, {:.1} MB, answered {}",
                 cold.cold_ms,
+                cold.cold_ms_metrics_on
+                    .map_or("not measured".to_owned(), |ms| format!("{ms:.1} ms")),
                 cold.peak_rss_kb,
                 cold.binary_bytes as f64 / 1e6,
                 cold.status

@@ -228,16 +228,20 @@ pub fn markdown(r: &Results) -> String {
             "\n## Cold start, memory and size\n\nEach HTTP function's release binary started \
              under a Lambda Runtime API of the benchmark's own (no cargo, no router), answering one \
              real event: from exec to its response posted, including init (the database \
-             connection, the Kafka producer) and the request itself; median of the runs. Peak RSS \
-             is `VmHWM` once it has answered. Sizes are this host's (x86_64) stripped release \
-             binaries; SAM builds arm64.\n\n| function | cold start (ms) | runs | peak RSS (MB) | binary (MB) | answered |\n|---|---|---|---|---|---|\n",
+             connection, the Kafka producer) and the request itself; median of the runs, with \
+             metrics off, then on (pushing to the stack's pushgateway: the recorder is built and \
+             the first push starts during init). Peak RSS is `VmHWM` once it has answered, the \
+             largest of all runs. Sizes are this host's (x86_64) stripped release binaries; SAM \
+             builds arm64.\n\n| function | cold start (ms) | with metrics on (ms) | runs each | peak RSS (MB) | binary (MB) | answered |\n|---|---|---|---|---|---|---|\n",
         );
         for cold in &r.cold_starts {
             let _ = writeln!(
                 md,
-                "| {} | {:.1} | {} | {:.1} | {:.1} | {} |",
+                "| {} | {:.1} | {} | {} | {:.1} | {:.1} | {} |",
                 cold.function,
                 cold.cold_ms,
+                cold.cold_ms_metrics_on
+                    .map_or("—".to_owned(), |ms| format!("{ms:.1}")),
                 cold.runs,
                 cold.peak_rss_kb as f64 / 1024.0,
                 cold.binary_bytes as f64 / 1e6,
