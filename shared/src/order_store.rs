@@ -17,6 +17,15 @@ use crate::reservation::ReservedLine;
 const COLUMNS: &str =
     "id, user_id, product_id, quantity, unit_price, total_price, status, created_at";
 
+/// [`COLUMNS`] of the table aliased `o`, for an `UPDATE orders o … RETURNING`.
+fn columns_of_o() -> String {
+    COLUMNS
+        .split(", ")
+        .map(|c| format!("o.{c}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 fn order(row: &Row) -> Order {
     let status: String = row.get("status");
     Order {
@@ -146,11 +155,7 @@ pub async fn confirm_returning(
     let (ids, units, totals) = confirm_params(reserved);
     // The outer query cannot see the CTE's update (one snapshot): confirmed rows come from its
     // RETURNING, the others (settled before) from the table.
-    let returning = COLUMNS
-        .split(", ")
-        .map(|c| format!("o.{c}"))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let returning = columns_of_o();
     let sql = format!(
         "WITH confirmed AS ({CONFIRM} RETURNING {returning}) \
          SELECT * FROM ( \
@@ -284,11 +289,7 @@ pub async fn finish_cancel_returning(
     client: &Client,
     id: i64,
 ) -> Result<(Option<Order>, Vec<OutboxEvent>), Error> {
-    let returning = COLUMNS
-        .split(", ")
-        .map(|c| format!("o.{c}"))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let returning = columns_of_o();
     // As in `confirm_returning`: the outer query cannot see the CTE's update.
     let sql = format!(
         "WITH done AS (UPDATE orders o SET status = 'cancelled', updated_at = now() \
