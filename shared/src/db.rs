@@ -276,24 +276,6 @@ impl Db {
         conn.check(result)
     }
 
-    /// A [`Db::transaction`] that changes data: also returns the transaction's id, whose outbox
-    /// events the caller publishes once it has committed (`outbox::publish_transaction`).
-    pub async fn write<T>(
-        &self,
-        operation: &'static str,
-        work: impl AsyncFnOnce(&Transaction<'_>) -> Result<T, tokio_postgres::Error>,
-    ) -> Result<(T, i64), DbError> {
-        self.transaction(operation, async |tx| {
-            let value = work(tx).await?;
-            let txid = tx
-                .query_typed_one("SELECT txid_current()", &[])
-                .await?
-                .get(0);
-            Ok((value, txid))
-        })
-        .await
-    }
-
     fn observe(&self, operation: &'static str, started: Instant) {
         metrics::histogram!(self.0.query_metric.clone(), "operation" => operation)
             .record(started.elapsed().as_secs_f64());

@@ -63,8 +63,8 @@ pub type Publisher = Arc<dyn Publish>;
 
 /// After a commit: publishes the events transaction `txid` wrote and marks them published. Never
 /// fails the request: if the broker or the database is unavailable, the events stay in the outbox
-/// and the relay publishes them. In a function this runs after the response is posted ([`after_response`]): the caller
-/// does not wait for the broker.
+/// and the relay publishes them. In a function this runs after the response is posted
+/// ([`after_response`]): the caller does not wait for the broker.
 pub async fn publish_transaction(db: &Db, publisher: Option<&Publisher>, txid: i64) {
     if publisher.is_none() {
         return;
