@@ -126,6 +126,15 @@ pub struct Sent {
     pub requests: usize,
 }
 
+impl Sent {
+    /// Adds what another send achieved; the first error is kept.
+    pub fn add(&mut self, other: Sent) {
+        self.accepted.extend(other.accepted);
+        self.error = self.error.take().or(other.error);
+        self.requests += other.requests;
+    }
+}
+
 pub type SendFuture<'a> = Pin<Box<dyn Future<Output = Sent> + Send + 'a>>;
 pub type SendOneFuture<'a> = Pin<Box<dyn Future<Output = Result<(), String>> + Send + 'a>>;
 

@@ -38,8 +38,8 @@ pub struct RecordedBatch {
 }
 
 /// Records a batch in one statement per table: each notification once per `event_id`, with an
-/// alert queued for those that are forwarded, and each dead letter once per source. Run it in
-/// the transaction that then sends `outgoing` and marks what was sent.
+/// alert queued for those that are forwarded, and each dead letter once per source. Commit it
+/// before sending `outgoing` ([`lock_unsent_of`]): recording must not wait on SQS.
 pub async fn record_batch(
     client: &impl GenericClient,
     notifications: &[(Notification, String)],
@@ -145,6 +145,19 @@ pub async fn lock_unsent(client: &impl GenericClient, limit: i64) -> Result<Vec<
             })
         })
         .collect())
+}
+
+/// Of `ids`, those still unsent, locked until the transaction ends; rows a forwarder holds are
+/// skipped (left to it), so a message is never sent by both.
+pub async fn lock_unsent_of(client: &impl GenericClient, ids: &[i64]) -> Result<Vec<i64>, Error> {
+    let rows = client
+        .query_typed(
+            "SELECT id FROM sqs_outbox WHERE id = ANY($1) AND sent_at IS NULL \
+             ORDER BY id FOR UPDATE SKIP LOCKED",
+            &[(&ids, Type::INT8_ARRAY)],
+        )
+        .await?;
+    Ok(rows.iter().map(|row| row.get(0)).collect())
 }
 
 /// The SQS outbox's backlog: messages not sent yet, and the age of the oldest.

@@ -144,6 +144,57 @@ async fn each_event_is_recorded_once_alerts_are_forwarded_and_poison_is_dead_let
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_batch_is_forwarded_in_requests_of_ten_sent_at_once_each_alert_once() {
+    let db = Db::new(&std::env::var(NOTIFICATION_DATABASE_URL).unwrap()).unwrap();
+    let (queues, alerts, _) = queues().await;
+    let events: Vec<(Uuid, Vec<u8>)> = (0..95)
+        .map(|i| {
+            event(
+                "order_created",
+                json!({"order_id": 9_000 + i, "product_id": 5, "user_id": 0, "quantity": 1, "unit_price": 1.50, "total_price": 1.50, "status": "confirmed"}),
+            )
+        })
+        .collect();
+    let values: Vec<Vec<u8>> = events.iter().map(|(_, v)| v.clone()).collect();
+    let handled = notifications::handle(&db, &queues, kafka_event("order-events", &values))
+        .await
+        .unwrap();
+    assert_eq!(handled.recorded, 95);
+    // A slow endpoint may leave some to the forwarder (the send is bounded in time); what was
+    // sent went ten to a request, nine of ten and a last of five.
+    assert_eq!(handled.forwarded + handled.left_to_forwarder, 95);
+    assert!(handled.forwarded > 0, "{handled:?}");
+    assert_eq!(
+        handled.sqs_requests,
+        handled.forwarded.div_ceil(10),
+        "{handled:?}"
+    );
+    let arrived: Vec<String> = drain(&queues, &alerts)
+        .await
+        .iter()
+        .map(|m| m["event_id"].as_str().unwrap().to_owned())
+        .collect();
+    let unique: std::collections::BTreeSet<&String> = arrived.iter().collect();
+    assert_eq!(arrived.len(), handled.forwarded, "each alert once");
+    assert_eq!(unique.len(), arrived.len());
+    let ids: Vec<Uuid> = events.iter().map(|(id, _)| *id).collect();
+    assert!(
+        arrived
+            .iter()
+            .all(|a| ids.iter().any(|id| id.to_string() == *a))
+    );
+    let marked = recorded(&db, &ids)
+        .await
+        .iter()
+        .filter(|(_, forwarded)| *forwarded)
+        .count();
+    assert_eq!(
+        marked, handled.forwarded,
+        "what SQS took is marked forwarded"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn recorded_notifications_are_listed_newest_first() {
     let db = Db::new(&std::env::var(NOTIFICATION_DATABASE_URL).unwrap()).unwrap();
     let (queues, _, _) = queues().await;

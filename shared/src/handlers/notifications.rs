@@ -83,18 +83,19 @@ fn read_record(record: &KafkaRecord) -> Result<Notification, DeadLetter> {
         })
 }
 
-/// Sends queued messages, each queue's in batches; what was not accepted stays queued.
 /// How long the forwarder may spend sending to SQS before it stops starting requests; one request
 /// may take up to 5 s more. The rows stay locked in a transaction meanwhile, and notification_db
 /// ends a session idle in a transaction for 15 s (`stockroom-migrate`), which would roll back
 /// the marking of what was sent; the functions' timeout is 15 s too. What is left waits for its
 /// next run.
 const SEND_BUDGET: Duration = Duration::from_secs(8);
-/// The same for the notifications function, shorter: a slow SQS must not slow recording (the
-/// consumer's throughput); the forwarder sends what it leaves. In AWS a request takes tens of
-/// milliseconds, so this only matters when SQS struggles.
-const RECORDING_SEND_BUDGET: Duration = Duration::from_secs(2);
+/// The same for the notifications function, after its batch is recorded, and shorter: the next
+/// batch of the partition waits for this invocation, so a slow SQS must not slow recording (the
+/// consumer's throughput); the forwarder sends what it leaves. In AWS a batch's requests, sent
+/// at once, take tens of milliseconds, so this only matters when SQS struggles.
+const RECORDING_SEND_BUDGET: Duration = Duration::from_millis(500);
 
+/// Sends queued messages, each queue's in batches; what was not accepted stays queued.
 async fn send(queues: &dyn Queues, outgoing: &[Outgoing], deadline: Instant) -> Sent {
     let mut sent = Sent::default();
     for queue in [Queue::Alerts, Queue::DeadLetters] {
@@ -106,10 +107,7 @@ async fn send(queues: &dyn Queues, outgoing: &[Outgoing], deadline: Instant) -> 
         if messages.is_empty() {
             continue;
         }
-        let result = queues.send_batch(queue, &messages, deadline).await;
-        sent.accepted.extend(result.accepted);
-        sent.error = sent.error.or(result.error);
-        sent.requests += result.requests;
+        sent.add(queues.send_batch(queue, &messages, deadline).await);
     }
     if let Some(err) = &sent.error {
         tracing::warn!(%err, "SQS did not take every message; the forwarder sends the rest");
@@ -117,14 +115,42 @@ async fn send(queues: &dyn Queues, outgoing: &[Outgoing], deadline: Instant) -> 
     sent
 }
 
+/// Sends what a batch queued, within [`RECORDING_SEND_BUDGET`], and marks what SQS accepted. The
+/// rows are locked first: those a forwarder took since the recording committed are left to it.
+/// A database failure here does not fail the invocation, which has recorded its batch: the
+/// forwarder sends what is left (a message SQS accepted but that could not be marked is sent
+/// again, as after any crash between the two).
+async fn send_recorded(db: &Db, queues: &dyn Queues, outgoing: &[Outgoing]) -> Sent {
+    if outgoing.is_empty() {
+        return Sent::default();
+    }
+    let ids: Vec<i64> = outgoing.iter().map(|m| m.id).collect();
+    let deadline = Instant::now() + RECORDING_SEND_BUDGET;
+    let sent = db.transaction("send_batch", async |tx| {
+        let locked = notification_store::lock_unsent_of(tx, &ids).await?;
+        let mine: Vec<Outgoing> = outgoing
+            .iter()
+            .filter(|m| locked.contains(&m.id))
+            .cloned()
+            .collect();
+        let sent = send(queues, &mine, deadline).await;
+        notification_store::mark_sent(tx, &sent.accepted).await?;
+        Ok(sent)
+    });
+    sent.await.unwrap_or_else(|err| {
+        tracing::warn!(%err, "could not mark what was sent; the forwarder sends the rest");
+        Sent::default()
+    })
+}
+
 /// Handles a batch as Lambda's Kafka event source delivers it: records grouped by
 /// `"topic-partition"`, values base64. In one notification_db transaction, every valid event is
 /// recorded once (by `event_id`), with its alert queued if it is forwarded, and every record that
-/// cannot be handled is queued as a dead letter with its reason; the queued messages are then sent
-/// to SQS (bounded by the client's timeouts) and marked sent before the commit. Recording never
+/// cannot be handled is queued as a dead letter with its reason; after the commit the queued
+/// messages are sent to SQS for at most [`RECORDING_SEND_BUDGET`] and marked sent. Recording never
 /// depends on SQS: what SQS does not take now, `notifications-forwarder` sends later. Only a
-/// database outage fails the invocation, so the event source retries the batch, and recording
-/// is idempotent.
+/// database outage while recording fails the invocation, so the event source retries the batch,
+/// and recording is idempotent.
 pub async fn handle(
     db: &Db,
     queues: &dyn Queues,
@@ -156,20 +182,13 @@ async fn handle_batch(
             Err(letter) => letters.push(letter),
         }
     }
-    // The SQS sends happen inside the transaction (see the module's comment), so the operation's
-    // duration includes them.
-    let recorded = db.transaction("record_batch", async |tx| {
-        let batch = notification_store::record_batch(tx, &valid, &letters).await?;
-        let sent = send(
-            queues,
-            &batch.outgoing,
-            Instant::now() + RECORDING_SEND_BUDGET,
-        )
-        .await;
-        notification_store::mark_sent(tx, &sent.accepted).await?;
-        Ok((batch, sent))
-    });
-    let (batch, sent) = recorded.await?;
+    // Recording commits first, so it never waits on SQS; the sends that follow are best effort.
+    let batch = db
+        .transaction("record_batch", async |tx| {
+            notification_store::record_batch(tx, &valid, &letters).await
+        })
+        .await?;
+    let sent = send_recorded(db, queues, &batch.outgoing).await;
     for (n, _) in valid
         .iter()
         .filter(|(n, _)| batch.new.contains(&n.event_id))
