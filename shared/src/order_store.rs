@@ -48,6 +48,13 @@ fn seconds(age: Duration) -> i64 {
     i64::try_from(age.as_secs()).unwrap_or(i64::MAX)
 }
 
+/// The pending orders of reference `$1` for user `$2`, one per line (`$3` products, `$4`
+/// quantities), their ids in request order ([`insert_pending`]).
+pub const INSERT_PENDING: &str = "INSERT INTO orders (order_ref, user_id, product_id, quantity) \
+     SELECT $1, $2, product_id, quantity \
+     FROM unnest($3::bigint[], $4::integer[]) WITH ORDINALITY AS l(product_id, quantity, n) \
+     ORDER BY n RETURNING id";
+
 /// Writes one pending order per line under `order_ref`, in one statement whatever the number of
 /// lines; returns `(order id, line)` in request order.
 pub async fn insert_pending(
@@ -60,10 +67,7 @@ pub async fn insert_pending(
     // Rows are inserted in the SELECT's order, so their identities ascend in request order.
     let mut ids: Vec<i64> = client
         .query_typed(
-            "INSERT INTO orders (order_ref, user_id, product_id, quantity) \
-             SELECT $1, $2, product_id, quantity \
-             FROM unnest($3::bigint[], $4::integer[]) WITH ORDINALITY AS l(product_id, quantity, n) \
-             ORDER BY n RETURNING id",
+            INSERT_PENDING,
             &[
                 (&order_ref, Type::UUID),
                 (&request.user_id, Type::INT8),
@@ -144,6 +148,22 @@ pub async fn confirm(
     Ok(())
 }
 
+/// The statement of [`confirm_returning`]: `$1` the reference, `$2`–`$4` order ids, unit and
+/// total prices.
+pub fn confirm_returning_sql() -> String {
+    // The outer query cannot see the CTE's update (one snapshot): confirmed rows come from its
+    // RETURNING, the others (settled before) from the table.
+    let returning = columns_of_o();
+    format!(
+        "WITH confirmed AS ({CONFIRM} RETURNING {returning}) \
+         SELECT * FROM ( \
+             SELECT * FROM confirmed \
+             UNION ALL \
+             SELECT {COLUMNS} FROM orders WHERE order_ref = $1 AND id NOT IN (SELECT id FROM confirmed) \
+         ) AS settled ORDER BY id"
+    )
+}
+
 /// [`confirm`] in one statement that also returns every order of the reference as it now is, and
 /// the `order_created` events it wrote, which the caller publishes: one transaction, one round
 /// trip ([`outbox_store::with_events`]; so not inside a transaction block).
@@ -153,20 +173,9 @@ pub async fn confirm_returning(
     reserved: &[ReservedLine],
 ) -> Result<(Vec<Order>, Vec<OutboxEvent>), Error> {
     let (ids, units, totals) = confirm_params(reserved);
-    // The outer query cannot see the CTE's update (one snapshot): confirmed rows come from its
-    // RETURNING, the others (settled before) from the table.
-    let returning = columns_of_o();
-    let sql = format!(
-        "WITH confirmed AS ({CONFIRM} RETURNING {returning}) \
-         SELECT * FROM ( \
-             SELECT * FROM confirmed \
-             UNION ALL \
-             SELECT {COLUMNS} FROM orders WHERE order_ref = $1 AND id NOT IN (SELECT id FROM confirmed) \
-         ) AS settled ORDER BY id"
-    );
     let (rows, events) = outbox_store::with_events(
         client,
-        &sql,
+        &confirm_returning_sql(),
         &[
             (&order_ref, Type::UUID),
             (&ids, Type::INT8_ARRAY),

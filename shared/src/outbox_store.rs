@@ -34,6 +34,12 @@ pub async fn unpublished_of(
     Ok(rows.iter().map(outbox_event).collect())
 }
 
+/// The events the current transaction wrote so far, unpublished ([`with_events`]).
+pub const EVENTS_OF_THIS_TRANSACTION: &str = "SELECT id, event_id, topic, message_key, payload \
+     FROM outbox_unpublished(txid_current())";
+/// Marks the events `$1` (`bigint[]`) published ([`mark_published`]).
+pub const MARK_PUBLISHED: &str = "SELECT outbox_mark_published($1)";
+
 /// Runs one writing statement and reads the events its transaction wrote, as one transaction in
 /// one round trip: `BEGIN`, the statement, the outbox read and `COMMIT` go out together
 /// (tokio-postgres sends a request when it is first polled, and `join4` polls them in this
@@ -48,11 +54,7 @@ pub async fn with_events(
     let (begun, rows, events, committed) = futures_util::future::join4(
         client.batch_execute("BEGIN"),
         client.query_typed(sql, params),
-        client.query_typed(
-            "SELECT id, event_id, topic, message_key, payload \
-             FROM outbox_unpublished(txid_current())",
-            &[],
-        ),
+        client.query_typed(EVENTS_OF_THIS_TRANSACTION, &[]),
         client.batch_execute("COMMIT"),
     )
     .await;
@@ -89,10 +91,7 @@ pub async fn mark_published(
 ) -> Result<(), Error> {
     let ids: Vec<i64> = events.iter().map(|e| e.id).collect();
     client
-        .query_typed(
-            "SELECT outbox_mark_published($1)",
-            &[(&ids, Type::INT8_ARRAY)],
-        )
+        .query_typed(MARK_PUBLISHED, &[(&ids, Type::INT8_ARRAY)])
         .await?;
     Ok(())
 }

@@ -78,6 +78,11 @@ fn reserved_line(row: &tokio_postgres::Row) -> ReservedLine {
     }
 }
 
+/// Reserves the lines `$2` (JSON text: `[{"line", "product_id", "quantity"}]`) under the order
+/// reference `$1` ([`reserve`]).
+pub const RESERVE: &str =
+    "SELECT line, product_id, quantity, unit_price FROM reserve_stock($1, $2::jsonb)";
+
 /// Reserves every line (keyed by its order id) or none. Idempotent by `order_ref`: called again,
 /// it returns what was reserved the first time. Also returns the inventory events (stock changes,
 /// low-stock alerts) the reservation wrote, which the caller publishes.
@@ -99,7 +104,7 @@ pub async fn reserve(
     let reserved = db.run("reserve_stock", async |c| {
         outbox_store::with_events(
             c,
-            "SELECT line, product_id, quantity, unit_price FROM reserve_stock($1, $2::jsonb)",
+            RESERVE,
             &[(&order_ref, Type::UUID), (&payload, Type::TEXT)],
         )
         .await

@@ -21,6 +21,7 @@ mod inprocess;
 mod pgbench;
 mod pipeline;
 mod plots;
+mod replay;
 mod report;
 mod scenario;
 mod stats;
@@ -60,6 +61,9 @@ pub struct Results {
     #[serde(default)]
     pub pipeline: Option<pipeline::Pipeline>,
     pub pgbench: Vec<pgbench::PgbenchResult>,
+    /// pgbench replaying one order's own statements (absent from runs before 2026-12-02).
+    #[serde(default)]
+    pub replay: Vec<replay::ReplayResult>,
     pub cost: cost::Cost,
     #[serde(default)]
     pub cold_starts: Vec<coldstart::ColdStart>,
@@ -272,6 +276,24 @@ async fn main() {
         })
         .collect();
 
+    println!("==> The limit for the order as it is: pgbench replaying its statements");
+    // Products of its own: its reservations have no orders, which the invariant would count.
+    let scripts = replay::prepare(&work, Products::create(&format!("{run}-replay")).await);
+    let replay: Vec<_> = CONCURRENCY
+        .iter()
+        .map(|&c| {
+            let r = replay::run(&bin, port, &scripts, c, measure);
+            println!(
+                "    clients={c:<3} inventory_db {:.0} TPS, order_db {:.0} TPS: {:.0} orders/s",
+                r.inventory_tps,
+                r.order_tps,
+                r.orders_per_second()
+            );
+            r
+        })
+        .collect();
+    discard_unpublished(&outbox_start).await;
+
     println!("==> What one order costs (500 single orders, one environment)");
     let cost = cost::measure(products, 500, port).await;
     discard_unpublished(&outbox_start).await;
@@ -350,6 +372,7 @@ async fn main() {
         end_to_end,
         pipeline,
         pgbench,
+        replay,
         cost,
         cold_starts,
         arm64,

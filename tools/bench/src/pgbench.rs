@@ -33,7 +33,7 @@ pub struct PgbenchResult {
 }
 
 /// `psql`/`pgbench` arguments reaching the stack's PostgreSQL as `postgres`.
-fn connection(port: u16) -> [String; 6] {
+pub fn connection(port: u16) -> [String; 6] {
     ["-h", "127.0.0.1", "-p", &port.to_string(), "-U", "postgres"].map(str::to_owned)
 }
 
@@ -70,17 +70,29 @@ pub fn run(
         .arg("bench_db")
         .output()
         .expect("pgbench runs");
-    let text = String::from_utf8_lossy(&output.stdout);
-    let number_after = |prefix: &str| {
-        text.lines()
-            .find_map(|l| l.trim().strip_prefix(prefix))
-            .and_then(|rest| rest.split_whitespace().next())
-            .and_then(|n| n.parse::<f64>().ok())
-            .unwrap_or_else(|| panic!("pgbench printed no `{prefix}`: {text}"))
-    };
     PgbenchResult {
         clients,
-        tps: number_after("tps ="),
-        latency_ms: number_after("latency average ="),
+        tps: number_after(&output, "tps ="),
+        latency_ms: number_after(&output, "latency average ="),
     }
+}
+
+/// The transactions per second pgbench printed.
+pub fn tps_of(output: std::process::Output) -> f64 {
+    number_after(&output, "tps =")
+}
+
+/// The number pgbench printed after `prefix`.
+fn number_after(output: &std::process::Output, prefix: &str) -> f64 {
+    let text = String::from_utf8_lossy(&output.stdout);
+    text.lines()
+        .find_map(|l| l.trim().strip_prefix(prefix))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse::<f64>().ok())
+        .unwrap_or_else(|| {
+            panic!(
+                "pgbench printed no `{prefix}`: {text}{}",
+                String::from_utf8_lossy(&output.stderr)
+            )
+        })
 }

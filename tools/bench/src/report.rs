@@ -72,6 +72,20 @@ pub fn pictures(r: &Results) -> Vec<(&'static str, String, &'static str, Vec<Lin
             .map(|&c| r.pgbench.iter().find(|p| p.clients == c).map(|p| p.tps))
             .collect(),
     });
+    if !r.replay.is_empty() {
+        throughput.push(Line {
+            name: "pgbench, the order's own statements".into(),
+            values: CONCURRENCY
+                .iter()
+                .map(|&c| {
+                    r.replay
+                        .iter()
+                        .find(|p| p.clients == c)
+                        .map(|p| p.orders_per_second())
+                })
+                .collect(),
+        });
+    }
     vec![
         (
             "order-throughput.png",
@@ -166,6 +180,29 @@ pub fn markdown(r: &Results) -> String {
     md.push_str("## pgbench, one-transaction order\n\n| clients | TPS | average latency (ms) |\n|---|---|---|\n");
     for p in &r.pgbench {
         let _ = writeln!(md, "| {} | {:.0} | {:.2} |", p.clients, p.tps, p.latency_ms);
+    }
+
+    if !r.replay.is_empty() {
+        md.push_str(
+            "\n## pgbench, the order's own statements\n\nThe statements one single order sends, \
+             their SQL taken from the domain crate and grouped into round trips as the functions \
+             send them: inventory_db's reservation (one round trip of `BEGIN`, `reserve_stock`, \
+             the read of its events, `COMMIT`; then the mark) and order_db's pending insert, \
+             confirmation (one round trip) and mark, as two pgbench scripts run side by side with \
+             N clients each (tools/bench/src/replay.rs). An order needs both, so the lower rate \
+             is the orders' limit.\n\n\
+             | clients | inventory_db TPS | order_db TPS | orders/s |\n|---|---|---|---|\n",
+        );
+        for p in &r.replay {
+            let _ = writeln!(
+                md,
+                "| {} | {:.0} | {:.0} | {:.0} |",
+                p.clients,
+                p.inventory_tps,
+                p.order_tps,
+                p.orders_per_second()
+            );
+        }
     }
 
     let c = &r.cost;
@@ -283,6 +320,14 @@ pub fn markdown(r: &Results) -> String {
             order.per_second,
             verdict(share >= 25.0)
         );
+        if let Some(replay) = r.replay.iter().find(|p| p.clients == 32) {
+            let own = replay.orders_per_second();
+            let _ = writeln!(
+                md,
+                "| (the same against pgbench replaying the order's own statements) | {:.1} % of {own:.0} orders/s | |",
+                order.per_second / own.max(f64::EPSILON) * 100.0,
+            );
+        }
         let _ = writeln!(
             md,
             "| p99 < 100 ms at 32 connections | {:.1} ms | {} |",
