@@ -46,10 +46,17 @@ pub struct OrderContext {
 }
 
 impl OrderContext {
+    /// Connects to both databases at once: a connection's set-up (TLS, authentication, a new
+    /// backend) is most of a cold start's wait.
     pub async fn from_env(events: Option<Publisher>) -> Result<Self, DbError> {
+        let (orders, stock) = futures_util::future::join(
+            Db::from_env(ORDER_DATABASE_URL),
+            Db::from_env(STOCK_RESERVATION_DATABASE_URL),
+        )
+        .await;
         Ok(Self {
-            orders: Db::from_env(ORDER_DATABASE_URL).await?,
-            stock: Db::from_env(STOCK_RESERVATION_DATABASE_URL).await?,
+            orders: orders?,
+            stock: stock?,
             events,
         })
     }

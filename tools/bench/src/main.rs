@@ -147,6 +147,33 @@ fn write_report(repo: &std::path::Path, results: &Results) {
     std::fs::write(repo.join("BENCHMARKS.md"), report::markdown(results)).expect("BENCHMARKS.md");
 }
 
+/// Each HTTP function's cold start, with metrics off and (when the stack's pushgateway is named)
+/// on.
+fn cold_starts(repo: &std::path::Path, products: Products) -> Vec<coldstart::ColdStart> {
+    println!("==> Cold starts: each HTTP function's release binary under a Runtime API of its own");
+    let release = std::env::var_os("CARGO_TARGET_DIR")
+        .map_or_else(|| repo.join("target"), PathBuf::from)
+        .join("release");
+    // The functions' metrics go to this pushgateway (the stack's), for the starts with metrics on.
+    let pushgateway = env("STOCKROOM_BENCH_PUSHGATEWAY").filter(|url| !url.is_empty());
+    scenario::cold_start_events(products)
+        .into_iter()
+        .map(|(function, event)| {
+            let cold = coldstart::measure(&release, function, &event, 5, pushgateway.as_deref());
+            println!(
+                "    {function:<16} {:.1} ms ({} with metrics on), peak RSS {} kB, {:.1} MB, answered {}",
+                cold.cold_ms,
+                cold.cold_ms_metrics_on
+                    .map_or("not measured".to_owned(), |ms| format!("{ms:.1} ms")),
+                cold.peak_rss_kb,
+                cold.binary_bytes as f64 / 1e6,
+                cold.status
+            );
+            cold
+        })
+        .collect()
+}
+
 #[tokio::main(worker_threads = 2)]
 async fn main() {
     let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
@@ -157,6 +184,12 @@ async fn main() {
             std::fs::read_to_string(repo.join("bench/results.json")).expect("bench/results.json");
         let results: Results = serde_json::from_str(&json).expect("results.json parses");
         write_report(&repo, &results);
+        return;
+    }
+    // `stockroom-bench coldstart`: only the cold starts (after `cargo build --release`).
+    if std::env::args().nth(1).as_deref() == Some("coldstart") {
+        let run = chrono::Utc::now().format("%Y%m%d%H%M%S").to_string();
+        cold_starts(&repo, Products::create(&run).await);
         return;
     }
     let seconds = env("STOCKROOM_BENCH_SECONDS").map_or(10, |s| s.parse().expect("seconds"));
@@ -299,28 +332,7 @@ async fn main() {
     discard_unpublished(&outbox_start).await;
     checked(products, "the cost run", &mut violations).await;
 
-    println!("==> Cold starts: each HTTP function's release binary under a Runtime API of its own");
-    let release = std::env::var_os("CARGO_TARGET_DIR")
-        .map_or_else(|| repo.join("target"), PathBuf::from)
-        .join("release");
-    // The functions' metrics go to this pushgateway (the stack's), for the starts with metrics on.
-    let pushgateway = env("STOCKROOM_BENCH_PUSHGATEWAY").filter(|url| !url.is_empty());
-    let cold_starts: Vec<_> = scenario::cold_start_events(products)
-        .into_iter()
-        .map(|(function, event)| {
-            let cold = coldstart::measure(&release, function, &event, 5, pushgateway.as_deref());
-            println!(
-                "    {function:<16} {:.1} ms ({} with metrics on), peak RSS {} kB, {:.1} MB, answered {}",
-                cold.cold_ms,
-                cold.cold_ms_metrics_on
-                    .map_or("not measured".to_owned(), |ms| format!("{ms:.1} ms")),
-                cold.peak_rss_kb,
-                cold.binary_bytes as f64 / 1e6,
-                cold.status
-            );
-            cold
-        })
-        .collect();
+    let cold_starts = cold_starts(&repo, products);
     checked(products, "the cold starts", &mut violations).await;
     let target =
         std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| repo.join("target"), PathBuf::from);
