@@ -239,10 +239,7 @@ async fn place_unmeasured(dbs: &OrderContext, request: &OrderRequest, key: Optio
     };
     let settled = match reservation::reserve(&dbs.stock, order_ref, &lines).await {
         Ok((reserved, stock_events)) => {
-            let (confirmed, order_events) = match confirm(dbs, order_ref, &reserved).await {
-                Ok((orders, events)) => (Ok(orders), events),
-                Err(err) => (Err(err), Vec::new()),
-            };
+            let (confirmed, order_events) = with_events(confirm(dbs, order_ref, &reserved).await);
             // Both databases' events in one batch: one wait for the broker per order.
             let written = vec![(&dbs.stock, stock_events), (&dbs.orders, order_events)];
             publish_events(dbs.publisher(), written).await;
@@ -286,6 +283,15 @@ async fn confirm(
         order_store::confirm_returning(c, order_ref, reserved).await
     });
     Ok(confirmed.await?)
+}
+
+/// A step's value apart from the events it wrote, which are published whether or not a later
+/// step fails (none when this one failed: its transaction rolled back).
+fn with_events<T, E>(step: Result<(T, Vec<OutboxEvent>), E>) -> (Result<T, E>, Vec<OutboxEvent>) {
+    match step {
+        Ok((value, events)) => (Ok(value), events),
+        Err(err) => (Err(err), Vec::new()),
+    }
 }
 
 /// The confirmed orders, or an error if the reconciler settled them otherwise first.
@@ -338,10 +344,7 @@ pub async fn cancel(dbs: &OrderContext, id: i64, owner: Option<i64>) -> Result<O
     let finished = dbs.orders.run("finish_cancel", async |c| {
         order_store::finish_cancel_returning(c, id).await
     });
-    let (finished, order_events) = match finished.await {
-        Ok((order, events)) => (Ok(order), events),
-        Err(err) => (Err(err), Vec::new()),
-    };
+    let (finished, order_events) = with_events(finished.await);
     // Both databases' events in one batch, as for a placement.
     let written = vec![(&dbs.stock, stock_events), (&dbs.orders, order_events)];
     publish_events(dbs.publisher(), written).await;
@@ -379,11 +382,12 @@ pub async fn reconcile(dbs: &OrderContext, after: Duration) -> Result<Reconciled
         match reservation::void(&dbs.stock, order_ref).await? {
             ReservationState::Reserved => {
                 let held = reservation::held_lines(&dbs.stock, order_ref).await?;
-                orders
+                let (_, events) = orders
                     .run("confirm_orders", async |c| {
-                        order_store::confirm(c, order_ref, &held).await
+                        order_store::confirm_returning(c, order_ref, &held).await
                     })
                     .await?;
+                publish_events(dbs.publisher(), vec![(orders, events)]).await;
                 done.confirmed += 1;
             }
             ReservationState::Void => {
@@ -404,12 +408,13 @@ pub async fn reconcile(dbs: &OrderContext, after: Duration) -> Result<Reconciled
         .await?;
     for (id, order_ref) in cancelling {
         let (_, stock_events) = reservation::release(&dbs.stock, order_ref, Some(id)).await?;
-        publish_events(dbs.publisher(), vec![(&dbs.stock, stock_events)]).await;
-        orders
-            .run("finish_cancel", async |c| {
-                order_store::finish_cancel(c, id).await
-            })
-            .await?;
+        let finished = orders.run("finish_cancel", async |c| {
+            order_store::finish_cancel_returning(c, id).await
+        });
+        let (finished, order_events) = with_events(finished.await);
+        let written = vec![(&dbs.stock, stock_events), (orders, order_events)];
+        publish_events(dbs.publisher(), written).await;
+        finished?;
         done.cancelled += 1;
     }
 

@@ -126,28 +126,6 @@ fn confirm_params(reserved: &[ReservedLine]) -> (Vec<i64>, Vec<Decimal>, Vec<Dec
     )
 }
 
-/// Confirms the pending orders of `order_ref` with the prices their reservation fixed. Orders
-/// already settled (confirmed by a concurrent retry, failed by the reconciler) are left as they are.
-pub async fn confirm(
-    client: &impl GenericClient,
-    order_ref: Uuid,
-    reserved: &[ReservedLine],
-) -> Result<(), Error> {
-    let (ids, units, totals) = confirm_params(reserved);
-    client
-        .execute_typed(
-            CONFIRM,
-            &[
-                (&order_ref, Type::UUID),
-                (&ids, Type::INT8_ARRAY),
-                (&units, Type::NUMERIC_ARRAY),
-                (&totals, Type::NUMERIC_ARRAY),
-            ],
-        )
-        .await?;
-    Ok(())
-}
-
 /// The statement of [`confirm_returning`]: `$1` the reference, `$2`–`$4` order ids, unit and
 /// total prices.
 pub fn confirm_returning_sql() -> String {
@@ -164,9 +142,11 @@ pub fn confirm_returning_sql() -> String {
     )
 }
 
-/// [`confirm`] in one statement that also returns every order of the reference as it now is, and
-/// the `order_created` events it wrote, which the caller publishes: one transaction, one round
-/// trip ([`outbox_store::with_events`]; so not inside a transaction block).
+/// Confirms the pending orders of `order_ref` with the prices their reservation fixed (orders
+/// already settled, by a concurrent retry or the reconciler, are left as they are), in one
+/// statement that also returns every order of the reference as it now is, and the
+/// `order_created` events it wrote, which the caller publishes: one transaction, one round trip
+/// ([`outbox_store::with_events`]; so not inside a transaction block).
 pub async fn confirm_returning(
     client: &Client,
     order_ref: Uuid,
@@ -279,20 +259,8 @@ pub async fn begin_cancel(
     })
 }
 
-/// Last step of a cancel, once the stock is back: `cancelling` becomes `cancelled` (its trigger
-/// writes `order_cancelled`; run it in a transaction to learn the txid).
-pub async fn finish_cancel(client: &impl GenericClient, id: i64) -> Result<Option<Order>, Error> {
-    client
-        .execute_typed(
-            "UPDATE orders SET status = 'cancelled', updated_at = now() WHERE id = $1 AND status = 'cancelling'",
-            &[(&id, Type::INT8)],
-        )
-        .await?;
-    get(client, id).await
-}
-
-/// [`finish_cancel`] in one statement that also returns the order as it now is, and the
-/// `order_cancelled` event it wrote, which the caller publishes: one transaction, one round trip
+/// Last step of a cancel, once the stock is back: `cancelling` becomes `cancelled`, in one
+/// statement that also returns the order as it now is, and the `order_cancelled` event it wrote, which the caller publishes: one transaction, one round trip
 /// ([`outbox_store::with_events`]; so not inside a transaction block).
 pub async fn finish_cancel_returning(
     client: &Client,

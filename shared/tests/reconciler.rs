@@ -6,7 +6,9 @@ use stockroom_test_support::handler as common;
 
 use std::time::Duration;
 
-use common::{admin_query, order_dbs, product_with_stock, scheduled_event, single_order, stock_of};
+use common::{
+    admin_query, age, order_dbs, product_with_stock, scheduled_event, single_order, stock_of,
+};
 use stockroom::db::{INVENTORY_DATABASE_URL, ORDER_DATABASE_URL};
 use stockroom::handlers::reconciler;
 use stockroom::order::OrderRequest;
@@ -29,12 +31,6 @@ async fn crash_after_pending(
         .await
         .unwrap();
     (order_ref, lines)
-}
-
-/// Makes a reference's rows look older than the reconciler's timeout.
-async fn age(order_ref: Uuid) {
-    admin_query(ORDER_DATABASE_URL, &format!("UPDATE orders SET updated_at = now() - interval '1 hour' WHERE order_ref = '{order_ref}'")).await;
-    admin_query(INVENTORY_DATABASE_URL, &format!("UPDATE stock_reservations SET created_at = now() - interval '10 years' WHERE order_ref = '{order_ref}'")).await;
 }
 
 async fn run_reconciler(dbs: &OrderContext) -> Reconciled {

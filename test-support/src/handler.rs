@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use serde_json::{Value, json};
-use stockroom::db::{Db, INVENTORY_DATABASE_URL};
+use stockroom::db::{Db, INVENTORY_DATABASE_URL, ORDER_DATABASE_URL};
 
 /// A captured HTTP API request event, as AWS documents it; each test rewrites the route parts.
 const FIXTURE: &str = include_str!("../fixtures/apigw-v2-request.json");
@@ -182,7 +182,7 @@ pub async fn order_dbs() -> stockroom::order_saga::OrderContext {
             .unwrap_or_else(|_| panic!("{var} is not set: run the tests with localstack/test"))
     };
     stockroom::order_saga::OrderContext {
-        orders: Db::new(&url(stockroom::db::ORDER_DATABASE_URL)).unwrap(),
+        orders: Db::new(&url(ORDER_DATABASE_URL)).unwrap(),
         stock: Db::new(&url(stockroom::db::STOCK_RESERVATION_DATABASE_URL)).unwrap(),
         // Events stay in the outbox here; shared/kafka/tests publish them to a real broker.
         events: None,
@@ -221,6 +221,13 @@ pub async fn stock_of(product_id: i64) -> i64 {
     )
     .await[0]
         .get(0)
+}
+
+/// Makes an order reference's rows look older than the reconciler's timeout, as if the request
+/// that wrote them had died long ago.
+pub async fn age(order_ref: uuid::Uuid) {
+    admin_query(ORDER_DATABASE_URL, &format!("UPDATE orders SET updated_at = now() - interval '1 hour' WHERE order_ref = '{order_ref}'")).await;
+    admin_query(INVENTORY_DATABASE_URL, &format!("UPDATE stock_reservations SET created_at = now() - interval '10 years' WHERE order_ref = '{order_ref}'")).await;
 }
 
 /// The scheduled event EventBridge delivers to the reconciler.

@@ -7,7 +7,9 @@ use stockroom_test_support::handler as common;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use common::{Event, admin_query, answer, order_dbs, product_with_stock, single_order, unique};
+use common::{
+    Event, admin_query, age, answer, order_dbs, product_with_stock, single_order, unique,
+};
 use lambda_http::http::StatusCode;
 use serde_json::Value;
 use stockroom::db::{Db, INVENTORY_DATABASE_URL, NOTIFICATION_DATABASE_URL, ORDER_DATABASE_URL};
@@ -15,6 +17,7 @@ use stockroom::order::OrderRequest;
 use stockroom::order_saga::{self, OrderContext};
 use stockroom::outbox::{self, Publisher};
 use stockroom::request_body::JsonObject;
+use stockroom::{order_store, reservation};
 use stockroom_kafka::{KAFKA_BROKERS, KafkaPublisher};
 
 fn brokers() -> String {
@@ -213,6 +216,70 @@ async fn orders_yield_order_and_stock_events() {
         ["product_created", "product_updated", "product_updated"]
     );
     assert!(stock_rows[1..].iter().all(|(_, _, published)| *published));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_the_reconciler_settles_it_publishes_at_once() {
+    let dbs = with_publisher(order_dbs().await, publisher());
+    let product = product_with_stock("2.00", 10).await;
+    // A placement that died after reserving: pending orders, stock reserved.
+    let order_ref = uuid::Uuid::new_v4();
+    let lines = {
+        let conn = dbs.orders.conn().await.unwrap();
+        order_store::insert_pending(&*conn, order_ref, &single_order(product, 2))
+            .await
+            .unwrap()
+    };
+    reservation::reserve(&dbs.stock, order_ref, &lines)
+        .await
+        .unwrap();
+    let placed = lines[0].0;
+    // A cancel that died after its first step.
+    let reply = order_saga::place(&dbs, &single_order(product, 1), None).await;
+    let cancelled = serde_json::from_str::<Value>(&reply.body).unwrap()["id"]
+        .as_i64()
+        .unwrap();
+    let cancel_ref = {
+        let conn = dbs.orders.conn().await.unwrap();
+        match order_store::begin_cancel(&*conn, cancelled, None)
+            .await
+            .unwrap()
+        {
+            order_store::CancelStart::Started(order_ref) => order_ref,
+            other => panic!("{other:?}"),
+        }
+    };
+    age(order_ref).await;
+    age(cancel_ref).await;
+    // The stack's own reconciler may settle them first; it publishes the same way.
+    order_saga::reconcile(&dbs, Duration::from_secs(60))
+        .await
+        .unwrap();
+
+    // Published by the reconciler itself, not left to the relay.
+    let rows = [
+        outbox(ORDER_DATABASE_URL, placed).await,
+        outbox(ORDER_DATABASE_URL, cancelled).await,
+    ];
+    let types: Vec<Vec<&str>> = rows
+        .iter()
+        .map(|r| r.iter().map(|(_, t, _)| t.as_str()).collect())
+        .collect();
+    assert_eq!(
+        types,
+        [
+            vec!["order_created"],
+            vec!["order_created", "order_cancelled"]
+        ]
+    );
+    assert!(
+        rows.iter().flatten().all(|(_, _, published)| *published),
+        "{rows:?}"
+    );
+    let (seen, messages) = consume("order-events", &[placed, cancelled], 3);
+    let expected: BTreeSet<String> = rows.iter().flat_map(|r| ids(r)).collect();
+    assert_eq!(seen.keys().cloned().collect::<BTreeSet<_>>(), expected);
+    assert_eq!(messages, 3);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -188,11 +188,16 @@ async fn main() {
     }
     // `stockroom-bench cost [ORDERS]`: only what one order costs (to profile: under `perf record`).
     if std::env::args().nth(1).as_deref() == Some("cost") {
-        let orders = std::env::args().nth(2).map_or(500, |n| n.parse().expect("orders"));
+        let orders = std::env::args()
+            .nth(2)
+            .map_or(500, |n| n.parse().expect("orders"));
         let run = chrono::Utc::now().format("%Y%m%d%H%M%S").to_string();
         let port: u16 = env("STOCKROOM_PG_PORT").map_or(55432, |p| p.parse().expect("port"));
         let cost = cost::measure(Products::create(&run).await, orders, port).await;
-        println!("{}", serde_json::to_string_pretty(&cost).expect("cost serialises"));
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&cost).expect("cost serialises")
+        );
         return;
     }
     // `stockroom-bench coldstart`: only the cold starts (after `cargo build --release`).
