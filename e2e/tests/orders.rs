@@ -212,7 +212,12 @@ fn the_reconciler_runs_on_its_scheduled_event() {
 #[test]
 fn the_relay_runs_on_its_scheduled_event() {
     let report = invoke_scheduled("events-relay");
-    for field in ["inventory_events", "order_events"] {
+    for field in [
+        "inventory_events",
+        "order_events",
+        "inventory_pruned",
+        "order_pruned",
+    ] {
         assert!(report[field].is_u64(), "{field} in {report}");
     }
 }

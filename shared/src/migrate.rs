@@ -59,6 +59,11 @@ pub const DATABASES: &[Database] = &[
                 name: "product_versions",
                 sql: include_str!("../migrations/inventory_db/0006_product_versions.sql"),
             },
+            Migration {
+                version: 7,
+                name: "outbox_retention",
+                sql: include_str!("../migrations/inventory_db/0007_outbox_retention.sql"),
+            },
         ],
     },
     Database {
@@ -75,6 +80,11 @@ pub const DATABASES: &[Database] = &[
                 name: "outbox",
                 sql: include_str!("../migrations/order_db/0002_outbox.sql"),
             },
+            Migration {
+                version: 3,
+                name: "outbox_retention",
+                sql: include_str!("../migrations/order_db/0003_outbox_retention.sql"),
+            },
         ],
     },
     Database {
@@ -90,6 +100,11 @@ pub const DATABASES: &[Database] = &[
                 version: 2,
                 name: "sqs_outbox",
                 sql: include_str!("../migrations/notification_db/0002_sqs_outbox.sql"),
+            },
+            Migration {
+                version: 3,
+                name: "sqs_outbox_retention",
+                sql: include_str!("../migrations/notification_db/0003_sqs_outbox_retention.sql"),
             },
         ],
     },

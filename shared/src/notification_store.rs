@@ -1,5 +1,7 @@
 //! SQL on `notification_db`.
 
+use std::time::Duration;
+
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::value::RawValue;
@@ -163,6 +165,11 @@ pub async fn lock_unsent_of(client: &impl GenericClient, ids: &[i64]) -> Result<
 /// The SQS outbox's backlog: messages not sent yet, and the age of the oldest.
 pub async fn backlog(client: &impl GenericClient) -> Result<Backlog, Error> {
     outbox_store::backlog_of(client, "sqs_outbox", "sent_at").await
+}
+
+/// Deletes sent messages older than `retention` (the notifications they forwarded stay).
+pub async fn prune_sent(client: &impl GenericClient, retention: Duration) -> Result<u64, Error> {
+    outbox_store::prune_of(client, "sqs_outbox", "sent_at", retention).await
 }
 
 /// Marks messages sent, and the notifications they forward as forwarded.

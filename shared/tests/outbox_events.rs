@@ -94,3 +94,59 @@ async fn a_failed_statement_returns_its_own_error_and_leaves_no_transaction_open
         .get(0);
     assert!(idle, "the aborted transaction was ended");
 }
+
+/// Published events past the retention are deleted; younger or unpublished ones stay.
+#[tokio::test]
+async fn pruning_deletes_published_events_past_the_retention_only() {
+    let db = db().await;
+    let week = std::time::Duration::from_secs(7 * 24 * 3600);
+    // One product each: old and published, old and unpublished, young and published.
+    let mut keys = Vec::new();
+    for (age, published) in [("8 days", true), ("8 days", false), ("6 days", true)] {
+        let id: i64 = admin_query(
+            INVENTORY_DATABASE_URL,
+            &format!(
+                "INSERT INTO products (name, price, stock) VALUES ('{}', 1.00, 100) RETURNING id",
+                unique("pruned")
+            ),
+        )
+        .await[0]
+            .get(0);
+        let published = if published { "now()" } else { "NULL" };
+        admin_query(
+            INVENTORY_DATABASE_URL,
+            &format!(
+                "UPDATE outbox SET created_at = now() - interval '{age}', published_at = {published} \
+                 WHERE message_key = '{id}'"
+            ),
+        )
+        .await;
+        keys.push(id);
+    }
+    let pruned = db
+        .run("test", async |c| outbox_store::prune(c, week).await)
+        .await
+        .unwrap();
+    assert!(pruned >= 1, "{pruned}");
+    let mut left = Vec::new();
+    for key in &keys {
+        left.push(
+            admin_query(
+                INVENTORY_DATABASE_URL,
+                &format!("SELECT count(*) FROM outbox WHERE message_key = '{key}'"),
+            )
+            .await[0]
+                .get::<_, i64>(0),
+        );
+    }
+    assert_eq!(left, [0, 1, 1], "only the old published event is gone");
+    // The unpublished one is not this test's to leave behind for a relay.
+    admin_query(
+        INVENTORY_DATABASE_URL,
+        &format!(
+            "UPDATE outbox SET published_at = now() WHERE message_key = '{}'",
+            keys[1]
+        ),
+    )
+    .await;
+}

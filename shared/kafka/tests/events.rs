@@ -430,9 +430,14 @@ async fn with_the_broker_down_orders_succeed_and_the_relay_delivers_later() {
     assert_eq!(handled.dead_lettered, 0);
     // Whichever recorded an event forwards its alert at once, or, when SQS is slow (the stack's
     // invocation has 2 s for it), leaves it to the forwarder: its scheduled run, now.
-    stockroom::handlers::notifications::forward(&notifications, &queues, common::scheduled_event())
-        .await
-        .unwrap();
+    stockroom::handlers::notifications::forward(
+        &notifications,
+        &queues,
+        std::time::Duration::from_secs(7 * 24 * 3600),
+        common::scheduled_event(),
+    )
+    .await
+    .unwrap();
     let event_ids: Vec<String> = seen.keys().cloned().collect();
     let rows = admin_query(
         NOTIFICATION_DATABASE_URL,

@@ -230,25 +230,33 @@ async fn handle_batch(
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct Forwarded {
     pub sent: usize,
+    /// Sent messages past the retention, deleted.
+    pub pruned: u64,
 }
 
 /// Sends every message in notification_db's SQS outbox that is not sent yet, oldest first (the
 /// scheduled `notifications-forwarder`). The rows of a batch stay locked while they are sent, so
 /// overlapping runs, and the notifications function, never send one twice. Fails the run (after
 /// marking what was sent) when SQS refused or timed out, so the failure shows in the metrics; a
-/// slow SQS only makes it stop after [`SEND_BUDGET`] and leave the rest to the next run.
+/// slow SQS only makes it stop after [`SEND_BUDGET`] and leave the rest to the next run. Then
+/// deletes sent messages older than `retention` ([`crate::outbox_store::retention_from_env`]).
 pub async fn forward(
     db: &Db,
     queues: &dyn Queues,
+    retention: Duration,
     event: LambdaEvent<EventBridgeEvent>,
 ) -> Result<Forwarded, RunError> {
     tracing::debug!(schedule = ?event.payload.resources, "forwarding");
-    let forwarded = forward_all(db, queues).await;
+    let forwarded = forward_all(db, queues, retention).await;
     crate::telemetry::finish_run(&forwarded);
     forwarded
 }
 
-async fn forward_all(db: &Db, queues: &dyn Queues) -> Result<Forwarded, RunError> {
+async fn forward_all(
+    db: &Db,
+    queues: &dyn Queues,
+    retention: Duration,
+) -> Result<Forwarded, RunError> {
     let deadline = Instant::now() + SEND_BUDGET;
     let mut done = Forwarded::default();
     loop {
@@ -274,6 +282,11 @@ async fn forward_all(db: &Db, queues: &dyn Queues) -> Result<Forwarded, RunError
                 })
                 .await?;
             crate::telemetry::outbox_backlog(db.name(), backlog);
+            done.pruned = db
+                .run("prune_sqs_outbox", async |c| {
+                    notification_store::prune_sent(c, retention).await
+                })
+                .await?;
             tracing::info!(?done, "forwarded");
             return Ok(done);
         }
