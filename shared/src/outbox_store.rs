@@ -43,9 +43,10 @@ pub const MARK_PUBLISHED: &str = "SELECT outbox_mark_published($1)";
 /// Runs one writing statement and reads the events its transaction wrote, as one transaction in
 /// one round trip: `BEGIN`, the statement, the outbox read and `COMMIT` go out together
 /// (tokio-postgres sends a request when it is first polled, and `join4` polls them in this
-/// order, before any answer is awaited). The triggers' outbox rows are invisible to the statement that fired them, not to the
-/// next statement of its transaction. When the statement fails, its error is returned and the
-/// `COMMIT` ends the aborted transaction as a rollback, so the session is left idle.
+/// order, before any answer is awaited). The triggers' outbox rows are invisible to the statement
+/// that fired them, not to the next statement of its transaction. When the statement fails, its
+/// error is returned and the `COMMIT` ends the aborted transaction as a rollback, so the session
+/// is left idle.
 pub async fn with_events(
     client: &Client,
     sql: &str,
@@ -113,8 +114,10 @@ pub fn retention_from_env() -> Result<Duration, String> {
         Ok(hours) => hours
             .trim()
             .parse::<u64>()
-            .map(|h| Duration::from_secs(h * 3600))
-            .map_err(|_| {
+            .ok()
+            .and_then(|h| h.checked_mul(3600))
+            .map(Duration::from_secs)
+            .ok_or_else(|| {
                 format!("{RETENTION_HOURS_VAR} must be a whole number of hours, not {hours:?}")
             }),
     }

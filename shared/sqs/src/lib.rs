@@ -2,10 +2,11 @@
 //! the standard AWS configuration, so `AWS_ENDPOINT_URL_SQS` points it at moto or LocalStack locally.
 //!
 //! Messages go ten to a `SendMessageBatch` request (SQS bills per request), up to [`IN_FLIGHT`]
-//! requests at once when the endpoint answers fast, and every call is bounded: an endpoint that accepts connections but never answers costs at most
-//! [`OPERATION_TIMEOUT`], after which the messages stay in notification_db's outbox for the
-//! forwarder. After a failure the notifications function does not try again for
-//! [`HANDLER_BACKOFF`], so an outage costs one timeout, not one per batch.
+//! requests at once when the endpoint answers fast, and every call is bounded: an endpoint that
+//! accepts connections but never answers costs at most [`OPERATION_TIMEOUT`], after which the
+//! messages stay in notification_db's outbox for the forwarder. After a failure the notifications
+//! function does not try again for [`HANDLER_BACKOFF`], so an outage costs one timeout, not one
+//! per batch.
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};

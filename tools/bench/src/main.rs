@@ -147,6 +147,16 @@ fn write_report(repo: &std::path::Path, results: &Results) {
     std::fs::write(repo.join("BENCHMARKS.md"), report::markdown(results)).expect("BENCHMARKS.md");
 }
 
+/// Names this run's products apart from every earlier run's.
+fn run_id() -> String {
+    chrono::Utc::now().format("%Y%m%d%H%M%S").to_string()
+}
+
+/// The stack's PostgreSQL port.
+fn pg_port() -> u16 {
+    env("STOCKROOM_PG_PORT").map_or(55432, |p| p.parse().expect("port"))
+}
+
 /// Each HTTP function's cold start, with metrics off and (when the stack's pushgateway is named)
 /// on.
 fn cold_starts(repo: &std::path::Path, products: Products) -> Vec<coldstart::ColdStart> {
@@ -191,8 +201,8 @@ async fn main() {
         let orders = std::env::args()
             .nth(2)
             .map_or(500, |n| n.parse().expect("orders"));
-        let run = chrono::Utc::now().format("%Y%m%d%H%M%S").to_string();
-        let port: u16 = env("STOCKROOM_PG_PORT").map_or(55432, |p| p.parse().expect("port"));
+        let run = run_id();
+        let port = pg_port();
         let cost = cost::measure(Products::create(&run).await, orders, port).await;
         println!(
             "{}",
@@ -202,7 +212,7 @@ async fn main() {
     }
     // `stockroom-bench coldstart`: only the cold starts (after `cargo build --release`).
     if std::env::args().nth(1).as_deref() == Some("coldstart") {
-        let run = chrono::Utc::now().format("%Y%m%d%H%M%S").to_string();
+        let run = run_id();
         cold_starts(&repo, Products::create(&run).await);
         return;
     }
@@ -214,7 +224,7 @@ async fn main() {
     let work = std::env::temp_dir().join("stockroom-bench");
     std::fs::create_dir_all(&work).expect("a scratch folder");
 
-    let run = chrono::Utc::now().format("%Y%m%d%H%M%S").to_string();
+    let run = run_id();
     let products = Products::create(&run).await;
     println!(
         "==> {} products from id {} (hot: {})",
@@ -309,7 +319,7 @@ async fn main() {
 
     println!("==> The limit: pgbench's one-transaction order");
     let bin = env("STOCKROOM_PG_BIN").unwrap_or_else(|| "/usr/lib/postgresql/15/bin".into());
-    let port: u16 = env("STOCKROOM_PG_PORT").map_or(55432, |p| p.parse().expect("port"));
+    let port = pg_port();
     pgbench::prepare(&bin, port, &work);
     let pgbench: Vec<_> = CONCURRENCY
         .iter()
