@@ -72,3 +72,63 @@ fn http_events() -> Vec<HttpEvent> {
     }
     routes
 }
+
+/// Every template a deploy uses, `(path, parsed)`: template.yaml and its nested stacks,
+/// deploy/*.yaml. `STOCKROOM_TEMPLATES_DIR` reads them from another tree instead (an older
+/// commit's, say, to see a check fail on what it was written against).
+pub fn all_templates() -> Vec<(String, Yaml)> {
+    let root = std::env::var("STOCKROOM_TEMPLATES_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/..").into());
+    let mut paths = vec!["template.yaml".to_owned()];
+    let mut nested: Vec<String> = std::fs::read_dir(root.join("deploy"))
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+        .filter(|name| name.ends_with(".yaml"))
+        .map(|name| format!("deploy/{name}"))
+        .collect();
+    nested.sort();
+    paths.extend(nested);
+    paths
+        .into_iter()
+        .map(|path| {
+            let text = std::fs::read_to_string(root.join(&path)).unwrap();
+            let doc = serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"));
+            (path, doc)
+        })
+        .collect()
+}
+
+/// An intrinsic function call: its long name (`Ref`, `Condition`, `Fn::Sub`, …) and its argument,
+/// written either as a tag (`!Sub x`) or as a one-key mapping (`Fn::Sub: x`).
+pub fn intrinsic(value: &Yaml) -> Option<(String, &Yaml)> {
+    match value {
+        Yaml::Tagged(tagged) => {
+            let tag = tagged.tag.to_string();
+            let short = tag.trim_start_matches('!');
+            let name = match short {
+                "Ref" | "Condition" => short.to_owned(),
+                _ => format!("Fn::{short}"),
+            };
+            Some((name, &tagged.value))
+        }
+        Yaml::Mapping(mapping) if mapping.len() == 1 => {
+            let (key, argument) = mapping.iter().next()?;
+            let key = key.as_str()?;
+            (key == "Ref" || key == "Condition" || key.starts_with("Fn::"))
+                .then(|| (key.to_owned(), argument))
+        }
+        _ => None,
+    }
+}
+
+/// Calls `visit` on `value` and on every value inside it, tagged ones included.
+pub fn each_node<'a>(value: &'a Yaml, visit: &mut impl FnMut(&'a Yaml)) {
+    visit(value);
+    match value {
+        Yaml::Tagged(tagged) => each_node(&tagged.value, visit),
+        Yaml::Sequence(items) => items.iter().for_each(|item| each_node(item, visit)),
+        Yaml::Mapping(mapping) => mapping.values().for_each(|item| each_node(item, visit)),
+        _ => {}
+    }
+}
