@@ -13,6 +13,7 @@
 //! TLS and authentication (MSK IAM, SCRAM) come from the environment: [`security`].
 
 use std::error::Error;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -38,16 +39,50 @@ const _: () = assert!(DELIVERY_TIMEOUT.as_millis() < stockroom::outbox::RELAY_MI
 /// a request should not wait [`DELIVERY_TIMEOUT`] each time only to leave its events to the relay.
 pub const REQUEST_BACKOFF: Duration = Duration::from_secs(30);
 
+/// Reads a setting by name: [`env_var`] in production. Tests pass their own rather than change
+/// the environment every test in the process shares.
+pub type Vars = fn(&str) -> Option<String>;
+
+/// The process environment, as [`Vars`].
+pub fn env_var(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
+
 /// librdkafka asks it for a token whenever `sasl.mechanism` is OAUTHBEARER (MSK IAM), shortly
 /// before the last one expires; with any other mechanism it is never asked.
-pub struct IamContext;
+pub struct IamContext {
+    /// Where the role's credentials come from.
+    vars: Vars,
+    /// How many tokens it signed, logged with each: shows whether a client got one at all.
+    issued: Arc<AtomicUsize>,
+}
 
-impl ClientContext for IamContext {
-    const ENABLE_REFRESH_OAUTH_TOKEN: bool = true;
+impl Default for IamContext {
+    /// Signs with the credentials Lambda puts in the environment.
+    fn default() -> Self {
+        Self::new(env_var)
+    }
+}
 
-    fn generate_oauth_token(&self, _config: Option<&str>) -> Result<OAuthToken, Box<dyn Error>> {
-        let credentials = stockroom::sigv4::Credentials::from_env()?;
+impl IamContext {
+    pub fn new(vars: Vars) -> Self {
+        Self {
+            vars,
+            issued: Arc::default(),
+        }
+    }
+
+    /// The count of tokens signed, still readable once the context moved into a client.
+    pub fn issued(&self) -> Arc<AtomicUsize> {
+        self.issued.clone()
+    }
+
+    /// A token signed now with the role's credentials.
+    pub fn token(&self) -> Result<OAuthToken, String> {
+        let credentials = stockroom::sigv4::Credentials::from_vars(self.vars)?;
         let (token, lifetime_ms) = msk_iam::token(&credentials, chrono::Utc::now());
+        let issued = self.issued.fetch_add(1, Ordering::Relaxed) + 1;
+        tracing::info!(issued, "signed an MSK IAM token");
         Ok(OAuthToken {
             token,
             // MSK takes the principal from the signature, not from here.
@@ -57,17 +92,29 @@ impl ClientContext for IamContext {
     }
 }
 
+impl ClientContext for IamContext {
+    const ENABLE_REFRESH_OAUTH_TOKEN: bool = true;
+
+    fn generate_oauth_token(&self, _config: Option<&str>) -> Result<OAuthToken, Box<dyn Error>> {
+        Ok(self.token()?)
+    }
+}
+
 type Producer = FutureProducer<IamContext>;
 
 /// What every client of the cluster shares: the brokers, a bounded connection set-up, and TLS and
 /// authentication from the environment ([`security`]).
 pub fn client_config(brokers: &str) -> Result<ClientConfig, KafkaError> {
+    client_config_with(brokers, env_var)
+}
+
+/// [`client_config`] with the settings as `vars` gives them.
+pub(crate) fn client_config_with(brokers: &str, vars: Vars) -> Result<ClientConfig, KafkaError> {
     let mut config = ClientConfig::new();
     config
         .set("bootstrap.servers", brokers)
         .set("socket.connection.setup.timeout.ms", "3000");
-    security::configure(&mut config, |name| std::env::var(name).ok())
-        .map_err(KafkaError::ClientCreation)?;
+    security::configure(&mut config, vars).map_err(KafkaError::ClientCreation)?;
     Ok(config)
 }
 
@@ -103,7 +150,7 @@ impl KafkaPublisher {
             // Small produce requests, answered at once: Nagle's algorithm would hold them back.
             .set("socket.nagle.disable", "true");
         // Build once now, so a bad configuration fails init rather than the first request.
-        let producer = config.create_with_context(IamContext)?;
+        let producer = config.create_with_context(IamContext::default())?;
         Ok(Self {
             config,
             producer: Mutex::new(Some(producer)),
@@ -133,7 +180,7 @@ impl KafkaPublisher {
         }
         let producer: Producer = self
             .config
-            .create_with_context(IamContext)
+            .create_with_context(IamContext::default())
             .map_err(|err| format!("could not build a producer: {err}"))?;
         tracing::info!("built a new Kafka producer");
         *slot = Some(producer.clone());

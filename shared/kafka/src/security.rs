@@ -155,7 +155,7 @@ mod tests {
             let (mut config, _) = configured(vars).unwrap();
             config.set("bootstrap.servers", "127.0.0.1:9");
             let producer: Result<rdkafka::producer::FutureProducer<crate::IamContext>, _> =
-                config.create_with_context(crate::IamContext);
+                config.create_with_context(crate::IamContext::default());
             assert!(producer.is_ok(), "{vars:?}: {:?}", producer.err());
         }
     }
