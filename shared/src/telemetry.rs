@@ -34,7 +34,10 @@ struct Pusher {
     gateway: Pushgateway,
     /// This environment's group.
     path: String,
+    /// A push task is pending or in flight.
     busy: AtomicBool,
+    /// A push was asked for since the running one rendered: that task pushes again.
+    wanted: AtomicBool,
     /// When the last push started.
     last_push: Mutex<Option<Instant>>,
 }
@@ -96,6 +99,7 @@ pub fn init(function: &str) {
         gateway,
         path: format!("/metrics/job/stockroom/function/{function}/instance/{instance}"),
         busy: AtomicBool::new(false),
+        wanted: AtomicBool::new(false),
         last_push: Mutex::new(None),
     };
     if PUSHER.set(pusher).is_ok() {
@@ -128,35 +132,52 @@ fn declare_counters() {
 /// caller never waits. At most one push is pending or in flight, and pushes start at least
 /// [`PUSH_EVERY`] apart: under load one push carries many invocations, so the push (which shares
 /// the environment's thread) delays at most one request in that interval, and a quiet function
-/// still pushes right after each invocation. A push that waits when Lambda freezes the
-/// environment goes out when it thaws; docs/observability.md weighs this against an extension.
+/// still pushes right after each invocation. A push asked for while one is in flight is not
+/// dropped: the running task pushes once more, so the last invocation's values always go out
+/// (the cold start's push, still in flight when the first run ended, once hid that run's gauges).
+/// A push that waits when Lambda freezes the environment goes out when it thaws;
+/// docs/observability.md weighs this against an extension.
 pub fn push_soon() {
     let Some(pusher) = PUSHER.get() else {
         return;
     };
+    pusher.wanted.store(true, Ordering::Release);
     if pusher.busy.swap(true, Ordering::AcqRel) {
         return;
     }
     tokio::spawn(async move {
-        let last = *pusher.last_push.lock().expect("not poisoned");
-        if let Some(wait) = last.map(|at| PUSH_EVERY.saturating_sub(at.elapsed())) {
-            tokio::time::sleep(wait).await;
-        }
-        *pusher.last_push.lock().expect("not poisoned") = Some(Instant::now());
-        pusher.handle.run_upkeep();
-        let body = pusher.handle.render();
-        let pushed = tokio::time::timeout(
-            PUSH_TIMEOUT,
-            pusher.gateway.call("PUT", &pusher.path, &body),
-        )
-        .await;
-        pusher.busy.store(false, Ordering::Release);
-        match pushed {
-            Ok(Ok(_)) => {}
-            Ok(Err(err)) => tracing::debug!(%err, "metrics push failed; the next one carries them"),
-            Err(_) => tracing::debug!("metrics push timed out; the next one carries them"),
+        loop {
+            push_once(pusher).await;
+            pusher.busy.store(false, Ordering::Release);
+            // Asked for again while pushing: push again, unless a new task took it meanwhile.
+            if !pusher.wanted.load(Ordering::Acquire) || pusher.busy.swap(true, Ordering::AcqRel) {
+                return;
+            }
         }
     });
+}
+
+/// One push, [`PUSH_EVERY`] after the last one started.
+async fn push_once(pusher: &Pusher) {
+    let last = *pusher.last_push.lock().expect("not poisoned");
+    if let Some(wait) = last.map(|at| PUSH_EVERY.saturating_sub(at.elapsed())) {
+        tokio::time::sleep(wait).await;
+    }
+    *pusher.last_push.lock().expect("not poisoned") = Some(Instant::now());
+    // What is recorded from here on is for the next push.
+    pusher.wanted.store(false, Ordering::Release);
+    pusher.handle.run_upkeep();
+    let body = pusher.handle.render();
+    let pushed = tokio::time::timeout(
+        PUSH_TIMEOUT,
+        pusher.gateway.call("PUT", &pusher.path, &body),
+    )
+    .await;
+    match pushed {
+        Ok(Ok(_)) => {}
+        Ok(Err(err)) => tracing::debug!(%err, "metrics push failed; the next one carries them"),
+        Err(_) => tracing::debug!("metrics push timed out; the next one carries them"),
+    }
 }
 
 /// The `inventory_stock_levels` group of every product, in the pushgateway's text format: one
@@ -216,10 +237,13 @@ impl Pushgateway {
         })
     }
 
-    pub fn from_env() -> Result<Self, String> {
-        Self::new(
-            &std::env::var(PUSHGATEWAY_URL).map_err(|_| format!("{PUSHGATEWAY_URL} is not set"))?,
-        )
+    /// From `PUSHGATEWAY_URL`; `None` when it is unset or empty (metrics off, as the template's
+    /// default leaves it), an error when it is not an `http://host:port` URL.
+    pub fn from_env() -> Result<Option<Self>, String> {
+        match std::env::var(PUSHGATEWAY_URL) {
+            Ok(url) if !url.trim().is_empty() => Self::new(&url).map(Some),
+            _ => Ok(None),
+        }
     }
 
     /// One request; the body of a 2xx answer, or why not.

@@ -24,7 +24,8 @@ async fn push(gateway: &Pushgateway, labels: &[(String, String)]) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_groups_of_its_job_go_and_everything_else_stays() {
     let gateway = Pushgateway::from_env()
-        .unwrap_or_else(|e| panic!("{e}: run the tests with localstack/test"));
+        .unwrap()
+        .expect("PUSHGATEWAY_URL: run the tests with localstack/test");
     let job = format!("janitor-test-{}", uuid::Uuid::new_v4().simple());
     let other_job = format!("{job}-stock");
     let (gone, fresh, other) = (
@@ -42,7 +43,8 @@ async fn idle_groups_of_its_job_go_and_everything_else_stays() {
         swept,
         Swept {
             kept: 1,
-            deleted: 1
+            deleted: 1,
+            metrics_off: false,
         }
     );
     let left: Vec<_> = gateway.groups(&job).await.unwrap();
@@ -60,4 +62,21 @@ async fn idle_groups_of_its_job_go_and_everything_else_stays() {
     gateway.delete(&fresh).await.unwrap();
     gateway.delete(&other).await.unwrap();
     assert!(gateway.groups(&job).await.unwrap().is_empty());
+}
+
+/// The template's default leaves `PUSHGATEWAY_URL` empty: a scheduled run then succeeds at once
+/// (it failed init on every run before).
+#[tokio::test]
+async fn with_metrics_off_a_run_sweeps_nothing_and_succeeds() {
+    let swept =
+        stockroom::handlers::janitor::run(None, stockroom_test_support::handler::scheduled_event())
+            .await
+            .unwrap();
+    assert_eq!(
+        swept,
+        Swept {
+            metrics_off: true,
+            ..Swept::default()
+        }
+    );
 }

@@ -27,7 +27,8 @@ async fn products() -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_product_has_its_stock_in_one_group_and_a_deleted_one_goes() {
     let gateway = Pushgateway::from_env()
-        .unwrap_or_else(|e| panic!("{e}: run the tests with localstack/test"));
+        .unwrap()
+        .expect("PUSHGATEWAY_URL: run the tests with localstack/test");
     let db = db().await;
     let (kept, deleted) = (
         product_with_stock("1.00", 12).await,
@@ -43,7 +44,7 @@ async fn every_product_has_its_stock_in_one_group_and_a_deleted_one_goes() {
         .await
         .unwrap();
 
-    let exported = stock_levels::run(&db, &gateway, scheduled_event())
+    let exported = stock_levels::run(&db, Some(&gateway), scheduled_event())
         .await
         .unwrap();
     assert_eq!(exported.products, products().await);
@@ -63,7 +64,7 @@ async fn every_product_has_its_stock_in_one_group_and_a_deleted_one_goes() {
     ] {
         admin_query(INVENTORY_DATABASE_URL, &sql).await;
     }
-    let again = stock_levels::run(&db, &gateway, scheduled_event())
+    let again = stock_levels::run(&db, Some(&gateway), scheduled_event())
         .await
         .unwrap();
     assert_eq!(again.old_groups_deleted, 0);
@@ -71,5 +72,22 @@ async fn every_product_has_its_stock_in_one_group_and_a_deleted_one_goes() {
     assert!(
         pushed_level(&gateway, deleted).await.is_empty(),
         "gone with the product"
+    );
+}
+
+/// The template's default leaves `PUSHGATEWAY_URL` empty: every scheduled run must then succeed
+/// without doing anything (it failed init on each run before), and push nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_metrics_off_a_run_does_nothing_and_succeeds() {
+    let db = db().await;
+    let exported = stock_levels::run(&db, None, scheduled_event())
+        .await
+        .unwrap();
+    assert_eq!(
+        exported,
+        stock_levels::Exported {
+            metrics_off: true,
+            ..Default::default()
+        }
     );
 }

@@ -3,8 +3,10 @@
 //! - [`handler`]: handlers called with the events AWS delivers, built from the captured fixtures in
 //!   `fixtures/`, and the databases `localstack/test` starts;
 //! - [`topic`]: what reached a Kafka topic;
-//! - [`queue`]: what reached an SQS queue.
+//! - [`queue`]: what reached an SQS queue;
+//! - [`runtime_api`]: a function's real binary under a Lambda Runtime API of our own.
 
 pub mod handler;
 pub mod queue;
+pub mod runtime_api;
 pub mod topic;

@@ -7,5 +7,5 @@ use stockroom::telemetry::Pushgateway;
 async fn main() -> Result<(), Error> {
     stockroom::telemetry::init(env!("CARGO_BIN_NAME"));
     let gateway = Pushgateway::from_env()?;
-    run(service_fn(|event| janitor::run(&gateway, event))).await
+    run(service_fn(|event| janitor::run(gateway.as_ref(), event))).await
 }

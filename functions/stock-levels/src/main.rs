@@ -9,5 +9,8 @@ async fn main() -> Result<(), Error> {
     stockroom::telemetry::init(env!("CARGO_BIN_NAME"));
     let db = Db::from_env(INVENTORY_DATABASE_URL).await?;
     let gateway = Pushgateway::from_env()?;
-    run(service_fn(|event| stock_levels::run(&db, &gateway, event))).await
+    run(service_fn(|event| {
+        stock_levels::run(&db, gateway.as_ref(), event)
+    }))
+    .await
 }

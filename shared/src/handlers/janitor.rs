@@ -22,6 +22,8 @@ pub const JOB: &str = "stockroom";
 pub struct Swept {
     pub kept: usize,
     pub deleted: usize,
+    /// No pushgateway is configured (`PUSHGATEWAY_URL` empty): nothing to sweep.
+    pub metrics_off: bool,
 }
 
 /// Deletes every group of `job` whose last push is older than `idle`.
@@ -42,13 +44,19 @@ pub async fn sweep(gateway: &Pushgateway, job: &str, idle: Duration) -> Result<S
     Ok(swept)
 }
 
-/// Handles one scheduled event.
+/// Handles one scheduled event. Without a pushgateway nothing piles up: the run succeeds at once.
 pub async fn run(
-    gateway: &Pushgateway,
+    gateway: Option<&Pushgateway>,
     event: LambdaEvent<EventBridgeEvent>,
 ) -> Result<Swept, RunError> {
     tracing::debug!(schedule = ?event.payload.resources, "sweeping pushgateway groups");
-    let swept = sweep(gateway, JOB, IDLE).await;
+    let swept = match gateway {
+        Some(gateway) => sweep(gateway, JOB, IDLE).await,
+        None => Ok(Swept {
+            metrics_off: true,
+            ..Swept::default()
+        }),
+    };
     if let Ok(swept) = &swept {
         tracing::info!(?swept, "swept");
     }

@@ -1,17 +1,13 @@
 //! Cold start and memory per function, without cargo or a router: the release binary is started
-//! under a Lambda Runtime API of this module's own and timed from exec to its first response
-//! posted (init, including the database connection, plus one real request); then its peak RSS
-//! (`VmHWM`), and the size of the stripped binary.
+//! under a Lambda Runtime API of our own (`stockroom_test_support::runtime_api`) and timed from
+//! exec to its first response posted (init, including the database connection, plus one real
+//! request); then its peak RSS (`VmHWM`), and the size of the stripped binary.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, mpsc};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use stockroom_test_support::runtime_api::{Posted, Run};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ColdStart {
@@ -29,92 +25,6 @@ pub struct ColdStart {
     pub binary_bytes: u64,
     /// The status code of the answer (the check that the request really ran).
     pub status: u16,
-}
-
-/// What the Runtime API saw of one process.
-enum Seen {
-    Response(Instant, String),
-    Failed(String),
-}
-
-/// One HTTP/1.1 request from a keep-alive connection: method, path, body.
-fn read_request(reader: &mut BufReader<TcpStream>) -> Option<(String, String, Vec<u8>)> {
-    let mut line = String::new();
-    reader.read_line(&mut line).ok().filter(|&n| n > 0)?;
-    let mut parts = line.split_whitespace();
-    let (method, path) = (parts.next()?.to_owned(), parts.next()?.to_owned());
-    let mut length = 0;
-    loop {
-        let mut header = String::new();
-        reader.read_line(&mut header).ok()?;
-        let header = header.trim_end();
-        if header.is_empty() {
-            break;
-        }
-        if let Some((name, value)) = header.split_once(':')
-            && name.eq_ignore_ascii_case("content-length")
-        {
-            length = value.trim().parse().ok()?;
-        }
-    }
-    let mut body = vec![0; length];
-    reader.read_exact(&mut body).ok()?;
-    Some((method, path, body))
-}
-
-fn write_response(stream: &mut TcpStream, status: &str, headers: &[(&str, String)], body: &[u8]) {
-    let mut head = format!("HTTP/1.1 {status}\r\ncontent-length: {}\r\n", body.len());
-    for (name, value) in headers {
-        head.push_str(&format!("{name}: {value}\r\n"));
-    }
-    head.push_str("\r\n");
-    let _ = stream.write_all(head.as_bytes());
-    let _ = stream.write_all(body);
-}
-
-/// Serves one connection: the first `next` gets the event, later ones are never answered (the
-/// process is killed while it waits, as Lambda would freeze it).
-fn serve(
-    stream: TcpStream,
-    event: &str,
-    function: &str,
-    seen: &mpsc::Sender<Seen>,
-    served: &AtomicBool,
-) {
-    let mut writer = stream.try_clone().expect("a socket clone");
-    let mut reader = BufReader::new(stream);
-    while let Some((method, path, body)) = read_request(&mut reader) {
-        if method == "GET" && path.ends_with("/runtime/invocation/next") {
-            if served.swap(true, Ordering::SeqCst) {
-                // Held until the process is killed and the socket closes.
-                let _ = reader.read(&mut [0; 1]);
-                return;
-            }
-            let deadline = chrono::Utc::now().timestamp_millis() + 30_000;
-            let headers = [
-                (
-                    "lambda-runtime-aws-request-id",
-                    "bench-cold-start".to_owned(),
-                ),
-                ("lambda-runtime-deadline-ms", deadline.to_string()),
-                (
-                    "lambda-runtime-invoked-function-arn",
-                    format!("arn:aws:lambda:us-east-1:000000000000:function:{function}"),
-                ),
-                ("content-type", "application/json".to_owned()),
-            ];
-            write_response(&mut writer, "200 OK", &headers, event.as_bytes());
-            continue;
-        }
-        let answered = Instant::now();
-        write_response(&mut writer, "202 Accepted", &[], br#"{"status":"OK"}"#);
-        let text = String::from_utf8_lossy(&body).into_owned();
-        let _ = seen.send(if path.ends_with("/response") {
-            Seen::Response(answered, text)
-        } else {
-            Seen::Failed(format!("{path}: {text}"))
-        });
-    }
 }
 
 /// Peak resident set of `pid` in kB (`VmHWM` in /proc).
@@ -137,57 +47,29 @@ fn once(
     event: &str,
     pushgateway: Option<&str>,
 ) -> (Duration, u64, u16) {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("a port for the Runtime API");
-    let address = listener.local_addr().expect("its address");
-    let (tx, rx) = mpsc::channel();
-    let event = event.to_owned();
-    let name = function.to_owned();
-    let served = Arc::new(AtomicBool::new(false));
-    let finished = Arc::new(AtomicBool::new(false));
-    let accepting = {
-        let finished = finished.clone();
-        std::thread::spawn(move || {
-            for stream in listener.incoming().flatten() {
-                if finished.load(Ordering::SeqCst) {
-                    return;
-                }
-                let (tx, event, name, served) =
-                    (tx.clone(), event.clone(), name.clone(), served.clone());
-                std::thread::spawn(move || serve(stream, &event, &name, &tx, &served));
-            }
-        })
-    };
-    let started = Instant::now();
-    let mut child = Command::new(binary)
-        .env("AWS_LAMBDA_RUNTIME_API", address.to_string())
-        .env("AWS_LAMBDA_FUNCTION_NAME", function)
-        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
-        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
-        .env("AWS_LAMBDA_LOG_LEVEL", "warn")
-        .env("PUSHGATEWAY_URL", pushgateway.unwrap_or_default())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|err| panic!("starting {}: {err}", binary.display()));
-    let seen = rx.recv_timeout(Duration::from_secs(30));
-    let rss = peak_rss_kb(child.id());
-    let _ = child.kill();
-    let _ = child.wait();
-    // Wake the accept loop so it sees the run is over and closes the listener; the connection
-    // threads end with the child's sockets.
-    finished.store(true, Ordering::SeqCst);
-    let _ = TcpStream::connect(address);
-    let _ = accepting.join();
-    match seen {
-        Ok(Seen::Response(at, body)) => {
+    let mut env: Vec<(String, String)> = std::env::vars().collect();
+    env.extend([
+        ("AWS_LAMBDA_LOG_LEVEL".to_owned(), "warn".to_owned()),
+        (
+            "PUSHGATEWAY_URL".to_owned(),
+            pushgateway.unwrap_or_default().to_owned(),
+        ),
+    ]);
+    let mut run = Run::start(binary, function, |_| event.to_owned(), &env, false);
+    let posted = run.wait(Duration::from_secs(30));
+    let rss = peak_rss_kb(run.pid());
+    let started = run.started;
+    drop(run);
+    match posted {
+        Some(Posted::Response(at, body)) => {
             let status = serde_json::from_str::<serde_json::Value>(&body)
                 .ok()
                 .and_then(|v| v["statusCode"].as_u64())
                 .unwrap_or(0) as u16;
             (at - started, rss, status)
         }
-        Ok(Seen::Failed(why)) => panic!("{function} failed its cold start: {why}"),
-        Err(_) => panic!("{function} did not answer within 30 s of its start"),
+        Some(failed) => panic!("{function} failed its cold start: {failed:?}"),
+        None => panic!("{function} did not answer within 30 s of its start"),
     }
 }
 
