@@ -321,3 +321,64 @@ fn a_postgres_restart_under_load_keeps_stock_orders_and_events_right() {
     );
     assert_stock_invariant(product, INITIAL.into());
 }
+
+/// One run of the `migrate` custom resource against the test databases, as CloudFormation sends
+/// it on a deploy; its answer's status and how long it took.
+fn migrate_once(retry: stockroom::handlers::migrations::Retry) -> (String, Duration) {
+    use stockroom::handlers::migrations;
+    use stockroom_test_support::handler::{Kept, custom_resource_event};
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let kept = Kept::default();
+    let event = custom_resource_event("Update", "https://s3.example/answer", serde_json::json!({}));
+    let started = Instant::now();
+    runtime
+        .block_on(migrations::handle_retrying(
+            event,
+            |var| std::env::var(var).ok(),
+            &kept,
+            retry,
+        ))
+        .unwrap();
+    let (_, answer) = kept.only();
+    let status = answer["Status"].as_str().unwrap_or_default().to_owned();
+    eprintln!("migrate answered {answer} after {:?}", started.elapsed());
+    (status, started.elapsed())
+}
+
+/// A server that is not up yet (just created, restarting) when CloudFormation calls `migrate`
+/// must not fail the deploy: the deploy's retry waits it out. One that accepts connections and
+/// says nothing (frozen) fails a try within the connect timeout instead of holding it for ever.
+#[test]
+fn the_migrate_custom_resource_waits_out_a_postgres_that_is_down_or_frozen() {
+    use stockroom::handlers::migrations::Retry;
+    ctl("stop", "postgres");
+    let starter = std::thread::spawn(|| {
+        sleep(Duration::from_secs(4));
+        ctl("start", "postgres");
+    });
+    let (status, took) = migrate_once(Retry::DEPLOY);
+    starter.join().unwrap();
+    assert_eq!(status, "SUCCESS", "migrated once PostgreSQL came back");
+    assert!(
+        took >= Duration::from_secs(4),
+        "it waited for PostgreSQL: {took:?}"
+    );
+
+    let frozen = Frozen::new("postgres");
+    let (status, took) = migrate_once(Retry {
+        attempts: 1,
+        first_pause: Duration::ZERO,
+    });
+    assert_eq!(status, "FAILED", "a single try on a frozen server fails");
+    assert!(
+        took < Duration::from_secs(8),
+        "bounded by the connect timeout: {took:?}"
+    );
+    let thaw = std::thread::spawn(move || {
+        sleep(Duration::from_secs(6));
+        drop(frozen);
+    });
+    let (status, _) = migrate_once(Retry::DEPLOY);
+    thaw.join().unwrap();
+    assert_eq!(status, "SUCCESS", "migrated once PostgreSQL was thawed");
+}

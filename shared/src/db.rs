@@ -43,8 +43,10 @@ pub enum DbError {
     Query(#[source] tokio_postgres::Error),
 }
 
-impl From<tokio_postgres::Error> for DbError {
-    fn from(err: tokio_postgres::Error) -> Self {
+impl DbError {
+    /// Whether `err` means the database could not be reached or went away (worth a retry), rather
+    /// than an answer to a statement.
+    pub fn is_unavailable(err: &tokio_postgres::Error) -> bool {
         let unavailable_state = err.code().is_some_and(|code| {
             [
                 SqlState::ADMIN_SHUTDOWN,
@@ -54,9 +56,15 @@ impl From<tokio_postgres::Error> for DbError {
             ]
             .contains(code)
         });
-        let io_failure = std::error::Error::source(&err)
+        let io_failure = std::error::Error::source(err)
             .is_some_and(|source| source.downcast_ref::<std::io::Error>().is_some());
-        if err.is_closed() || unavailable_state || io_failure {
+        err.is_closed() || unavailable_state || io_failure
+    }
+}
+
+impl From<tokio_postgres::Error> for DbError {
+    fn from(err: tokio_postgres::Error) -> Self {
+        if Self::is_unavailable(&err) {
             Self::Unavailable(err.to_string())
         } else {
             Self::Query(err)
@@ -104,7 +112,7 @@ pub type Connection = tokio_postgres::Connection<
 pub async fn open(url: &str) -> Result<(Client, Connection), DbError> {
     let target = url::target(url).map_err(DbError::Unavailable)?;
     let config = signed_in(&target.config, target.iam)?;
-    Ok(config.connect(target.tls).await?)
+    connect_bounded(&config, target.tls).await
 }
 
 /// As [`open`], logging in as `user` with `password` rather than as the URL says (a login read
@@ -117,7 +125,20 @@ pub async fn open_as(
     let target = url::target(url).map_err(DbError::Unavailable)?;
     let mut config = target.config;
     config.user(user).password(password);
-    Ok(config.connect(target.tls).await?)
+    connect_bounded(&config, target.tls).await
+}
+
+/// Connects within [`CONNECT_TIMEOUT`], TLS and login included: a server that accepts the TCP
+/// connection and then says nothing (one still starting, say) must not hold the caller until its
+/// own timeout.
+async fn connect_bounded(
+    config: &Config,
+    tls: MakeRustlsConnect,
+) -> Result<(Client, Connection), DbError> {
+    tokio::time::timeout(CONNECT_TIMEOUT, config.connect(tls))
+        .await
+        .map_err(|_| DbError::Unavailable("timed out connecting".into()))?
+        .map_err(DbError::from)
 }
 
 /// The configuration to connect with: with `auth=iam`, a fresh token as the password.

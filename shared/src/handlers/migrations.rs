@@ -11,6 +11,7 @@
 //! databases ([`crate::bootstrap`]), then applies the migrations as usual.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use aws_lambda_events::event::cloudformation::CloudFormationCustomResourceRequest;
 use lambda_http::LambdaEvent;
@@ -18,6 +19,7 @@ use serde_json::Value;
 
 use crate::custom_resource;
 pub use crate::custom_resource::{PresignedPut, Respond, Response};
+use crate::db::DbError;
 
 use crate::migrate::{self, DATABASES};
 
@@ -29,6 +31,66 @@ pub const BOOTSTRAP_URL: &str = "DATABASE_BOOTSTRAP_URL";
 /// The same on every create and update.
 pub const PHYSICAL_ID: &str = "stockroom-migrations";
 
+/// How a step that could not reach its database is tried again. A server the stack has just
+/// created may refuse or stall connections for a while after CloudFormation calls it ready (the
+/// proxy registering its target, say); one such error must not fail, and roll back, the deploy.
+#[derive(Debug, Clone, Copy)]
+pub struct Retry {
+    /// Tries in all, the first included.
+    pub attempts: u32,
+    /// The pause before the second try; each later pause is twice the one before.
+    pub first_pause: Duration,
+}
+
+impl Retry {
+    /// Five tries over about 30 s of pauses; with the 5 s connect timeout, under a minute per step,
+    /// so the four steps stay within the function's 300 s.
+    pub const DEPLOY: Self = Self {
+        attempts: 5,
+        first_pause: Duration::from_secs(2),
+    };
+
+    /// Runs `step` until it succeeds, fails for a reason a retry cannot mend, or has been tried
+    /// `attempts` times; each failure is logged.
+    async fn run<T>(
+        self,
+        what: &str,
+        mut step: impl AsyncFnMut() -> Result<T, Failure>,
+    ) -> Result<T, String> {
+        let mut pause = self.first_pause;
+        for attempt in 1.. {
+            match step().await {
+                Ok(done) => return Ok(done),
+                Err(Failure::Transient(reason)) if attempt < self.attempts => {
+                    tracing::warn!(what, attempt, %reason, "database unreachable; trying again");
+                    tokio::time::sleep(pause).await;
+                    pause *= 2;
+                }
+                Err(Failure::Transient(reason) | Failure::Final(reason)) => return Err(reason),
+            }
+        }
+        unreachable!("the loop returns")
+    }
+}
+
+/// Why a step failed: a database that could not be reached (worth another try), or anything else.
+enum Failure {
+    Transient(String),
+    Final(String),
+}
+
+impl Failure {
+    fn of(err: &migrate::MigrateError, reason: String) -> Self {
+        match err {
+            migrate::MigrateError::Connect(DbError::Unavailable(_)) => Self::Transient(reason),
+            migrate::MigrateError::Db(err) if DbError::is_unavailable(err) => {
+                Self::Transient(reason)
+            }
+            _ => Self::Final(reason),
+        }
+    }
+}
+
 /// Handles one custom-resource request; `env` gives the environment's variables (the databases'
 /// URLs, the bootstrap's, AWS's). Fails only when the answer could not be delivered.
 pub async fn handle(
@@ -36,9 +98,19 @@ pub async fn handle(
     env: impl Fn(&str) -> Option<String>,
     respond: &impl Respond,
 ) -> Result<Response, String> {
+    handle_retrying(event, env, respond, Retry::DEPLOY).await
+}
+
+/// [`handle`], with `retry` for the steps that could not reach their database.
+pub async fn handle_retrying(
+    event: LambdaEvent<CloudFormationCustomResourceRequest>,
+    env: impl Fn(&str) -> Option<String>,
+    respond: &impl Respond,
+    retry: Retry,
+) -> Result<Response, String> {
     // A delete leaves the databases alone.
     custom_resource::handle(event.payload, PHYSICAL_ID, respond, async |properties| {
-        set_up(&env, &properties).await
+        set_up(&env, &properties, retry).await
     })
     .await
 }
@@ -47,12 +119,13 @@ pub async fn handle(
 async fn set_up(
     env: &impl Fn(&str) -> Option<String>,
     properties: &Value,
+    retry: Retry,
 ) -> Result<BTreeMap<String, String>, String> {
     let created = match env(BOOTSTRAP_SECRET_ARN).filter(|arn| !arn.is_empty()) {
-        Some(arn) => Some(bootstrap(env, &arn).await?),
+        Some(arn) => Some(bootstrap(env, &arn, retry).await?),
         None => None,
     };
-    let mut applied = apply_all(env, properties).await?;
+    let mut applied = apply_all(env, properties, retry).await?;
     if let Some(created) = created {
         applied.insert("created_databases".into(), format!("{created:?}"));
     }
@@ -63,21 +136,34 @@ async fn set_up(
 async fn bootstrap(
     env: &impl Fn(&str) -> Option<String>,
     secret_arn: &str,
+    retry: Retry,
 ) -> Result<Vec<String>, String> {
     let url = env(BOOTSTRAP_URL)
         .ok_or_else(|| format!("{BOOTSTRAP_SECRET_ARN} needs {BOOTSTRAP_URL}"))?;
     let login = crate::secrets::database_login(secret_arn, env).await?;
     let fail = |err: &dyn std::error::Error| format!("bootstrap: {}", crate::error::chain(err));
-    let (client, connection) = crate::db::open_as(&url, &login.username, &login.password)
-        .await
-        .map_err(|err| fail(&err))?;
-    let driver = tokio::spawn(connection);
-    let created = crate::bootstrap::bootstrap(&client, &crate::bootstrap::LAYOUT)
-        .await
-        .map_err(|err| fail(&err));
-    drop(client);
-    let _ = driver.await;
-    let created = created?;
+    let created = retry
+        .run("bootstrap", async || {
+            let (client, connection) = crate::db::open_as(&url, &login.username, &login.password)
+                .await
+                .map_err(|err| match err {
+                    DbError::Unavailable(_) => Failure::Transient(fail(&err)),
+                    DbError::Query(_) => Failure::Final(fail(&err)),
+                })?;
+            let driver = tokio::spawn(connection);
+            let created = crate::bootstrap::bootstrap(&client, &crate::bootstrap::LAYOUT)
+                .await
+                .map_err(|err| match &err {
+                    crate::bootstrap::BootstrapError::Db(db) if DbError::is_unavailable(db) => {
+                        Failure::Transient(fail(&err))
+                    }
+                    _ => Failure::Final(fail(&err)),
+                });
+            drop(client);
+            let _ = driver.await;
+            created
+        })
+        .await?;
     tracing::info!(?created, "roles and databases in place");
     Ok(created)
 }
@@ -86,6 +172,7 @@ async fn bootstrap(
 async fn apply_all(
     url_of: &impl Fn(&str) -> Option<String>,
     properties: &Value,
+    retry: Retry,
 ) -> Result<BTreeMap<String, String>, String> {
     let threshold = match &properties["LowStockThreshold"] {
         Value::Null => None,
@@ -105,16 +192,23 @@ async fn apply_all(
         let url = url_of(database.url_var)
             .ok_or_else(|| format!("{}: {} is not set", database.name, database.url_var))?;
         let fail = |err: migrate::MigrateError| {
-            format!("{}: {}", database.name, crate::error::chain(&err))
+            let reason = format!("{}: {}", database.name, crate::error::chain(&err));
+            Failure::of(&err, reason)
         };
-        let versions = migrate::apply_url(&url, database.migrations)
-            .await
-            .map_err(fail)?;
-        if let (Some(threshold), "inventory_db") = (threshold, database.name) {
-            migrate::set_low_stock_threshold(&url, threshold)
-                .await
-                .map_err(fail)?;
-        }
+        // Trying again is safe: the migrations apply in one transaction, so a failed try left nothing.
+        let versions = retry
+            .run(database.name, async || {
+                let versions = migrate::apply_url(&url, database.migrations)
+                    .await
+                    .map_err(fail)?;
+                if let (Some(threshold), "inventory_db") = (threshold, database.name) {
+                    migrate::set_low_stock_threshold(&url, threshold)
+                        .await
+                        .map_err(fail)?;
+                }
+                Ok(versions)
+            })
+            .await?;
         tracing::info!(database = database.name, ?versions, "migrations applied");
         applied.insert(database.name.to_owned(), format!("{versions:?}"));
     }
