@@ -420,3 +420,71 @@ fn the_local_mode_verifies_a_development_token_into_the_authorizers_claims() {
         StatusCode::UNAUTHORIZED
     );
 }
+
+/// The identity setup docs/deploy.md gives for Cognito, with the template's defaults
+/// (`UserIdClaim=custom:user_id`, `AdminScope=stockroom/admin`): claims as API Gateway's JWT
+/// authorizer passes them for Cognito's tokens. A user's ID token names the user by its custom
+/// attribute (its `sub` is a UUID, which no order can belong to); the admin client's
+/// client-credentials access token carries the admin scope and no user.
+#[test]
+fn cognito_tokens_name_their_user_by_the_custom_attribute_and_the_admin_by_scope() {
+    let cognito = Config {
+        mode: Mode::Jwt,
+        admin_scope: "stockroom/admin".into(),
+        user_id_claim: "custom:user_id".into(),
+    };
+    let issuer = "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_AbCdEf123";
+    let id_token = [
+        ("sub", "4f1c2a7e-0b5d-4c1e-9a7b-2d3e4f5a6b7c"),
+        ("custom:user_id", "7001"),
+        ("cognito:username", "alice"),
+        ("email", "alice@example.com"),
+        ("aud", "5abcdefghij1234567890klmno"),
+        ("iss", issuer),
+        ("token_use", "id"),
+        ("auth_time", "1733300000"),
+        ("exp", "4102444800"),
+    ];
+    let request = |claims: &[(&str, &str)]| {
+        Event::new("POST", "/api/orders", "/api/orders")
+            .claims(claims)
+            .request()
+    };
+    assert_eq!(
+        cognito.caller(&request(&id_token)).unwrap(),
+        Caller::Token {
+            user_id: Some(7001),
+            admin: false
+        }
+    );
+    let admin_token = [
+        ("sub", "1example23456789admin0client"),
+        ("client_id", "1example23456789admin0client"),
+        ("scope", "stockroom/admin"),
+        ("iss", issuer),
+        ("token_use", "access"),
+        ("exp", "4102444800"),
+    ];
+    assert_eq!(
+        cognito.caller(&request(&admin_token)).unwrap(),
+        Caller::Token {
+            user_id: None,
+            admin: true
+        }
+    );
+    // The claim `sub` would leave every Cognito user without an id: orders refused, clearly.
+    let by_sub = Config {
+        user_id_claim: "sub".into(),
+        ..cognito
+    };
+    let caller = by_sub.caller(&request(&id_token)).unwrap();
+    assert_eq!(
+        caller,
+        Caller::Token {
+            user_id: None,
+            admin: false
+        }
+    );
+    let refused = caller.orderer(None).unwrap_err();
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+}
