@@ -368,7 +368,9 @@ pub struct Reconciled {
     pub expired_keys: u64,
 }
 
-/// Settles everything left unsettled for longer than `after`: run on a schedule.
+/// Settles everything left unsettled for longer than `after`: run on a schedule. It publishes
+/// nothing itself (the deployed reconciler has no broker): what it settles is in the outboxes
+/// with its change, and the relay sends it on its next run.
 pub async fn reconcile(dbs: &OrderContext, after: Duration) -> Result<Reconciled, DbError> {
     let mut done = Reconciled::default();
 
@@ -382,12 +384,11 @@ pub async fn reconcile(dbs: &OrderContext, after: Duration) -> Result<Reconciled
         match reservation::void(&dbs.stock, order_ref).await? {
             ReservationState::Reserved => {
                 let held = reservation::held_lines(&dbs.stock, order_ref).await?;
-                let (_, events) = orders
+                orders
                     .run("confirm_orders", async |c| {
                         order_store::confirm_returning(c, order_ref, &held).await
                     })
                     .await?;
-                publish_events(dbs.publisher(), vec![(orders, events)]).await;
                 done.confirmed += 1;
             }
             ReservationState::Void => {
@@ -407,14 +408,12 @@ pub async fn reconcile(dbs: &OrderContext, after: Duration) -> Result<Reconciled
         })
         .await?;
     for (id, order_ref) in cancelling {
-        let (_, stock_events) = reservation::release(&dbs.stock, order_ref, Some(id)).await?;
-        let finished = orders.run("finish_cancel", async |c| {
-            order_store::finish_cancel_returning(c, id).await
-        });
-        let (finished, order_events) = with_events(finished.await);
-        let written = vec![(&dbs.stock, stock_events), (orders, order_events)];
-        publish_events(dbs.publisher(), written).await;
-        finished?;
+        reservation::release(&dbs.stock, order_ref, Some(id)).await?;
+        orders
+            .run("finish_cancel", async |c| {
+                order_store::finish_cancel_returning(c, id).await
+            })
+            .await?;
         done.cancelled += 1;
     }
 
@@ -425,8 +424,7 @@ pub async fn reconcile(dbs: &OrderContext, after: Duration) -> Result<Reconciled
             })
             .await?;
         if !holds {
-            let (lines, stock_events) = reservation::release(&dbs.stock, order_ref, None).await?;
-            publish_events(dbs.publisher(), vec![(&dbs.stock, stock_events)]).await;
+            let (lines, _) = reservation::release(&dbs.stock, order_ref, None).await?;
             done.released += usize::from(lines > 0);
         }
         reservation::mark_checked(&dbs.stock, order_ref).await?;

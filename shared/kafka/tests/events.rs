@@ -26,6 +26,10 @@ fn brokers() -> String {
     })
 }
 
+/// Held by the tests that run the relay: it publishes every waiting event, so it must not run
+/// while another test checks that its events are still waiting.
+static RELAY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 fn publisher() -> KafkaPublisher {
     KafkaPublisher::new(&brokers()).unwrap()
 }
@@ -219,7 +223,8 @@ async fn orders_yield_order_and_stock_events() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn what_the_reconciler_settles_it_publishes_at_once() {
+async fn what_the_reconciler_settles_reaches_the_topic_through_the_relay() {
+    let _relaying = RELAY.lock().await;
     let dbs = with_publisher(order_dbs().await, publisher());
     let product = product_with_stock("2.00", 10).await;
     // A placement that died after reserving: pending orders, stock reserved.
@@ -251,12 +256,14 @@ async fn what_the_reconciler_settles_it_publishes_at_once() {
     };
     age(order_ref).await;
     age(cancel_ref).await;
-    // The stack's own reconciler may settle them first; it publishes the same way.
+    // The stack's own reconciler may settle them first: either way the events wait for the relay.
     order_saga::reconcile(&dbs, Duration::from_secs(60))
         .await
         .unwrap();
+    outbox::relay(&dbs.orders, &publisher(), 500, Duration::ZERO)
+        .await
+        .unwrap();
 
-    // Published by the reconciler itself, not left to the relay.
     let rows = [
         outbox(ORDER_DATABASE_URL, placed).await,
         outbox(ORDER_DATABASE_URL, cancelled).await,
@@ -344,6 +351,7 @@ async fn low_stock_alerts_once_per_crossing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn with_the_broker_down_orders_succeed_and_the_relay_delivers_later() {
+    let _relaying = RELAY.lock().await;
     // A broker address where nothing listens: what the functions see while the broker is stopped.
     let dead = {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
