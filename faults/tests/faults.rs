@@ -225,7 +225,7 @@ fn an_sqs_endpoint_that_never_answers_stalls_nothing_longer_than_its_timeout() {
     // One call to the frozen endpoint gives up within the client's bound.
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let (took, sent) = runtime.block_on(async {
-        use stockroom::notification::{Queue, Queues};
+        use stockroom::notifications::{Queue, Queues};
         let queues = stockroom_sqs::SqsQueues::from_env().await.unwrap();
         let started = Instant::now();
         let sent = queues.send(Queue::Alerts, "{}".into()).await;

@@ -73,7 +73,7 @@ impl From<tokio_postgres::Error> for DbError {
 }
 
 /// The connection of this execution environment, reopened on demand. A clone is another handle
-/// to the same connection (for work that runs after the response, see [`crate::after_response`]):
+/// to the same connection (for work that runs after the response, see [`crate::events::after_response`]):
 /// a reference count, so cloning on every request copies no configuration.
 #[derive(Clone)]
 pub struct Db(Arc<Inner>);
@@ -116,7 +116,7 @@ pub async fn open(url: &str) -> Result<(Client, Connection), DbError> {
 }
 
 /// As [`open`], logging in as `user` with `password` rather than as the URL says (a login read
-/// from a secret: `crate::bootstrap`).
+/// from a secret: `crate::deploy::bootstrap`).
 pub async fn open_as(
     url: &str,
     user: &str,

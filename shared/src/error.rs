@@ -159,7 +159,7 @@ pub enum RunError {
     #[error(transparent)]
     Db(#[from] DbError),
     #[error("the broker did not take the events")]
-    Broker(#[source] crate::outbox::PublishError),
+    Broker(#[source] crate::events::outbox::PublishError),
     #[error("SQS did not take the messages: {0}")]
     Queue(String),
     #[error("the pushgateway did not answer: {0}")]
@@ -183,11 +183,11 @@ impl RunError {
     }
 }
 
-impl From<crate::outbox::OutboxError> for RunError {
-    fn from(err: crate::outbox::OutboxError) -> Self {
+impl From<crate::events::outbox::OutboxError> for RunError {
+    fn from(err: crate::events::outbox::OutboxError) -> Self {
         match err {
-            crate::outbox::OutboxError::Db(err) => Self::Db(err),
-            crate::outbox::OutboxError::Publish(reason) => Self::Broker(reason),
+            crate::events::outbox::OutboxError::Db(err) => Self::Db(err),
+            crate::events::outbox::OutboxError::Publish(reason) => Self::Broker(reason),
         }
     }
 }
@@ -216,8 +216,8 @@ mod tests {
             diagnostic.error_message,
             "database unavailable: connection refused"
         );
-        let relay = RunError::from(crate::outbox::OutboxError::Publish(
-            crate::outbox::PublishError::BackingOff,
+        let relay = RunError::from(crate::events::outbox::OutboxError::Publish(
+            crate::events::outbox::PublishError::BackingOff,
         ));
         let relay = Diagnostic::from(relay);
         assert_eq!(relay.error_type, "Retryable.Broker");

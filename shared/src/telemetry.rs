@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::outbox_store::Backlog;
+use crate::events::store::Backlog;
 
 /// Environment variable with the pushgateway's base URL (`http://host:port`); unset: no metrics.
 pub const PUSHGATEWAY_URL: &str = "PUSHGATEWAY_URL";

@@ -12,7 +12,7 @@ use stockroom::auth::dev_token::Verifier;
 use stockroom::auth::{Caller, Config, Mode};
 use stockroom::db::{INVENTORY_DATABASE_URL, ORDER_DATABASE_URL};
 use stockroom::handlers::{orders, products};
-use stockroom::order_saga::OrderContext;
+use stockroom::orders::saga::OrderContext;
 
 const USER_A: &str = "7001";
 const USER_B: &str = "7002";

@@ -54,7 +54,7 @@ async fn create_applies_every_pending_migration_and_answers_success() {
             .starts_with("arn:aws:cloudformation:")
     );
     // Every migration of a fresh database, in order.
-    let all: Vec<i32> = stockroom::migrate::database("inventory_db")
+    let all: Vec<i32> = stockroom::deploy::migrate::database("inventory_db")
         .unwrap()
         .migrations
         .iter()
@@ -190,7 +190,7 @@ async fn connect(url: &str) -> tokio_postgres::Client {
 
 #[tokio::test]
 async fn the_bootstrap_creates_login_roles_and_owned_databases_once() {
-    use stockroom::bootstrap::{Layout, bootstrap};
+    use stockroom::deploy::bootstrap::{Layout, bootstrap};
     let (owner, orders) = (unique_ident("owner"), unique_ident("orders"));
     let databases = [unique_ident("boot_a"), unique_ident("boot_b")];
     let databases: Vec<&str> = databases.iter().map(String::as_str).collect();

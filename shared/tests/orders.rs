@@ -8,7 +8,7 @@ use lambda_http::http::StatusCode;
 use serde_json::{Value, json};
 use stockroom::db::{INVENTORY_DATABASE_URL, ORDER_DATABASE_URL};
 use stockroom::handlers::orders;
-use stockroom::order_saga::OrderContext;
+use stockroom::orders::saga::OrderContext;
 
 async fn post(dbs: &OrderContext, path: &str, body: &str, key: Option<&str>) -> Answer {
     let route = if path.ends_with("/bulk") {
@@ -621,7 +621,7 @@ async fn a_cancel_can_return_stock_past_the_largest_writable_stock() {
     let placed = order(&dbs, product, 3, fresh_user()).await;
     assert_eq!(placed.status, StatusCode::CREATED, "{}", placed.text);
     let id = placed.json()["id"].as_i64().unwrap();
-    let max = stockroom::product::STOCK_MAX;
+    let max = stockroom::products::STOCK_MAX;
     admin_query(
         INVENTORY_DATABASE_URL,
         &format!("UPDATE products SET stock = {max} WHERE id = {product}"),

@@ -1,4 +1,4 @@
-//! `outbox_store::with_events` against the real inventory_db: one writing statement and the read
+//! `events::store::with_events` against the real inventory_db: one writing statement and the read
 //! of the events its transaction wrote, in one round trip, and a failed statement leaves nothing
 //! behind, not even an open transaction.
 
@@ -6,7 +6,7 @@ use stockroom_test_support::handler as common;
 
 use common::{admin_query, db, unique};
 use stockroom::db::INVENTORY_DATABASE_URL;
-use stockroom::outbox_store;
+use stockroom::events;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::Type;
 
@@ -23,7 +23,8 @@ async fn a_statement_comes_back_with_exactly_the_events_its_transaction_wrote() 
     let stock = 7_i32;
     let (rows, events) = db
         .run("test", async |c| {
-            outbox_store::with_events(c, INSERT, &[(&name, Type::TEXT), (&stock, Type::INT4)]).await
+            events::store::with_events(c, INSERT, &[(&name, Type::TEXT), (&stock, Type::INT4)])
+                .await
         })
         .await
         .unwrap();
@@ -69,7 +70,8 @@ async fn a_failed_statement_returns_its_own_error_and_leaves_no_transaction_open
     let stock = -1_i32;
     let failed = db
         .run("test", async |c| {
-            outbox_store::with_events(c, INSERT, &[(&name, Type::TEXT), (&stock, Type::INT4)]).await
+            events::store::with_events(c, INSERT, &[(&name, Type::TEXT), (&stock, Type::INT4)])
+                .await
         })
         .await;
     let err = match failed {
@@ -124,7 +126,7 @@ async fn pruning_deletes_published_events_past_the_retention_only() {
         keys.push(id);
     }
     let pruned = db
-        .run("test", async |c| outbox_store::prune(c, week).await)
+        .run("test", async |c| events::store::prune(c, week).await)
         .await
         .unwrap();
     assert!(pruned >= 1, "{pruned}");

@@ -384,7 +384,7 @@ async fn a_put_with_a_stale_etag_is_412_and_erases_no_sale() {
 
     let dbs = common::order_dbs().await;
     let request = common::single_order(id.parse().unwrap(), 20);
-    let sold = stockroom::order_saga::place(&dbs, &request, None).await;
+    let sold = stockroom::orders::saga::place(&dbs, &request, None).await;
     assert_eq!(sold.status, StatusCode::CREATED, "{}", sold.body);
 
     let restock = r#"{"name":"restocked","price":3.00,"stock":100}"#;
@@ -455,7 +455,7 @@ async fn stock_adjustments_and_sales_at_the_same_moment_all_count() {
             } else {
                 let dbs = common::order_dbs().await;
                 let request = common::single_order(product, 1);
-                let sold = stockroom::order_saga::place(&dbs, &request, None).await;
+                let sold = stockroom::orders::saga::place(&dbs, &request, None).await;
                 assert_eq!(sold.status, StatusCode::CREATED, "{}", sold.body);
             }
         }));

@@ -11,10 +11,10 @@ use common::{
 };
 use stockroom::db::{INVENTORY_DATABASE_URL, ORDER_DATABASE_URL};
 use stockroom::handlers::reconciler;
-use stockroom::order::OrderRequest;
-use stockroom::order_saga::{self, OrderContext};
-use stockroom::reservation::{self, ReserveError};
-use stockroom::{order_saga::Reconciled, order_store};
+use stockroom::orders::OrderRequest;
+use stockroom::orders::reservation::ReserveError;
+use stockroom::orders::saga::OrderContext;
+use stockroom::{orders, orders::saga::Reconciled};
 
 use uuid::Uuid;
 
@@ -24,10 +24,10 @@ const TIMEOUT: Duration = Duration::from_secs(60);
 async fn crash_after_pending(
     dbs: &OrderContext,
     request: &OrderRequest,
-) -> (Uuid, Vec<(i64, stockroom::order::OrderLine)>) {
+) -> (Uuid, Vec<(i64, stockroom::orders::OrderLine)>) {
     let order_ref = Uuid::new_v4();
     let conn = dbs.orders.conn().await.unwrap();
-    let lines = order_store::insert_pending(&*conn, order_ref, request)
+    let lines = orders::store::insert_pending(&*conn, order_ref, request)
         .await
         .unwrap();
     (order_ref, lines)
@@ -62,7 +62,7 @@ async fn died_after_writing_pending_the_order_fails_and_stock_is_untouched() {
     assert_eq!(statuses(order_ref).await, ["failed"]);
     assert_eq!(stock_of(product).await, 10);
     // The reference is void: a request that wakes up now cannot reserve with it.
-    let late = reservation::reserve(&dbs.stock, order_ref, &[]).await;
+    let late = orders::reservation::reserve(&dbs.stock, order_ref, &[]).await;
     assert!(matches!(late, Err(ReserveError::Voided)), "{late:?}");
 }
 
@@ -71,7 +71,7 @@ async fn died_after_reserving_the_order_is_confirmed_with_its_price() {
     let dbs = order_dbs().await;
     let product = product_with_stock("4.25", 10).await;
     let (order_ref, lines) = crash_after_pending(&dbs, &single_order(product, 2)).await;
-    reservation::reserve(&dbs.stock, order_ref, &lines)
+    orders::reservation::reserve(&dbs.stock, order_ref, &lines)
         .await
         .unwrap();
     assert_eq!(stock_of(product).await, 8);
@@ -102,7 +102,7 @@ async fn a_slow_request_overtaken_by_the_reconciler_reserves_nothing() {
     age(order_ref).await;
     run_reconciler(&dbs).await;
     // The request was only slow: it now tries to reserve.
-    let late = reservation::reserve(&dbs.stock, order_ref, &lines).await;
+    let late = orders::reservation::reserve(&dbs.stock, order_ref, &lines).await;
     assert!(matches!(late, Err(ReserveError::Voided)), "{late:?}");
     assert_eq!(stock_of(product).await, 5);
     assert_eq!(statuses(order_ref).await, ["failed"]);
@@ -119,25 +119,25 @@ async fn a_retry_with_the_key_finishes_what_a_crash_left() {
     let lines = {
         let mut conn = dbs.orders.conn().await.unwrap();
         let tx = conn.transaction().await.unwrap();
-        order_store::claim_key(
+        orders::store::claim_key(
             &tx,
             &key,
             &req.canonical(),
             order_ref,
-            order_saga::IDEMPOTENCY_KEY_TTL,
+            orders::saga::IDEMPOTENCY_KEY_TTL,
         )
         .await
         .unwrap();
-        let lines = order_store::insert_pending(&tx, order_ref, &req)
+        let lines = orders::store::insert_pending(&tx, order_ref, &req)
             .await
             .unwrap();
         tx.commit().await.unwrap();
         lines
     };
-    reservation::reserve(&dbs.stock, order_ref, &lines)
+    orders::reservation::reserve(&dbs.stock, order_ref, &lines)
         .await
         .unwrap();
-    let reply = order_saga::place(&dbs, &req, Some(&key)).await;
+    let reply = orders::saga::place(&dbs, &req, Some(&key)).await;
     assert_eq!(reply.status.as_u16(), 201, "{}", reply.body);
     let order: serde_json::Value = serde_json::from_str(&reply.body).unwrap();
     assert_eq!(order["id"], lines[0].0);
@@ -148,7 +148,7 @@ async fn a_retry_with_the_key_finishes_what_a_crash_left() {
 async fn an_interrupted_cancel_is_finished_and_returns_the_stock_once() {
     let dbs = order_dbs().await;
     let product = product_with_stock("1.00", 5).await;
-    let reply = order_saga::place(&dbs, &single_order(product, 3), None).await;
+    let reply = orders::saga::place(&dbs, &single_order(product, 3), None).await;
     let id = serde_json::from_str::<serde_json::Value>(&reply.body).unwrap()["id"]
         .as_i64()
         .unwrap();
@@ -156,8 +156,8 @@ async fn an_interrupted_cancel_is_finished_and_returns_the_stock_once() {
     // First step of the cancel, then the process dies.
     let order_ref = {
         let conn = dbs.orders.conn().await.unwrap();
-        match order_store::begin_cancel(&*conn, id, None).await.unwrap() {
-            order_store::CancelStart::Started(order_ref) => order_ref,
+        match orders::store::begin_cancel(&*conn, id, None).await.unwrap() {
+            orders::store::CancelStart::Started(order_ref) => order_ref,
             other => panic!("{other:?}"),
         }
     };
@@ -176,11 +176,11 @@ async fn a_reservation_without_an_order_is_released() {
     let dbs = order_dbs().await;
     let product = product_with_stock("1.00", 5).await;
     let order_ref = Uuid::new_v4();
-    let line = stockroom::order::OrderLine {
+    let line = stockroom::orders::OrderLine {
         product_id: product,
         quantity: 4,
     };
-    reservation::reserve(&dbs.stock, order_ref, &[(i64::MAX, line)])
+    orders::reservation::reserve(&dbs.stock, order_ref, &[(i64::MAX, line)])
         .await
         .unwrap();
     assert_eq!(stock_of(product).await, 1);
@@ -230,7 +230,7 @@ async fn the_order_role_can_only_call_the_reservation_contract() {
 async fn the_reservation_of_a_live_order_is_checked_once_and_kept() {
     let dbs = order_dbs().await;
     let product = product_with_stock("1.00", 5).await;
-    let reply = order_saga::place(&dbs, &single_order(product, 2), None).await;
+    let reply = orders::saga::place(&dbs, &single_order(product, 2), None).await;
     assert_eq!(reply.status.as_u16(), 201, "{}", reply.body);
     let id = serde_json::from_str::<serde_json::Value>(&reply.body).unwrap()["id"]
         .as_i64()

@@ -176,12 +176,12 @@ pub fn unique(prefix: &str) -> String {
 }
 
 /// The order functions' connections, as their `main` builds them.
-pub async fn order_dbs() -> stockroom::order_saga::OrderContext {
+pub async fn order_dbs() -> stockroom::orders::saga::OrderContext {
     let url = |var: &str| {
         std::env::var(var)
             .unwrap_or_else(|_| panic!("{var} is not set: run the tests with localstack/test"))
     };
-    stockroom::order_saga::OrderContext {
+    stockroom::orders::saga::OrderContext {
         orders: Db::new(&url(ORDER_DATABASE_URL)).unwrap(),
         stock: Db::new(&url(stockroom::db::STOCK_RESERVATION_DATABASE_URL)).unwrap(),
         // Events stay in the outbox here; shared/kafka/tests publish them to a real broker.
@@ -243,7 +243,7 @@ pub fn scheduled_event()
 #[derive(Default)]
 pub struct Kept(std::sync::Mutex<Vec<(String, Value)>>);
 
-impl stockroom::custom_resource::Respond for Kept {
+impl stockroom::deploy::custom_resource::Respond for Kept {
     async fn respond(&self, url: &str, body: String) -> Result<(), String> {
         let body = serde_json::from_str(&body).map_err(|e| e.to_string())?;
         self.0.lock().unwrap().push((url.to_owned(), body));
@@ -321,10 +321,10 @@ pub fn kafka_event(
 }
 
 /// A validated single-order request, as `POST /api/orders` builds it.
-pub fn single_order(product: i64, quantity: i32) -> stockroom::order::OrderRequest {
+pub fn single_order(product: i64, quantity: i32) -> stockroom::orders::OrderRequest {
     let body = format!(r#"{{"product_id":{product},"quantity":{quantity}}}"#);
-    stockroom::order::OrderRequest::single(
-        &stockroom::request_body::JsonObject::parse(&body).unwrap(),
+    stockroom::orders::OrderRequest::single(
+        &stockroom::http::request_body::JsonObject::parse(&body).unwrap(),
     )
     .unwrap()
 }

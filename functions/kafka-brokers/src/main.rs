@@ -1,6 +1,6 @@
 //! CloudFormation custom resource `KafkaLookup`: the MSK cluster's bootstrap brokers.
 use lambda_runtime::{Error, run, service_fn};
-use stockroom::custom_resource::PresignedPut;
+use stockroom::deploy::custom_resource::PresignedPut;
 use stockroom::handlers::kafka_brokers;
 
 #[tokio::main(flavor = "current_thread")]

@@ -1,6 +1,6 @@
 //! CloudFormation custom resource `KafkaTopics`: creates the events' topics on every deploy.
 use lambda_runtime::{Error, run, service_fn};
-use stockroom::custom_resource::PresignedPut;
+use stockroom::deploy::custom_resource::PresignedPut;
 use stockroom_kafka::setup;
 
 #[tokio::main(flavor = "current_thread")]

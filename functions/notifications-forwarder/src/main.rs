@@ -8,7 +8,7 @@ use stockroom_sqs::SqsQueues;
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     stockroom::telemetry::init(env!("CARGO_BIN_NAME"));
-    let retention = stockroom::outbox_store::retention_from_env()?;
+    let retention = stockroom::events::store::retention_from_env()?;
     let db = Db::from_env(NOTIFICATION_DATABASE_URL).await?;
     let queues = SqsQueues::from_env().await?;
     run(service_fn(|event| {

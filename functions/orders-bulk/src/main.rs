@@ -1,7 +1,7 @@
 //! POST /api/orders/bulk: places one order per item, all or nothing.
 use lambda_http::Error;
 use stockroom::http::{Endpoint, Service, serve};
-use stockroom::{handlers, order_saga::OrderContext};
+use stockroom::{handlers, orders::saga::OrderContext};
 use stockroom_kafka::KafkaPublisher;
 
 #[tokio::main(flavor = "current_thread")]

@@ -2,7 +2,7 @@
 //! left behind.
 use lambda_runtime::{Error, run, service_fn};
 use stockroom::handlers::reconciler;
-use stockroom::order_saga::OrderContext;
+use stockroom::orders::saga::OrderContext;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {

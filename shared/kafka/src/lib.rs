@@ -22,7 +22,7 @@ use rdkafka::client::{ClientContext, OAuthToken};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use stockroom::outbox::{OutboxEvent, Publish, PublishError, PublishFuture, Publisher};
+use stockroom::events::outbox::{OutboxEvent, Publish, PublishError, PublishFuture, Publisher};
 
 pub mod msk_iam;
 pub mod security;
@@ -34,7 +34,8 @@ pub const KAFKA_BROKERS: &str = "KAFKA_BROKERS";
 /// How long a send may wait for the broker before the event is left to the relay.
 const DELIVERY_TIMEOUT: Duration = Duration::from_secs(5);
 // The relay must not send an event its function may still be waiting to hear about.
-const _: () = assert!(DELIVERY_TIMEOUT.as_millis() < stockroom::outbox::RELAY_MIN_AGE.as_millis());
+const _: () =
+    assert!(DELIVERY_TIMEOUT.as_millis() < stockroom::events::outbox::RELAY_MIN_AGE.as_millis());
 /// After a failed delivery, a function skips publishing for this long: while the broker is down,
 /// a request should not wait [`DELIVERY_TIMEOUT`] each time only to leave its events to the relay.
 pub const REQUEST_BACKOFF: Duration = Duration::from_secs(30);
@@ -79,7 +80,7 @@ impl IamContext {
 
     /// A token signed now with the role's credentials.
     pub fn token(&self) -> Result<OAuthToken, String> {
-        let credentials = stockroom::sigv4::Credentials::from_vars(self.vars)?;
+        let credentials = stockroom::aws::sigv4::Credentials::from_vars(self.vars)?;
         let (token, lifetime_ms) = msk_iam::token(&credentials, chrono::Utc::now());
         let issued = self.issued.fetch_add(1, Ordering::Relaxed) + 1;
         tracing::info!(issued, "signed an MSK IAM token");

@@ -6,7 +6,8 @@
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
-use stockroom::sigv4::{self, Credentials, EXPIRES_SECONDS};
+use stockroom::aws;
+use stockroom::aws::sigv4::{Credentials, EXPIRES_SECONDS};
 
 /// Sent unsigned beside the signature, as AWS's signers do: it names the client in MSK's logs.
 const USER_AGENT: &str = concat!("stockroom/", env!("CARGO_PKG_VERSION"));
@@ -15,7 +16,7 @@ const USER_AGENT: &str = concat!("stockroom/", env!("CARGO_PKG_VERSION"));
 /// librdkafka when to ask for the next one.
 pub fn token(credentials: &Credentials, now: DateTime<Utc>) -> (String, i64) {
     let authority = format!("kafka.{}.amazonaws.com", credentials.region);
-    let query = sigv4::presign(
+    let query = aws::sigv4::presign(
         credentials,
         "kafka-cluster",
         &authority,
@@ -24,7 +25,7 @@ pub fn token(credentials: &Credentials, now: DateTime<Utc>) -> (String, i64) {
     );
     let url = format!(
         "https://{authority}/?{query}&User-Agent={}",
-        sigv4::uri_encode(USER_AGENT)
+        aws::sigv4::uri_encode(USER_AGENT)
     );
     let expires_ms = (now.timestamp() + i64::from(EXPIRES_SECONDS)) * 1000;
     (URL_SAFE_NO_PAD.encode(url), expires_ms)

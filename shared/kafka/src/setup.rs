@@ -10,6 +10,7 @@
 use std::collections::BTreeMap;
 use std::ffi::{CStr, CString};
 use std::time::Duration;
+use stockroom::deploy;
 
 use aws_lambda_events::event::cloudformation::CloudFormationCustomResourceRequest;
 use lambda_runtime::LambdaEvent;
@@ -18,8 +19,8 @@ use rdkafka::bindings::rd_kafka_oauthbearer_set_token;
 use rdkafka::client::{Client, OAuthToken};
 use rdkafka::types::{RDKafkaErrorCode, RDKafkaRespErr};
 use serde_json::Value;
-use stockroom::custom_resource::{self, Respond, Response};
-use stockroom::sigv4::EXPIRES_SECONDS;
+use stockroom::aws::sigv4::EXPIRES_SECONDS;
+use stockroom::deploy::custom_resource::{Respond, Response};
 
 use crate::{IamContext, Vars, client_config_with, env_var};
 
@@ -117,7 +118,7 @@ pub async fn handle(
     event: LambdaEvent<CloudFormationCustomResourceRequest>,
     respond: &impl Respond,
 ) -> Result<Response, String> {
-    custom_resource::handle(event.payload, PHYSICAL_ID, respond, async |properties| {
+    deploy::custom_resource::handle(event.payload, PHYSICAL_ID, respond, async |properties| {
         set_up(&properties).await
     })
     .await

@@ -13,11 +13,12 @@ use common::{
 use lambda_http::http::StatusCode;
 use serde_json::Value;
 use stockroom::db::{Db, INVENTORY_DATABASE_URL, NOTIFICATION_DATABASE_URL, ORDER_DATABASE_URL};
-use stockroom::order::OrderRequest;
-use stockroom::order_saga::{self, OrderContext};
-use stockroom::outbox::{self, Publisher};
-use stockroom::request_body::JsonObject;
-use stockroom::{order_store, reservation};
+use stockroom::events;
+use stockroom::events::outbox::Publisher;
+use stockroom::http::request_body::JsonObject;
+use stockroom::orders;
+use stockroom::orders::OrderRequest;
+use stockroom::orders::saga::OrderContext;
 use stockroom_kafka::{KAFKA_BROKERS, KafkaPublisher};
 
 fn brokers() -> String {
@@ -171,12 +172,12 @@ fn with_publisher(mut dbs: OrderContext, publisher: KafkaPublisher) -> OrderCont
 async fn orders_yield_order_and_stock_events() {
     let dbs = with_publisher(order_dbs().await, publisher());
     let product = product_with_stock("7.00", 30).await;
-    let placed = order_saga::place(&dbs, &single_order(product, 4), None).await;
+    let placed = orders::saga::place(&dbs, &single_order(product, 4), None).await;
     assert_eq!(placed.status, StatusCode::CREATED, "{}", placed.body);
     let order_id = serde_json::from_str::<Value>(&placed.body).unwrap()["id"]
         .as_i64()
         .unwrap();
-    order_saga::cancel(&dbs, order_id, None).await.unwrap();
+    orders::saga::cancel(&dbs, order_id, None).await.unwrap();
 
     let order_rows = outbox(ORDER_DATABASE_URL, order_id).await;
     let types: Vec<&str> = order_rows.iter().map(|(_, t, _)| t.as_str()).collect();
@@ -231,36 +232,36 @@ async fn what_the_reconciler_settles_reaches_the_topic_through_the_relay() {
     let order_ref = uuid::Uuid::new_v4();
     let lines = {
         let conn = dbs.orders.conn().await.unwrap();
-        order_store::insert_pending(&*conn, order_ref, &single_order(product, 2))
+        orders::store::insert_pending(&*conn, order_ref, &single_order(product, 2))
             .await
             .unwrap()
     };
-    reservation::reserve(&dbs.stock, order_ref, &lines)
+    orders::reservation::reserve(&dbs.stock, order_ref, &lines)
         .await
         .unwrap();
     let placed = lines[0].0;
     // A cancel that died after its first step.
-    let reply = order_saga::place(&dbs, &single_order(product, 1), None).await;
+    let reply = orders::saga::place(&dbs, &single_order(product, 1), None).await;
     let cancelled = serde_json::from_str::<Value>(&reply.body).unwrap()["id"]
         .as_i64()
         .unwrap();
     let cancel_ref = {
         let conn = dbs.orders.conn().await.unwrap();
-        match order_store::begin_cancel(&*conn, cancelled, None)
+        match orders::store::begin_cancel(&*conn, cancelled, None)
             .await
             .unwrap()
         {
-            order_store::CancelStart::Started(order_ref) => order_ref,
+            orders::store::CancelStart::Started(order_ref) => order_ref,
             other => panic!("{other:?}"),
         }
     };
     age(order_ref).await;
     age(cancel_ref).await;
     // The stack's own reconciler may settle them first: either way the events wait for the relay.
-    order_saga::reconcile(&dbs, Duration::from_secs(60))
+    orders::saga::reconcile(&dbs, Duration::from_secs(60))
         .await
         .unwrap();
-    outbox::relay(&dbs.orders, &publisher(), 500, Duration::ZERO)
+    events::outbox::relay(&dbs.orders, &publisher(), 500, Duration::ZERO)
         .await
         .unwrap();
 
@@ -297,7 +298,7 @@ async fn a_rolled_back_change_yields_no_event() {
     let bulk = OrderRequest::bulk(&JsonObject::parse(&format!(
         r#"{{"items":[{{"product_id":{plenty},"quantity":2}},{{"product_id":{scarce},"quantity":2}}]}}"#
     )).unwrap()).unwrap();
-    let refused = order_saga::place(&dbs, &bulk, None).await;
+    let refused = orders::saga::place(&dbs, &bulk, None).await;
     assert_eq!(refused.status, StatusCode::CONFLICT);
     // reserve_stock lowered `plenty` before finding `scarce` short, then rolled back: no event.
     let types: Vec<String> = outbox(INVENTORY_DATABASE_URL, plenty)
@@ -314,7 +315,7 @@ async fn low_stock_alerts_once_per_crossing() {
     let product = product_with_stock("1.00", 12).await;
     let mut orders = Vec::new();
     for _ in 0..6 {
-        let placed = order_saga::place(&dbs, &single_order(product, 1), None).await;
+        let placed = orders::saga::place(&dbs, &single_order(product, 1), None).await;
         orders.push(
             serde_json::from_str::<Value>(&placed.body).unwrap()["id"]
                 .as_i64()
@@ -332,9 +333,9 @@ async fn low_stock_alerts_once_per_crossing() {
         "12 → 6 crosses 10 once"
     );
     for id in &orders[..4] {
-        order_saga::cancel(&dbs, *id, None).await.unwrap();
+        orders::saga::cancel(&dbs, *id, None).await.unwrap();
     }
-    order_saga::place(&dbs, &single_order(product, 3), None).await;
+    orders::saga::place(&dbs, &single_order(product, 3), None).await;
     assert_eq!(
         alerts(outbox(INVENTORY_DATABASE_URL, product).await),
         2,
@@ -368,7 +369,7 @@ async fn with_the_broker_down_orders_succeed_and_the_relay_delivers_later() {
         tasks.push(tokio::spawn(async move {
             let mut ids = Vec::new();
             for _ in 0..10 {
-                let placed = order_saga::place(&dbs, &single_order(product, 1), None).await;
+                let placed = orders::saga::place(&dbs, &single_order(product, 1), None).await;
                 assert_eq!(
                     placed.status,
                     StatusCode::CREATED,
@@ -402,16 +403,18 @@ async fn with_the_broker_down_orders_succeed_and_the_relay_delivers_later() {
     // The relay leaves events younger than its minimum age alone (their function may still be
     // waiting for the broker); these are minutes old at most, so an hour's minimum sends nothing.
     let hour = Duration::from_secs(3600);
-    let young = outbox::relay(&orders, &kafka, 500, hour).await.unwrap();
+    let young = events::outbox::relay(&orders, &kafka, 500, hour)
+        .await
+        .unwrap();
     assert_eq!(
         young.published, 0,
         "the relay sent events younger than an hour"
     );
     assert!(young.backlog.pending >= 100, "{:?}", young.backlog);
-    outbox::relay(&orders, &kafka, 500, Duration::ZERO)
+    events::outbox::relay(&orders, &kafka, 500, Duration::ZERO)
         .await
         .unwrap();
-    outbox::relay(&inventory, &kafka, 500, Duration::ZERO)
+    events::outbox::relay(&inventory, &kafka, 500, Duration::ZERO)
         .await
         .unwrap();
     let mut expected = BTreeSet::new();

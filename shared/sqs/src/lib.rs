@@ -18,7 +18,7 @@ use aws_config::{BehaviorVersion, SdkConfig};
 use aws_sdk_sqs::Client;
 use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
 use futures_util::{StreamExt, stream};
-use stockroom::notification::{Queue, Queues, SendFuture, Sent};
+use stockroom::notifications::{Queue, Queues, SendFuture, Sent};
 
 /// Queue URL of the alerts queue (`low_stock_alert`, `order_created`).
 pub const ALERTS_QUEUE_URL: &str = "ALERTS_QUEUE_URL";

@@ -263,7 +263,7 @@ async fn a_whole_list_too_large_for_lambda_is_cut_with_a_link_to_the_rest() {
     let whole = list(&[]).await;
     assert_eq!(whole.status.as_u16(), 200);
     assert!(
-        whole.text.len() <= stockroom::pagination::WHOLE_LIST_BYTES,
+        whole.text.len() <= stockroom::http::pagination::WHOLE_LIST_BYTES,
         "{} bytes",
         whole.text.len()
     );

@@ -6,7 +6,7 @@
 
 use chrono::{DateTime, Utc};
 
-pub use crate::sigv4::Credentials;
+pub use crate::aws::sigv4::Credentials;
 
 /// The token to send as the password when connecting as `user` to `host:port`, as of `now`.
 pub fn auth_token(
@@ -17,7 +17,7 @@ pub fn auth_token(
     now: DateTime<Utc>,
 ) -> String {
     let authority = format!("{host}:{port}");
-    let query = crate::sigv4::presign(
+    let query = crate::aws::sigv4::presign(
         credentials,
         "rds-db",
         &authority,

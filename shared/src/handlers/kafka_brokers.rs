@@ -1,7 +1,7 @@
 //! The `kafka-brokers` function, behind the template's `KafkaLookup` custom resource: tells
 //! CloudFormation the IAM bootstrap brokers of the stack's MSK cluster, which
 //! `AWS::MSK::ServerlessCluster` does not return, from MSK's `GetBootstrapBrokers`
-//! ([`crate::msk_api`]). It runs outside the VPC, because that API has no VPC endpoint for new
+//! ([`crate::aws::msk`]). It runs outside the VPC, because that API has no VPC endpoint for new
 //! connections to count on; it touches no data. A cluster of your own whose brokers are given
 //! (`BootstrapBrokers`) is not looked up. Properties: `ClusterArn`, `BootstrapBrokers`.
 
@@ -11,7 +11,8 @@ use aws_lambda_events::event::cloudformation::CloudFormationCustomResourceReques
 use lambda_http::LambdaEvent;
 use serde_json::Value;
 
-use crate::custom_resource::{self, Respond, Response};
+use crate::deploy;
+use crate::deploy::custom_resource::{Respond, Response};
 
 /// The same on every create and update.
 pub const PHYSICAL_ID: &str = "stockroom-kafka-brokers";
@@ -23,7 +24,7 @@ pub async fn handle(
     env: impl Fn(&str) -> Option<String>,
     respond: &impl Respond,
 ) -> Result<Response, String> {
-    custom_resource::handle(event.payload, PHYSICAL_ID, respond, async |properties| {
+    deploy::custom_resource::handle(event.payload, PHYSICAL_ID, respond, async |properties| {
         brokers(&properties, env).await
     })
     .await
@@ -36,7 +37,7 @@ async fn brokers(
     let text = |name: &str| properties[name].as_str().unwrap_or_default().trim();
     let brokers = match (text("BootstrapBrokers"), text("ClusterArn")) {
         ("", "") => return Err("ClusterArn or BootstrapBrokers must be given".into()),
-        ("", arn) => crate::msk_api::bootstrap_brokers(arn, env).await?,
+        ("", arn) => crate::aws::msk::bootstrap_brokers(arn, env).await?,
         (given, _) => given.to_owned(),
     };
     tracing::info!(%brokers, "the cluster's brokers");

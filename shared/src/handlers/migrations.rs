@@ -1,14 +1,14 @@
 //! The `migrate` function, behind the template's `Migrations` custom resource: CloudFormation
 //! invokes it on every create and update of the stack, before the functions that need the schema
 //! (they depend on the resource), so a deploy never serves a schema older than its code. It
-//! applies every database's pending migrations (`crate::migrate`, the same code as the
+//! applies every database's pending migrations (`crate::deploy::migrate`, the same code as the
 //! `stockroom-migrate` command) and answers CloudFormation on the request's presigned URL:
 //! `SUCCESS` with what was applied, or `FAILED` with the reason, which the stack's events show
 //! and which rolls the deploy back. Deleting the stack leaves the databases alone.
 //!
 //! For a database server the stack created, the template also sets [`BOOTSTRAP_SECRET_ARN`] and
 //! [`BOOTSTRAP_URL`]: first, as the server's administrator, the function creates the roles and
-//! databases ([`crate::bootstrap`]), then applies the migrations as usual.
+//! databases ([`crate::deploy::bootstrap`]), then applies the migrations as usual.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -17,11 +17,11 @@ use aws_lambda_events::event::cloudformation::CloudFormationCustomResourceReques
 use lambda_http::LambdaEvent;
 use serde_json::Value;
 
-use crate::custom_resource;
-pub use crate::custom_resource::{PresignedPut, Respond, Response};
 use crate::db::DbError;
+use crate::deploy;
+pub use crate::deploy::custom_resource::{PresignedPut, Respond, Response};
 
-use crate::migrate::{self, DATABASES};
+use crate::deploy::migrate::DATABASES;
 
 /// The Secrets Manager secret (RDS's shape: `username`, `password`) of the server's administrator.
 pub const BOOTSTRAP_SECRET_ARN: &str = "DATABASE_BOOTSTRAP_SECRET_ARN";
@@ -80,10 +80,12 @@ enum Failure {
 }
 
 impl Failure {
-    fn of(err: &migrate::MigrateError, reason: String) -> Self {
+    fn of(err: &deploy::migrate::MigrateError, reason: String) -> Self {
         match err {
-            migrate::MigrateError::Connect(DbError::Unavailable(_)) => Self::Transient(reason),
-            migrate::MigrateError::Db(err) if DbError::is_unavailable(err) => {
+            deploy::migrate::MigrateError::Connect(DbError::Unavailable(_)) => {
+                Self::Transient(reason)
+            }
+            deploy::migrate::MigrateError::Db(err) if DbError::is_unavailable(err) => {
                 Self::Transient(reason)
             }
             _ => Self::Final(reason),
@@ -109,7 +111,7 @@ pub async fn handle_retrying(
     retry: Retry,
 ) -> Result<Response, String> {
     // A delete leaves the databases alone.
-    custom_resource::handle(event.payload, PHYSICAL_ID, respond, async |properties| {
+    deploy::custom_resource::handle(event.payload, PHYSICAL_ID, respond, async |properties| {
         set_up(&env, &properties, retry).await
     })
     .await
@@ -140,7 +142,7 @@ async fn bootstrap(
 ) -> Result<Vec<String>, String> {
     let url = env(BOOTSTRAP_URL)
         .ok_or_else(|| format!("{BOOTSTRAP_SECRET_ARN} needs {BOOTSTRAP_URL}"))?;
-    let login = crate::secrets::database_login(secret_arn, env).await?;
+    let login = crate::aws::secrets::database_login(secret_arn, env).await?;
     let fail = |err: &dyn std::error::Error| format!("bootstrap: {}", crate::error::chain(err));
     let created = retry
         .run("bootstrap", async || {
@@ -151,14 +153,17 @@ async fn bootstrap(
                     DbError::Query(_) => Failure::Final(fail(&err)),
                 })?;
             let driver = tokio::spawn(connection);
-            let created = crate::bootstrap::bootstrap(&client, &crate::bootstrap::LAYOUT)
-                .await
-                .map_err(|err| match &err {
-                    crate::bootstrap::BootstrapError::Db(db) if DbError::is_unavailable(db) => {
-                        Failure::Transient(fail(&err))
-                    }
-                    _ => Failure::Final(fail(&err)),
-                });
+            let created =
+                crate::deploy::bootstrap::bootstrap(&client, &crate::deploy::bootstrap::LAYOUT)
+                    .await
+                    .map_err(|err| match &err {
+                        crate::deploy::bootstrap::BootstrapError::Db(db)
+                            if DbError::is_unavailable(db) =>
+                        {
+                            Failure::Transient(fail(&err))
+                        }
+                        _ => Failure::Final(fail(&err)),
+                    });
             drop(client);
             let _ = driver.await;
             created
@@ -191,18 +196,18 @@ async fn apply_all(
     for database in DATABASES {
         let url = url_of(database.url_var)
             .ok_or_else(|| format!("{}: {} is not set", database.name, database.url_var))?;
-        let fail = |err: migrate::MigrateError| {
+        let fail = |err: deploy::migrate::MigrateError| {
             let reason = format!("{}: {}", database.name, crate::error::chain(&err));
             Failure::of(&err, reason)
         };
         // Trying again is safe: the migrations apply in one transaction, so a failed try left nothing.
         let versions = retry
             .run(database.name, async || {
-                let versions = migrate::apply_url(&url, database.migrations)
+                let versions = deploy::migrate::apply_url(&url, database.migrations)
                     .await
                     .map_err(fail)?;
                 if let (Some(threshold), "inventory_db") = (threshold, database.name) {
-                    migrate::set_low_stock_threshold(&url, threshold)
+                    deploy::migrate::set_low_stock_threshold(&url, threshold)
                         .await
                         .map_err(fail)?;
                 }

@@ -1,5 +1,6 @@
-//! The HTTP handlers, one per Lambda function. Each takes the clients its `main` built once and
-//! the request API Gateway (or `cargo lambda watch`) delivered.
+//! The entry points of the Lambda functions: the HTTP API's routes, the Kafka consumer, the
+//! schedules and the custom resources. Each takes the clients its `main` built once and the event
+//! Lambda delivered (an HTTP API request, an MSK batch, a scheduled or a CloudFormation event).
 
 pub mod fallback;
 pub mod health;

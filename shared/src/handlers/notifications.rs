@@ -15,8 +15,8 @@ use crate::ApiError;
 use crate::db::Db;
 use crate::error::RunError;
 use crate::http::{HandlerResult, list_reply, page};
-use crate::notification::{self, Notification, Queue, Queues, Sent};
-use crate::notification_store::{self, DeadLetter, NotificationView, Outgoing};
+use crate::notifications::store::{DeadLetter, NotificationView, Outgoing};
+use crate::notifications::{self, Notification, Queue, Queues, Sent};
 
 /// Messages the forwarder sends per transaction.
 const FORWARD_BATCH: i64 = 500;
@@ -59,7 +59,7 @@ fn read_record(record: &KafkaRecord) -> Result<Notification, DeadLetter> {
                 .map_err(|_| "value is not base64".to_owned())
         });
     value
-        .and_then(|bytes| notification::parse(&bytes))
+        .and_then(|bytes| notifications::parse(&bytes))
         .map_err(|reason| {
             tracing::warn!(%reason, source = %source(record), "dead-lettering a record");
             let letter = json!({
@@ -127,14 +127,14 @@ async fn send_recorded(db: &Db, queues: &dyn Queues, outgoing: &[Outgoing]) -> S
     let ids: Vec<i64> = outgoing.iter().map(|m| m.id).collect();
     let deadline = Instant::now() + RECORDING_SEND_BUDGET;
     let sent = db.transaction("send_batch", async |tx| {
-        let locked = notification_store::lock_unsent_of(tx, &ids).await?;
+        let locked = notifications::store::lock_unsent_of(tx, &ids).await?;
         let mine: Vec<Outgoing> = outgoing
             .iter()
             .filter(|m| locked.contains(&m.id))
             .cloned()
             .collect();
         let sent = send(queues, &mine, deadline).await;
-        notification_store::mark_sent(tx, &sent.accepted).await?;
+        notifications::store::mark_sent(tx, &sent.accepted).await?;
         Ok(sent)
     });
     sent.await.unwrap_or_else(|err| {
@@ -185,7 +185,7 @@ async fn handle_batch(
     // Recording commits first, so it never waits on SQS; the sends that follow are best effort.
     let batch = db
         .transaction("record_batch", async |tx| {
-            notification_store::record_batch(tx, &valid, &letters).await
+            notifications::store::record_batch(tx, &valid, &letters).await
         })
         .await?;
     let sent = send_recorded(db, queues, &batch.outgoing).await;
@@ -239,7 +239,7 @@ pub struct Forwarded {
 /// overlapping runs, and the notifications function, never send one twice. Fails the run (after
 /// marking what was sent) when SQS refused or timed out, so the failure shows in the metrics; a
 /// slow SQS only makes it stop after [`SEND_BUDGET`] and leave the rest to the next run. Then
-/// deletes sent messages older than `retention` ([`crate::outbox_store::retention_from_env`]).
+/// deletes sent messages older than `retention` ([`crate::events::store::retention_from_env`]).
 pub async fn forward(
     db: &Db,
     queues: &dyn Queues,
@@ -261,9 +261,9 @@ async fn forward_all(
     let mut done = Forwarded::default();
     loop {
         let forwarded = db.transaction("forward_batch", async |tx| {
-            let outgoing = notification_store::lock_unsent(tx, FORWARD_BATCH).await?;
+            let outgoing = notifications::store::lock_unsent(tx, FORWARD_BATCH).await?;
             let sent = send(queues, &outgoing, deadline).await;
-            notification_store::mark_sent(tx, &sent.accepted).await?;
+            notifications::store::mark_sent(tx, &sent.accepted).await?;
             Ok((outgoing.len(), sent))
         });
         let (locked, sent) = forwarded.await?;
@@ -278,13 +278,13 @@ async fn forward_all(
         if all_sent || Instant::now() >= deadline {
             let backlog = db
                 .run("sqs_outbox_backlog", async |c| {
-                    notification_store::backlog(c).await
+                    notifications::store::backlog(c).await
                 })
                 .await?;
             crate::telemetry::outbox_backlog(db.name(), backlog);
             done.pruned = db
                 .run("prune_sqs_outbox", async |c| {
-                    notification_store::prune_sent(c, retention).await
+                    notifications::store::prune_sent(c, retention).await
                 })
                 .await?;
             tracing::info!(?done, "forwarded");
@@ -300,7 +300,7 @@ pub async fn list(db: &Db, request: Request) -> HandlerResult {
         let page = page(&request)?;
         let found = db
             .run("list_notifications", async |c| {
-                notification_store::list(c, page).await
+                notifications::store::list(c, page).await
             })
             .await?;
         Ok::<_, ApiError>((page, found))

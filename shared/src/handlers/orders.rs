@@ -7,11 +7,11 @@ use lambda_http::{Body, Request, RequestExt, Response};
 use crate::ApiError;
 use crate::auth::{self, Caller};
 use crate::db::Db;
+use crate::http::request_body::JsonObject;
 use crate::http::{HandlerResult, error_response, json_body, list_reply, page, path_id, reply};
-use crate::order::{Order, OrderRequest};
-use crate::order_saga::{self, OrderContext};
-use crate::order_store;
-use crate::request_body::JsonObject;
+use crate::orders;
+use crate::orders::saga::OrderContext;
+use crate::orders::{Order, OrderRequest};
 
 /// Response header telling a client its keyed request was answered from the first attempt.
 pub const REPLAYED_HEADER: &str = "idempotent-replayed";
@@ -46,7 +46,7 @@ async fn place(
         Ok(read) => read,
         Err(err) => return Ok(error_response(&err)),
     };
-    let placed = order_saga::place(dbs, &order, key.as_deref()).await;
+    let placed = orders::saga::place(dbs, &order, key.as_deref()).await;
     let mut response = Response::builder()
         .status(placed.status)
         .header(header::CONTENT_TYPE, "application/json");
@@ -63,7 +63,7 @@ fn idempotency_key(request: &Request) -> Result<Option<String>, ApiError> {
         return Ok(None);
     };
     let key = value.to_str().unwrap_or_default();
-    order_saga::validate_key(key)?;
+    orders::saga::validate_key(key)?;
     Ok(Some(key.to_owned()))
 }
 
@@ -106,7 +106,7 @@ async fn list_orders(
         let page = page(request)?;
         let orders = db
             .run("list_orders", async |c| {
-                order_store::list(c, page, user_id).await
+                orders::store::list(c, page, user_id).await
             })
             .await?;
         Ok((page, orders))
@@ -126,7 +126,7 @@ pub async fn get(orders: &Db, request: Request) -> HandlerResult {
 }
 
 async fn find(db: &Db, id: i64, owner: Option<i64>) -> Result<Order, ApiError> {
-    db.run("get_order", async |c| order_store::get(c, id).await)
+    db.run("get_order", async |c| orders::store::get(c, id).await)
         .await?
         .filter(|order| owner.is_none_or(|own| order.user_id == own))
         .ok_or_else(|| ApiError::not_found(format!("no order with id {id}")))
@@ -139,7 +139,7 @@ pub async fn cancel(dbs: &OrderContext, request: Request) -> HandlerResult {
     let cancelled = async {
         let owner = auth::caller(&request)?.order_owner()?;
         let id = path_id(&request, "id", "order")?;
-        order_saga::cancel(dbs, id, owner).await
+        orders::saga::cancel(dbs, id, owner).await
     };
     reply(StatusCode::OK, cancelled.await)
 }

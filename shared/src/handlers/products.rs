@@ -6,19 +6,20 @@ use lambda_http::http::{StatusCode, header};
 use crate::ApiError;
 use crate::auth;
 use crate::db::Db;
+use crate::events::outbox::{Publisher, publish_transaction};
 use crate::http::{
     HandlerResult, error_response, json_body, list_reply, no_content, page, path_id, reply,
 };
-use crate::outbox::{Publisher, publish_transaction};
-use crate::product::STOCK_MAX;
-use crate::product::{Product, ProductInput};
-use crate::product_store::{self, Adjusted, Replaced, Txid};
+use crate::products;
+use crate::products::STOCK_MAX;
+use crate::products::store::{Adjusted, Replaced, Txid};
+use crate::products::{Product, ProductInput};
 
 fn missing(id: i64) -> ApiError {
     ApiError::not_found(format!("no product with id {id}"))
 }
 
-/// Publishes the events of a committed write (see [`crate::outbox`]) and drops its txid.
+/// Publishes the events of a committed write (see [`crate::events::outbox`]) and drops its txid.
 async fn published<T>(
     db: &Db,
     events: Option<&Publisher>,
@@ -36,7 +37,7 @@ pub async fn create(db: &Db, events: Option<&Publisher>, request: Request) -> Ha
         let input = ProductInput::from_json(&json_body(&request)?)?;
         Ok(db
             .run("insert_product", async |c| {
-                product_store::insert(c, &input).await
+                products::store::insert(c, &input).await
             })
             .await?)
     };
@@ -85,7 +86,7 @@ pub async fn list(db: &Db, request: Request) -> HandlerResult {
         let page = page(&request)?;
         let products = db
             .run("list_products", async |c| {
-                product_store::list(c, page).await
+                products::store::list(c, page).await
             })
             .await?;
         Ok((page, products))
@@ -103,7 +104,7 @@ pub async fn get(db: &Db, request: Request) -> HandlerResult {
 }
 
 async fn find(db: &Db, id: i64) -> Result<Product, ApiError> {
-    db.run("get_product", async |c| product_store::get(c, id).await)
+    db.run("get_product", async |c| products::store::get(c, id).await)
         .await?
         .ok_or_else(|| missing(id))
 }
@@ -120,7 +121,7 @@ pub async fn update(db: &Db, events: Option<&Publisher>, request: Request) -> Ha
         let versions = if_match(&request);
         let replaced = db
             .run("update_product", async |c| {
-                product_store::replace(c, id, &input, versions.as_deref()).await
+                products::store::replace(c, id, &input, versions.as_deref()).await
             })
             .await?;
         match replaced {
@@ -151,7 +152,7 @@ pub async fn adjust_stock(db: &Db, events: Option<&Publisher>, request: Request)
         }
         let adjusted = db
             .run("adjust_stock", async |c| {
-                product_store::adjust_stock(c, id, delta).await
+                products::store::adjust_stock(c, id, delta).await
             })
             .await?;
         match adjusted {
@@ -184,7 +185,7 @@ pub async fn delete(db: &Db, events: Option<&Publisher>, request: Request) -> Ha
         let id = path_id(&request, "id", "product")?;
         let txid = db
             .run("delete_product", async |c| {
-                product_store::delete(c, id).await
+                products::store::delete(c, id).await
             })
             .await?
             .ok_or_else(|| missing(id))?;

@@ -1,5 +1,5 @@
 //! The scheduled reconciler: an EventBridge schedule invokes it; it settles what crashed or
-//! timed-out requests left behind (see [`crate::order_saga::reconcile`]).
+//! timed-out requests left behind (see [`crate::orders::saga::reconcile`]).
 
 use std::time::Duration;
 
@@ -7,7 +7,8 @@ use aws_lambda_events::eventbridge::EventBridgeEvent;
 use lambda_http::LambdaEvent;
 
 use crate::error::RunError;
-use crate::order_saga::{self, OrderContext, Reconciled};
+use crate::orders;
+use crate::orders::saga::{OrderContext, Reconciled};
 
 /// Environment variable: seconds an order may stay `pending` or `cancelling` before the
 /// reconciler settles it. Must exceed the order functions' timeout, so a live request is never
@@ -32,7 +33,7 @@ pub async fn run(
     event: LambdaEvent<EventBridgeEvent>,
 ) -> Result<Reconciled, RunError> {
     tracing::info!(schedule = ?event.payload.resources, "reconciling orders");
-    let done = order_saga::reconcile(dbs, pending_timeout).await;
+    let done = orders::saga::reconcile(dbs, pending_timeout).await;
     if let Ok(done) = &done {
         tracing::info!(?done, "reconciled");
         for (action, count) in [

@@ -1,6 +1,6 @@
 //! The scheduled outbox relay: an EventBridge schedule invokes it; it publishes every event the
 //! functions could not (broker down, function died after commit), oldest first, then deletes
-//! published events past the retention ([`outbox_store::retention_from_env`]).
+//! published events past the retention ([`events::store::retention_from_env`]).
 
 use std::time::Duration;
 
@@ -10,8 +10,8 @@ use serde::Serialize;
 
 use crate::db::{Db, INVENTORY_DATABASE_URL, ORDER_DATABASE_URL};
 use crate::error::RunError;
-use crate::outbox::{self, OutboxError, Publish, Relayed};
-use crate::outbox_store;
+use crate::events;
+use crate::events::outbox::{OutboxError, Publish, Relayed};
 
 /// Events sent per batch (per transaction holding their rows).
 const BATCH: i64 = 500;
@@ -26,7 +26,7 @@ pub struct Outboxes {
 impl Outboxes {
     pub async fn from_env() -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
         Ok(Self {
-            retention: outbox_store::retention_from_env()?,
+            retention: events::store::retention_from_env()?,
             inventory: Db::from_env(INVENTORY_DATABASE_URL).await?,
             orders: Db::from_env(ORDER_DATABASE_URL).await?,
         })
@@ -48,10 +48,11 @@ async fn relay_and_prune(
     publisher: &dyn Publish,
     retention: Duration,
 ) -> Result<(Relayed, u64), OutboxError> {
-    let relayed = outbox::relay(db, publisher, BATCH, outbox::RELAY_MIN_AGE).await?;
+    let relayed =
+        events::outbox::relay(db, publisher, BATCH, events::outbox::RELAY_MIN_AGE).await?;
     let pruned = db
         .run("prune_outbox", async |c| {
-            outbox_store::prune(c, retention).await
+            events::store::prune(c, retention).await
         })
         .await?;
     Ok((relayed, pruned))

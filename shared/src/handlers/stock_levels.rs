@@ -15,7 +15,7 @@ use serde::Serialize;
 
 use crate::db::Db;
 use crate::error::RunError;
-use crate::product_store;
+use crate::products;
 use crate::telemetry::{self, Pushgateway, STOCK_JOB};
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -33,7 +33,7 @@ pub struct Exported {
 pub async fn export(db: &Db, gateway: &Pushgateway) -> Result<Exported, RunError> {
     let levels = db
         .run("stock_levels", async |c| {
-            product_store::stock_levels(c).await
+            products::store::stock_levels(c).await
         })
         .await?;
     let mut exported = Exported {

@@ -10,7 +10,7 @@ use aws_sdk_sqs::types::DeleteMessageBatchRequestEntry;
 /// One message (an event, as the notifications function forwards it) as a log line: its type,
 /// the message the notifications service renders for it, and its id.
 pub fn line(body: &str) -> String {
-    match stockroom::notification::parse(body.as_bytes()) {
+    match stockroom::notifications::parse(body.as_bytes()) {
         Ok(n) => format!(
             "{}: {} (event {})",
             n.event_type.as_str(),

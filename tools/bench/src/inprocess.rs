@@ -8,12 +8,12 @@ use std::time::{Duration, Instant};
 
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request};
-use stockroom::after_response;
 use stockroom::db::{
     Db, INVENTORY_DATABASE_URL, ORDER_DATABASE_URL, STOCK_RESERVATION_DATABASE_URL,
 };
+use stockroom::events;
 use stockroom::handlers::{orders, products};
-use stockroom::order_saga::OrderContext;
+use stockroom::orders::saga::OrderContext;
 use stockroom_test_support::handler::Event;
 
 use crate::scenario::{Products, Rng, Scenario};
@@ -126,7 +126,7 @@ pub async fn one(
     let started = Instant::now();
     // As in a function: the latency is until the answer; what the handler left for after it
     // (publishing) runs before this environment takes its next request.
-    let (response, answered) = after_response::scope(async {
+    let (response, answered) = events::after_response::scope(async {
         let response = match scenario {
             Scenario::ProductGet => products::get(&env.inventory, request).await,
             Scenario::ProductList => products::list(&env.inventory, request).await,

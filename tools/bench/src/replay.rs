@@ -15,7 +15,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use stockroom::{order_store, outbox_store, reservation};
+use stockroom::{events, orders};
 
 use crate::pgbench::connection;
 use crate::scenario::Products;
@@ -67,12 +67,12 @@ fn inventory_script(products: Products) -> String {
     draws(products)
         + &together(&[
             "BEGIN",
-            &bind(reservation::RESERVE, &[REFERENCE, lines]),
-            outbox_store::EVENTS_OF_THIS_TRANSACTION,
+            &bind(orders::reservation::RESERVE, &[REFERENCE, lines]),
+            events::store::EVENTS_OF_THIS_TRANSACTION,
             "COMMIT",
         ])
         // `:id` is the last event's: an order of one item writes one.
-        + &bind(outbox_store::MARK_PUBLISHED, &["ARRAY[:id]::bigint[]"])
+        + &bind(events::store::MARK_PUBLISHED, &["ARRAY[:id]::bigint[]"])
         + ";\n"
 }
 
@@ -80,20 +80,20 @@ fn inventory_script(products: Products) -> String {
 fn order_script(products: Products) -> String {
     draws(products)
         + &bind(
-            order_store::INSERT_PENDING,
+            orders::store::INSERT_PENDING,
             &[REFERENCE, ":client_id", "ARRAY[:pid]", "ARRAY[1]"],
         )
         + " \\gset\n"
         + &together(&[
             "BEGIN",
             &bind(
-                &order_store::confirm_returning_sql(),
+                &orders::store::confirm_returning_sql(),
                 &[REFERENCE, "ARRAY[:id]", "ARRAY[9.99]", "ARRAY[9.99]"],
             ),
-            outbox_store::EVENTS_OF_THIS_TRANSACTION,
+            events::store::EVENTS_OF_THIS_TRANSACTION,
             "COMMIT",
         ])
-        + &bind(outbox_store::MARK_PUBLISHED, &["ARRAY[:id]::bigint[]"])
+        + &bind(events::store::MARK_PUBLISHED, &["ARRAY[:id]::bigint[]"])
         + ";\n"
 }
 

@@ -32,8 +32,8 @@ use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Headers};
 use rdkafka::{ClientConfig, Message};
 use serde_json::{Value, json};
-use stockroom::notification::{Queue, Queues};
-use stockroom::outbox::{INVENTORY_TOPIC, ORDER_TOPIC};
+use stockroom::events::outbox::{INVENTORY_TOPIC, ORDER_TOPIC};
+use stockroom::notifications::{Queue, Queues};
 use stockroom_sqs::SqsQueues;
 
 const BATCH_SIZE: usize = 100;

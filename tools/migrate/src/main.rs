@@ -4,14 +4,15 @@
 //! low-stock threshold the products trigger uses.
 
 use std::process::ExitCode;
+use stockroom::deploy;
 
-use stockroom::migrate::{self, DATABASES, LOW_STOCK_THRESHOLD};
+use stockroom::deploy::migrate::{DATABASES, LOW_STOCK_THRESHOLD};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
     let mut args = std::env::args().skip(1);
     let names: Vec<&str> = DATABASES.iter().map(|db| db.name).collect();
-    let Some(database) = args.next().as_deref().and_then(migrate::database) else {
+    let Some(database) = args.next().as_deref().and_then(deploy::migrate::database) else {
         eprintln!(
             "usage: stockroom-migrate <{}> [postgres-url]",
             names.join("|")
@@ -32,7 +33,7 @@ async fn main() -> ExitCode {
         },
         _ => None,
     };
-    let applied = match migrate::apply_url(&url, database.migrations).await {
+    let applied = match deploy::migrate::apply_url(&url, database.migrations).await {
         Ok(applied) => applied,
         Err(err) => {
             eprintln!("{}: {}", database.name, stockroom::error::chain(&err));
@@ -45,7 +46,7 @@ async fn main() -> ExitCode {
         println!("{}: applied migrations {applied:?}", database.name);
     }
     if let Some(threshold) = threshold {
-        if let Err(err) = migrate::set_low_stock_threshold(&url, threshold).await {
+        if let Err(err) = deploy::migrate::set_low_stock_threshold(&url, threshold).await {
             eprintln!("{}: {}", database.name, stockroom::error::chain(&err));
             return ExitCode::FAILURE;
         }

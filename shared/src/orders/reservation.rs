@@ -11,9 +11,9 @@ use uuid::Uuid;
 
 use crate::Money;
 use crate::db::{Db, DbError};
-use crate::order::OrderLine;
-use crate::outbox::OutboxEvent;
-use crate::outbox_store;
+use crate::events;
+use crate::events::outbox::OutboxEvent;
+use crate::orders::OrderLine;
 
 /// A reserved line: one order, its product, quantity and the unit price at reservation time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,7 +102,7 @@ pub async fn reserve(
     .to_string();
     // One round trip: the reservation and the read of its events, in one transaction.
     let reserved = db.run("reserve_stock", async |c| {
-        outbox_store::with_events(
+        events::store::with_events(
             c,
             RESERVE,
             &[(&order_ref, Type::UUID), (&payload, Type::TEXT)],
@@ -128,7 +128,7 @@ pub async fn release(
     // One round trip: the release and the read of its events, in one transaction.
     let (rows, events) = db
         .run("release_stock", async |c| {
-            outbox_store::with_events(
+            events::store::with_events(
                 c,
                 "SELECT release_stock($1, $2)",
                 &[(&order_ref, Type::UUID), (&line, Type::INT8)],

@@ -1,11 +1,11 @@
 //! MSK's control plane, for the one thing CloudFormation cannot tell: a cluster's bootstrap brokers
 //! (`GetBootstrapBrokers`; `AWS::MSK::ServerlessCluster` returns only its ARN). One signed GET
-//! ([`crate::aws_api`]), from the `kafka-brokers` function, which runs outside the VPC for it.
+//! ([`crate::aws::api`]), from the `kafka-brokers` function, which runs outside the VPC for it.
 
 use serde::Deserialize;
 
-use crate::aws_api;
-use crate::sigv4::uri_encode;
+use crate::aws;
+use crate::aws::sigv4::uri_encode;
 
 /// The `host:port` list for IAM clients (port 9098) of `cluster_arn`.
 pub async fn bootstrap_brokers(
@@ -13,7 +13,7 @@ pub async fn bootstrap_brokers(
     var: impl Fn(&str) -> Option<String>,
 ) -> Result<String, String> {
     let path = format!("/v1/clusters/{}/bootstrap-brokers", uri_encode(cluster_arn));
-    let call = aws_api::Call {
+    let call = aws::api::Call {
         service: "kafka",
         endpoint_var: "AWS_ENDPOINT_URL_KAFKA",
         method: "GET",
@@ -22,7 +22,7 @@ pub async fn bootstrap_brokers(
         body: b"",
     };
     let fail = |err: String| format!("looking up the brokers of {cluster_arn}: {err}");
-    match aws_api::send(call, var).await.map_err(fail)? {
+    match aws::api::send(call, var).await.map_err(fail)? {
         (200, text) => iam_brokers(&text).map_err(fail),
         (status, text) => Err(fail(format!("MSK answered {status}: {text}"))),
     }

@@ -16,9 +16,9 @@ use std::time::Duration;
 use futures_util::future::join_all;
 use uuid::Uuid;
 
-use crate::after_response;
 use crate::db::{Db, DbError};
-use crate::outbox_store::{self, Backlog};
+use crate::events;
+use crate::events::store::Backlog;
 
 pub use crate::events::{INVENTORY_TOPIC, ORDER_TOPIC};
 
@@ -64,7 +64,7 @@ pub type Publisher = Arc<dyn Publish>;
 /// After a commit: publishes the events transaction `txid` wrote and marks them published. Never
 /// fails the request: if the broker or the database is unavailable, the events stay in the outbox
 /// and the relay publishes them. In a function this runs after the response is posted
-/// ([`after_response`]): the caller does not wait for the broker.
+/// ([`events::after_response`]): the caller does not wait for the broker.
 pub async fn publish_transaction(db: &Db, publisher: Option<&Publisher>, txid: i64) {
     if publisher.is_none() {
         return;
@@ -73,7 +73,7 @@ pub async fn publish_transaction(db: &Db, publisher: Option<&Publisher>, txid: i
     defer(publisher, async move {
         let events = db
             .run("outbox_unpublished", async |c| {
-                outbox_store::unpublished_of(c, txid).await
+                events::store::unpublished_of(c, txid).await
             })
             .await?;
         Ok(vec![(db, events)])
@@ -82,7 +82,7 @@ pub async fn publish_transaction(db: &Db, publisher: Option<&Publisher>, txid: i
 }
 
 /// As [`publish_transaction`], for events a request already read in the transactions that wrote
-/// them ([`outbox_store::with_events`]), in whichever databases: one batch to the broker, so one
+/// them ([`events::store::with_events`]), in whichever databases: one batch to the broker, so one
 /// wait for its acknowledgement (an order commits in inventory_db and in order_db), then each
 /// database's events are marked published. No reads left, only the publish and the marks.
 pub async fn publish_events(publisher: Option<&Publisher>, written: Vec<(&Db, Vec<OutboxEvent>)>) {
@@ -97,14 +97,14 @@ pub async fn publish_events(publisher: Option<&Publisher>, written: Vec<(&Db, Ve
     defer(publisher, async move { Ok(found) }).await;
 }
 
-/// Hands the work of publishing to [`after_response::later`]: `find` the events, then
+/// Hands the work of publishing to [`events::after_response::later`]: `find` the events, then
 /// [`publish_found`]; a failure leaves them to the relay.
 async fn defer(
     publisher: Option<&Publisher>,
     find: impl Future<Output = Result<Vec<(Db, Vec<OutboxEvent>)>, DbError>> + Send + 'static,
 ) {
     let publisher = publisher.cloned();
-    after_response::later(async move {
+    events::after_response::later(async move {
         let published = match find.await {
             Ok(found) => publish_found(publisher.as_deref(), &found).await,
             Err(err) => Err(err.into()),
@@ -140,7 +140,7 @@ async fn publish_found(
             metrics::counter!("stockroom_events_published_total", "database" => db.name().to_owned(), "by" => "request")
                 .increment(events.len() as u64);
             db.run("outbox_mark_published", async |c| {
-                outbox_store::mark_published(c, &events).await
+                events::store::mark_published(c, &events).await
             })
             .await
         }
@@ -199,21 +199,21 @@ pub async fn relay(
     let mut done = Relayed::default();
     loop {
         let sent = db.transaction("relay_batch", async |tx| {
-            let events = outbox_store::lock_oldest(tx, batch, min_age).await?;
+            let events = events::store::lock_oldest(tx, batch, min_age).await?;
             if events.is_empty() {
                 return Ok(Ok(0));
             }
             // On failure only what the broker took is marked; the commit unlocks the rest for the
             // next run.
             let outcome = publisher.publish(&events).await;
-            outbox_store::mark_published(tx, &acknowledged(&outcome, &events)).await?;
+            events::store::mark_published(tx, &acknowledged(&outcome, &events)).await?;
             Ok(outcome.map(|()| events.len()))
         });
         let sent = sent.await?.map_err(OutboxError::Publish)?;
         done.published += sent;
         if (sent as i64) < batch {
             done.backlog = db
-                .run("outbox_backlog", async |c| outbox_store::backlog(c).await)
+                .run("outbox_backlog", async |c| events::store::backlog(c).await)
                 .await?;
             return Ok(done);
         }

@@ -1,9 +1,13 @@
 //! Orders: the model, and the validation of single and bulk order requests.
 
+pub mod reservation;
+pub mod saga;
+pub mod store;
+
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::request_body::JsonObject;
+use crate::http::request_body::JsonObject;
 use crate::{ApiError, Money};
 
 /// The largest quantity one order line may ask for: far beyond any real basket, far below where

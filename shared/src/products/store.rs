@@ -6,8 +6,8 @@ use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::{Error, GenericClient, Row};
 
 use crate::Money;
-use crate::pagination::Page;
-use crate::product::{Product, ProductInput};
+use crate::http::pagination::Page;
+use crate::products::{Product, ProductInput};
 use crate::telemetry::StockLevel;
 
 const COLUMNS: &str = "id, name, description, price, stock, created_at, updated_at, version";
@@ -133,7 +133,7 @@ pub enum Adjusted {
     Insufficient {
         available: i64,
     },
-    /// Adding it would go past what a write may set ([`crate::product::STOCK_MAX`]).
+    /// Adding it would go past what a write may set ([`crate::products::STOCK_MAX`]).
     TooMuch {
         available: i64,
     },
@@ -141,13 +141,13 @@ pub enum Adjusted {
 
 /// Adds `delta` (negative: takes away) to a product's stock in one statement, so concurrent
 /// sales and other adjustments are never lost, and never below zero or above
-/// [`crate::product::STOCK_MAX`].
+/// [`crate::products::STOCK_MAX`].
 pub async fn adjust_stock(
     client: &impl GenericClient,
     id: i64,
     delta: i64,
 ) -> Result<Adjusted, Error> {
-    let max = crate::product::STOCK_MAX;
+    let max = crate::products::STOCK_MAX;
     let sql = format!(
         "UPDATE products SET stock = stock + $2, updated_at = now() \
          WHERE id = $1 AND stock + $2 >= 0 AND stock + $2 <= $3 \

@@ -4,7 +4,7 @@
 //! list answers with its first part and a `Link` to the rest. With a parameter, pages are bounded.
 
 use crate::ApiError;
-use crate::request_body::parse_query_integer;
+use crate::http::request_body::parse_query_integer;
 
 pub const DEFAULT_LIMIT: i64 = 100;
 pub const MAX_LIMIT: i64 = 1000;

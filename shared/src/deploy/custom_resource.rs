@@ -154,7 +154,7 @@ impl Respond for PresignedPut {
     async fn respond(&self, url: &str, body: String) -> Result<(), String> {
         let url = url.to_owned();
         tokio::task::spawn_blocking(move || {
-            let answer = crate::aws_api::agent(std::time::Duration::from_secs(30))
+            let answer = crate::aws::api::agent(std::time::Duration::from_secs(30))
                 .put(&url)
                 .header("content-type", "")
                 .send(body.as_bytes())

@@ -8,11 +8,11 @@ use tokio_postgres::{Client, Error, GenericClient, Row};
 use uuid::Uuid;
 
 use crate::Money;
-use crate::order::{Order, OrderLine, OrderRequest, OrderStatus, total};
-use crate::outbox::OutboxEvent;
-use crate::outbox_store;
-use crate::pagination::Page;
-use crate::reservation::ReservedLine;
+use crate::events;
+use crate::events::outbox::OutboxEvent;
+use crate::http::pagination::Page;
+use crate::orders::reservation::ReservedLine;
+use crate::orders::{Order, OrderLine, OrderRequest, OrderStatus, total};
 
 const COLUMNS: &str =
     "id, user_id, product_id, quantity, unit_price, total_price, status, created_at";
@@ -146,14 +146,14 @@ pub fn confirm_returning_sql() -> String {
 /// already settled, by a concurrent retry or the reconciler, are left as they are), in one
 /// statement that also returns every order of the reference as it now is, and the
 /// `order_created` events it wrote, which the caller publishes: one transaction, one round trip
-/// ([`outbox_store::with_events`]; so not inside a transaction block).
+/// ([`events::store::with_events`]; so not inside a transaction block).
 pub async fn confirm_returning(
     client: &Client,
     order_ref: Uuid,
     reserved: &[ReservedLine],
 ) -> Result<(Vec<Order>, Vec<OutboxEvent>), Error> {
     let (ids, units, totals) = confirm_params(reserved);
-    let (rows, events) = outbox_store::with_events(
+    let (rows, events) = events::store::with_events(
         client,
         &confirm_returning_sql(),
         &[
@@ -261,7 +261,7 @@ pub async fn begin_cancel(
 
 /// Last step of a cancel, once the stock is back: `cancelling` becomes `cancelled`, in one
 /// statement that also returns the order as it now is, and the `order_cancelled` event it wrote, which the caller publishes: one transaction, one round trip
-/// ([`outbox_store::with_events`]; so not inside a transaction block).
+/// ([`events::store::with_events`]; so not inside a transaction block).
 pub async fn finish_cancel_returning(
     client: &Client,
     id: i64,
@@ -276,7 +276,7 @@ pub async fn finish_cancel_returning(
          SELECT {COLUMNS} FROM orders WHERE id = $1 AND status <> 'failed' \
              AND NOT EXISTS (SELECT 1 FROM done)"
     );
-    let (rows, events) = outbox_store::with_events(client, &sql, &[(&id, Type::INT8)]).await?;
+    let (rows, events) = events::store::with_events(client, &sql, &[(&id, Type::INT8)]).await?;
     let found = rows.first().map(order);
     if found
         .as_ref()

@@ -7,13 +7,17 @@
 //! schema is written down once, here. Fields the consumer does not need are optional, so events
 //! of older producers (the original system's) still parse.
 
+pub mod after_response;
+pub mod outbox;
+pub mod store;
+
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::value::RawValue;
 use uuid::Uuid;
 
 use crate::Money;
-use crate::request_body::parse_number;
+use crate::http::request_body::parse_number;
 
 pub const INVENTORY_TOPIC: &str = "inventory-events";
 pub const ORDER_TOPIC: &str = "order-events";

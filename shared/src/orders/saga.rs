@@ -27,10 +27,11 @@ use uuid::Uuid;
 
 use crate::ApiError;
 use crate::db::{Db, DbError, ORDER_DATABASE_URL, STOCK_RESERVATION_DATABASE_URL};
-use crate::order::{Order, OrderKind, OrderLine, OrderRequest, OrderStatus};
-use crate::order_store::{self, CancelStart, Claim};
-use crate::outbox::{OutboxEvent, Publisher, publish_events};
-use crate::reservation::{self, ReservationState, ReserveError};
+use crate::events::outbox::{OutboxEvent, Publisher, publish_events};
+use crate::orders;
+use crate::orders::reservation::{ReservationState, ReserveError};
+use crate::orders::store::{CancelStart, Claim};
+use crate::orders::{Order, OrderKind, OrderLine, OrderRequest, OrderStatus};
 
 /// How long an `Idempotency-Key` is remembered.
 pub const IDEMPOTENCY_KEY_TTL: Duration = Duration::from_secs(24 * 60 * 60);
@@ -119,12 +120,12 @@ async fn begin(
     let Some(key) = key else {
         // Without a key, step 1 is one statement, so one round trip and its own transaction.
         let lines = dbs.orders.run("begin_order", async |c| {
-            order_store::insert_pending(c, order_ref, request).await
+            orders::store::insert_pending(c, order_ref, request).await
         });
         return Ok(Begun::Pending(order_ref, lines.await?));
     };
     let begun = dbs.orders.transaction("begin_order", async |tx| {
-        match order_store::claim_key(
+        match orders::store::claim_key(
             tx,
             key,
             &request.canonical(),
@@ -147,11 +148,11 @@ async fn begin(
                 ..
             } => return Ok(Ok(Begun::Replay(status, body))),
             Claim::Used { order_ref, .. } => {
-                let lines = order_store::lines_of(tx, order_ref).await?;
+                let lines = orders::store::lines_of(tx, order_ref).await?;
                 return Ok(Ok(Begun::Pending(order_ref, lines)));
             }
         }
-        let lines = order_store::insert_pending(tx, order_ref, request).await?;
+        let lines = orders::store::insert_pending(tx, order_ref, request).await?;
         Ok(Ok(Begun::Pending(order_ref, lines)))
     });
     // A refusal or a replay commits too: claim_key then changed nothing.
@@ -237,7 +238,7 @@ async fn place_unmeasured(dbs: &OrderContext, request: &OrderRequest, key: Optio
         }
         Err(err) => return Reply::error(&err),
     };
-    let settled = match reservation::reserve(&dbs.stock, order_ref, &lines).await {
+    let settled = match orders::reservation::reserve(&dbs.stock, order_ref, &lines).await {
         Ok((reserved, stock_events)) => {
             let (confirmed, order_events) = with_events(confirm(dbs, order_ref, &reserved).await);
             // Both databases' events in one batch: one wait for the broker per order.
@@ -262,7 +263,7 @@ async fn place_unmeasured(dbs: &OrderContext, request: &OrderRequest, key: Optio
     };
     if let Some(key) = key {
         let stored = dbs.orders.run("store_response", async |c| {
-            order_store::store_response(c, key, reply.status.as_u16(), &reply.body).await
+            orders::store::store_response(c, key, reply.status.as_u16(), &reply.body).await
         });
         if let Err(err) = stored.await {
             // The orders are settled; only the replay record is missing, and a retry rebuilds it.
@@ -277,10 +278,10 @@ async fn place_unmeasured(dbs: &OrderContext, request: &OrderRequest, key: Optio
 async fn confirm(
     dbs: &OrderContext,
     order_ref: Uuid,
-    reserved: &[reservation::ReservedLine],
+    reserved: &[orders::reservation::ReservedLine],
 ) -> Result<(Vec<Order>, Vec<OutboxEvent>), ApiError> {
     let confirmed = dbs.orders.run("confirm_orders", async |c| {
-        order_store::confirm_returning(c, order_ref, reserved).await
+        orders::store::confirm_returning(c, order_ref, reserved).await
     });
     Ok(confirmed.await?)
 }
@@ -310,7 +311,7 @@ fn placed(orders: Vec<Order>) -> Result<Vec<Order>, ApiError> {
 async fn fail(dbs: &OrderContext, order_ref: Uuid) -> Result<(), ApiError> {
     dbs.orders
         .run("fail_orders", async |c| {
-            order_store::fail(c, order_ref).await
+            orders::store::fail(c, order_ref).await
         })
         .await?;
     Ok(())
@@ -323,7 +324,7 @@ pub async fn cancel(dbs: &OrderContext, id: i64, owner: Option<i64>) -> Result<O
     let start = dbs
         .orders
         .run("begin_cancel", async |c| {
-            order_store::begin_cancel(c, id, owner).await
+            orders::store::begin_cancel(c, id, owner).await
         })
         .await?;
     let order_ref = match start {
@@ -340,9 +341,9 @@ pub async fn cancel(dbs: &OrderContext, id: i64, owner: Option<i64>) -> Result<O
             .with_details(serde_json::json!({ "status": status })));
         }
     };
-    let (_, stock_events) = reservation::release(&dbs.stock, order_ref, Some(id)).await?;
+    let (_, stock_events) = orders::reservation::release(&dbs.stock, order_ref, Some(id)).await?;
     let finished = dbs.orders.run("finish_cancel", async |c| {
-        order_store::finish_cancel_returning(c, id).await
+        orders::store::finish_cancel_returning(c, id).await
     });
     let (finished, order_events) = with_events(finished.await);
     // Both databases' events in one batch, as for a placement.
@@ -377,16 +378,16 @@ pub async fn reconcile(dbs: &OrderContext, after: Duration) -> Result<Reconciled
     let orders = &dbs.orders;
     let pending = orders
         .run("stale_pending", async |c| {
-            order_store::stale_pending(c, after).await
+            orders::store::stale_pending(c, after).await
         })
         .await?;
     for order_ref in pending {
-        match reservation::void(&dbs.stock, order_ref).await? {
+        match orders::reservation::void(&dbs.stock, order_ref).await? {
             ReservationState::Reserved => {
-                let held = reservation::held_lines(&dbs.stock, order_ref).await?;
+                let held = orders::reservation::held_lines(&dbs.stock, order_ref).await?;
                 orders
                     .run("confirm_orders", async |c| {
-                        order_store::confirm_returning(c, order_ref, &held).await
+                        orders::store::confirm_returning(c, order_ref, &held).await
                     })
                     .await?;
                 done.confirmed += 1;
@@ -394,7 +395,7 @@ pub async fn reconcile(dbs: &OrderContext, after: Duration) -> Result<Reconciled
             ReservationState::Void => {
                 orders
                     .run("fail_orders", async |c| {
-                        order_store::fail(c, order_ref).await
+                        orders::store::fail(c, order_ref).await
                     })
                     .await?;
                 done.failed += 1;
@@ -404,34 +405,34 @@ pub async fn reconcile(dbs: &OrderContext, after: Duration) -> Result<Reconciled
 
     let cancelling = orders
         .run("stale_cancelling", async |c| {
-            order_store::stale_cancelling(c, after).await
+            orders::store::stale_cancelling(c, after).await
         })
         .await?;
     for (id, order_ref) in cancelling {
-        reservation::release(&dbs.stock, order_ref, Some(id)).await?;
+        orders::reservation::release(&dbs.stock, order_ref, Some(id)).await?;
         orders
             .run("finish_cancel", async |c| {
-                order_store::finish_cancel_returning(c, id).await
+                orders::store::finish_cancel_returning(c, id).await
             })
             .await?;
         done.cancelled += 1;
     }
 
-    for order_ref in reservation::stale(&dbs.stock, after).await? {
+    for order_ref in orders::reservation::stale(&dbs.stock, after).await? {
         let holds = orders
             .run("holds_stock", async |c| {
-                order_store::holds_stock(c, order_ref).await
+                orders::store::holds_stock(c, order_ref).await
             })
             .await?;
         if !holds {
-            let (lines, _) = reservation::release(&dbs.stock, order_ref, None).await?;
+            let (lines, _) = orders::reservation::release(&dbs.stock, order_ref, None).await?;
             done.released += usize::from(lines > 0);
         }
-        reservation::mark_checked(&dbs.stock, order_ref).await?;
+        orders::reservation::mark_checked(&dbs.stock, order_ref).await?;
     }
 
     done.expired_keys = orders
-        .run("expire_keys", async |c| order_store::expire_keys(c).await)
+        .run("expire_keys", async |c| orders::store::expire_keys(c).await)
         .await?;
     Ok(done)
 }

@@ -1,9 +1,11 @@
 //! The product catalogue's model and the validation of what clients send.
 
+pub mod store;
+
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::request_body::JsonObject;
+use crate::http::request_body::JsonObject;
 use crate::{ApiError, Money};
 
 pub const NAME_MAX_CHARS: usize = 200;

@@ -8,7 +8,7 @@ use std::time::Duration;
 use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::{Client, Error, GenericClient, Row};
 
-use crate::outbox::OutboxEvent;
+use crate::events::outbox::OutboxEvent;
 
 fn outbox_event(row: &Row) -> OutboxEvent {
     OutboxEvent {

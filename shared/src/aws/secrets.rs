@@ -1,11 +1,11 @@
 //! Reads a database login from AWS Secrets Manager: the master user's secret RDS keeps for an
 //! instance the stack created (`ManageMasterUserPassword`), which only the `migrate` function
-//! reads, once per deploy, to create the roles and databases (`crate::bootstrap`): one signed
-//! `GetSecretValue` call ([`crate::aws_api`]).
+//! reads, once per deploy, to create the roles and databases (`crate::deploy::bootstrap`): one signed
+//! `GetSecretValue` call ([`crate::aws::api`]).
 
 use serde::Deserialize;
 
-use crate::aws_api;
+use crate::aws;
 
 /// A user name and password; `Debug` leaves the password out.
 #[derive(Deserialize)]
@@ -29,7 +29,7 @@ pub async fn database_login(
     var: impl Fn(&str) -> Option<String>,
 ) -> Result<Login, String> {
     let body = serde_json::json!({ "SecretId": secret_id }).to_string();
-    let call = aws_api::Call {
+    let call = aws::api::Call {
         service: "secretsmanager",
         endpoint_var: "AWS_ENDPOINT_URL_SECRETS_MANAGER",
         method: "POST",
@@ -41,7 +41,7 @@ pub async fn database_login(
         body: body.as_bytes(),
     };
     let fail = |err: String| format!("reading secret {secret_id}: {err}");
-    match aws_api::send(call, var).await.map_err(fail)? {
+    match aws::api::send(call, var).await.map_err(fail)? {
         (200, text) => parse(&text).map_err(|err| format!("secret {secret_id}: {err}")),
         (status, text) => Err(fail(format!("Secrets Manager answered {status}: {text}"))),
     }

@@ -3,6 +3,8 @@
 //! An event is validated strictly (a consumer must not guess): anything unusable is refused with a
 //! reason, which goes to the dead-letter queue, and never stops the rest of the batch.
 
+pub mod store;
+
 use std::future::Future;
 use std::pin::Pin;
 use std::time::Instant;

@@ -1,11 +1,12 @@
 //! One signed call to an AWS API over HTTPS, for the two the functions make without an SDK:
-//! Secrets Manager's `GetSecretValue` ([`crate::secrets`]) and MSK's `GetBootstrapBrokers`
+//! Secrets Manager's `GetSecretValue` ([`crate::aws::secrets`]) and MSK's `GetBootstrapBrokers`
 //! (stockroom-kafka). ureq (blocking, on a blocking thread) is already linked for the custom
 //! resources' answers; the SDK would add its runtime to the domain crate every function links.
 
 use std::time::Duration;
 
-use crate::sigv4::{self, Credentials};
+use crate::aws;
+use crate::aws::sigv4::Credentials;
 
 const TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -51,14 +52,14 @@ pub async fn send(
     let host = base
         .split_once("://")
         .map_or(base.as_str(), |(_, rest)| rest);
-    let request = sigv4::Request {
+    let request = aws::sigv4::Request {
         method: call.method,
         host,
         path: call.path,
         headers: call.headers,
         body: call.body,
     };
-    let signed = sigv4::sign(&credentials, call.service, &request, chrono::Utc::now());
+    let signed = aws::sigv4::sign(&credentials, call.service, &request, chrono::Utc::now());
     let mut request = ureq::http::Request::builder()
         .method(call.method)
         .uri(format!("{base}{}", call.path));

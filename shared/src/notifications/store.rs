@@ -9,9 +9,10 @@ use tokio_postgres::types::Type;
 use tokio_postgres::{Error, GenericClient};
 use uuid::Uuid;
 
-use crate::notification::{Notification, Queue};
-use crate::outbox_store::{self, Backlog};
-use crate::pagination::Page;
+use crate::events;
+use crate::events::store::Backlog;
+use crate::http::pagination::Page;
+use crate::notifications::{Notification, Queue};
 
 /// A record that could not be handled, on its way to the dead-letter queue.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -164,12 +165,12 @@ pub async fn lock_unsent_of(client: &impl GenericClient, ids: &[i64]) -> Result<
 
 /// The SQS outbox's backlog: messages not sent yet, and the age of the oldest.
 pub async fn backlog(client: &impl GenericClient) -> Result<Backlog, Error> {
-    outbox_store::backlog_of(client, "sqs_outbox", "sent_at").await
+    events::store::backlog_of(client, "sqs_outbox", "sent_at").await
 }
 
 /// Deletes sent messages older than `retention` (the notifications they forwarded stay).
 pub async fn prune_sent(client: &impl GenericClient, retention: Duration) -> Result<u64, Error> {
-    outbox_store::prune_of(client, "sqs_outbox", "sent_at", retention).await
+    events::store::prune_of(client, "sqs_outbox", "sent_at", retention).await
 }
 
 /// Marks messages sent, and the notifications they forward as forwarded.

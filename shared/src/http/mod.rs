@@ -3,6 +3,9 @@
 //! Handlers never return `Err` to the runtime: API Gateway would turn that into a bare 500. Every
 //! outcome, including a database outage, becomes a JSON response with the right status.
 
+pub mod pagination;
+pub mod request_body;
+
 use std::future::Future;
 use std::time::Instant;
 
@@ -12,9 +15,9 @@ use lambda_http::{Adapter, Body, Request, RequestExt, Response, service_fn};
 use serde::Serialize;
 
 use crate::ApiError;
-use crate::after_response::AfterResponseLayer;
-use crate::pagination::{Page, WHOLE_LIST_BYTES};
-use crate::request_body::JsonObject;
+use crate::events::after_response::AfterResponseLayer;
+use crate::http::pagination::{Page, WHOLE_LIST_BYTES};
+use crate::http::request_body::JsonObject;
 
 /// What every HTTP handler returns; the error side is never used.
 pub type HandlerResult = Result<Response<Body>, lambda_http::Error>;
@@ -68,7 +71,7 @@ impl Endpoint {
 /// `<service>_http_request_duration_seconds{method,endpoint}`); the metrics are then pushed in
 /// the background ([`crate::telemetry`]). With `AUTH_MODE=local` the caller's development token
 /// is verified here first ([`crate::auth`]). What the handler leaves for after the response
-/// ([`crate::after_response`]) runs once the response is posted.
+/// ([`crate::events::after_response`]) runs once the response is posted.
 pub async fn serve<F, Fut>(endpoint: Endpoint, handler: F) -> Result<(), lambda_http::Error>
 where
     F: Fn(Request) -> Fut + Sync,
