@@ -1,11 +1,6 @@
 //! Who may do what, through the handlers, with the claims API Gateway's JWT authorizer puts in a
 //! real HTTP API event; and the local mode that verifies a development token into the same place.
 
-use stockroom_test_support::handler as common;
-
-use common::{
-    Answer, Event, admin_query, answer, db, order_dbs, product_with_stock, stock_of, unique,
-};
 use lambda_http::http::StatusCode;
 use serde_json::Value;
 use stockroom::auth::dev_token::Verifier;
@@ -13,6 +8,9 @@ use stockroom::auth::{Caller, Config, Mode};
 use stockroom::db::{INVENTORY_DATABASE_URL, ORDER_DATABASE_URL};
 use stockroom::handlers::{orders, products};
 use stockroom::orders::saga::OrderContext;
+use stockroom_test_support::handler::{
+    Answer, Event, admin_query, answer, db, order_dbs, product_with_stock, stock_of, unique,
+};
 
 const USER_A: &str = "7001";
 const USER_B: &str = "7002";
@@ -24,41 +22,41 @@ fn as_user(event: Event, user: Option<(&str, bool)>) -> Event {
     }
 }
 
-async fn place(dbs: &OrderContext, user: &str, body: &str) -> Answer {
+async fn place(ctx: &OrderContext, user: &str, body: &str) -> Answer {
     let event = Event::new("POST", "/api/orders", "/api/orders")
         .json_body(body)
         .user(user, false);
-    answer(orders::create(dbs, event.request()).await.unwrap())
+    answer(orders::create(ctx, event.request()).await.unwrap())
 }
 
 /// A product with `stock` units and user A's confirmed order of 2 of them: `(product, order)`.
-async fn order_of_user_a(dbs: &OrderContext, stock: i32) -> (i64, i64) {
+async fn order_of_user_a(ctx: &OrderContext, stock: i32) -> (i64, i64) {
     let product = product_with_stock("4.00", stock).await;
     let body = format!(r#"{{"product_id":{product},"quantity":2}}"#);
-    let placed = place(dbs, USER_A, &body).await;
+    let placed = place(ctx, USER_A, &body).await;
     assert_eq!(placed.status, StatusCode::CREATED, "{}", placed.text);
     (product, placed.json()["id"].as_i64().unwrap())
 }
 
-async fn get_order(dbs: &OrderContext, id: i64, user: (&str, bool)) -> Answer {
+async fn get_order(ctx: &OrderContext, id: i64, user: (&str, bool)) -> Answer {
     let path = format!("/api/orders/{id}");
     let event = Event::new("GET", "/api/orders/{id}", &path)
         .path_param("id", &id.to_string())
         .user(user.0, user.1);
-    answer(orders::get(&dbs.orders, event.request()).await.unwrap())
+    answer(orders::get(&ctx.orders, event.request()).await.unwrap())
 }
 
-async fn cancel(dbs: &OrderContext, id: i64, user: (&str, bool)) -> Answer {
+async fn cancel(ctx: &OrderContext, id: i64, user: (&str, bool)) -> Answer {
     let path = format!("/api/orders/{id}/cancel");
     let event = Event::new("POST", "/api/orders/{id}/cancel", &path)
         .path_param("id", &id.to_string())
         .user(user.0, user.1);
-    answer(orders::cancel(dbs, event.request()).await.unwrap())
+    answer(orders::cancel(ctx, event.request()).await.unwrap())
 }
 
-async fn list_orders(dbs: &OrderContext, user: (&str, bool)) -> Vec<i64> {
+async fn list_orders(ctx: &OrderContext, user: (&str, bool)) -> Vec<i64> {
     let event = Event::new("GET", "/api/orders", "/api/orders").user(user.0, user.1);
-    let a = answer(orders::list(&dbs.orders, event.request()).await.unwrap());
+    let a = answer(orders::list(&ctx.orders, event.request()).await.unwrap());
     assert_eq!(a.status, StatusCode::OK, "{}", a.text);
     ids(&a.json())
 }
@@ -168,10 +166,10 @@ async fn reading_products_needs_no_token() {
 
 #[tokio::test]
 async fn an_order_belongs_to_the_tokens_user_and_naming_another_reserves_nothing() {
-    let dbs = order_dbs().await;
+    let ctx = order_dbs().await;
     let product = product_with_stock("2.50", 5).await;
     let mine = place(
-        &dbs,
+        &ctx,
         USER_A,
         &format!(r#"{{"product_id":{product},"quantity":1}}"#),
     )
@@ -179,7 +177,7 @@ async fn an_order_belongs_to_the_tokens_user_and_naming_another_reserves_nothing
     assert_eq!(mine.status, StatusCode::CREATED, "{}", mine.text);
     assert_eq!(mine.json()["user_id"], 7001);
     let same = place(
-        &dbs,
+        &ctx,
         USER_A,
         &format!(r#"{{"product_id":{product},"quantity":1,"user_id":{USER_A}}}"#),
     )
@@ -187,7 +185,7 @@ async fn an_order_belongs_to_the_tokens_user_and_naming_another_reserves_nothing
     assert_eq!(same.status, StatusCode::CREATED, "{}", same.text);
 
     let other = place(
-        &dbs,
+        &ctx,
         USER_A,
         &format!(r#"{{"product_id":{product},"quantity":1,"user_id":{USER_B}}}"#),
     )
@@ -205,7 +203,7 @@ async fn an_order_belongs_to_the_tokens_user_and_naming_another_reserves_nothing
             r#"{{"user_id":{USER_B},"items":[{{"product_id":{product},"quantity":1}}]}}"#
         ))
         .user(USER_A, false);
-    let a = answer(orders::bulk(&dbs, bulk.request()).await.unwrap());
+    let a = answer(orders::bulk(&ctx, bulk.request()).await.unwrap());
     assert_error(&a, StatusCode::FORBIDDEN, "forbidden");
     assert_eq!(stock_of(product).await, 3);
 
@@ -213,32 +211,32 @@ async fn an_order_belongs_to_the_tokens_user_and_naming_another_reserves_nothing
     let machine = Event::new("POST", "/api/orders", "/api/orders")
         .json_body(&format!(r#"{{"product_id":{product},"quantity":1}}"#))
         .claims(&[("sub", "3f1c0a7e-client"), ("scope", "admin")]);
-    let a = answer(orders::create(&dbs, machine.request()).await.unwrap());
+    let a = answer(orders::create(&ctx, machine.request()).await.unwrap());
     assert_error(&a, StatusCode::FORBIDDEN, "forbidden");
     assert_eq!(stock_of(product).await, 3);
 }
 
 #[tokio::test]
 async fn a_user_cannot_read_list_or_cancel_another_users_order() {
-    let dbs = order_dbs().await;
-    let (product, id) = order_of_user_a(&dbs, 5).await;
+    let ctx = order_dbs().await;
+    let (product, id) = order_of_user_a(&ctx, 5).await;
 
     assert_error(
-        &get_order(&dbs, id, (USER_B, false)).await,
+        &get_order(&ctx, id, (USER_B, false)).await,
         StatusCode::NOT_FOUND,
         "not_found",
     );
     assert_eq!(
-        get_order(&dbs, id, (USER_A, false)).await.status,
+        get_order(&ctx, id, (USER_A, false)).await.status,
         StatusCode::OK
     );
     assert_eq!(
-        get_order(&dbs, id, (USER_B, true)).await.status,
+        get_order(&ctx, id, (USER_B, true)).await.status,
         StatusCode::OK
     );
 
-    assert!(!list_orders(&dbs, (USER_B, false)).await.contains(&id));
-    let own = list_orders(&dbs, (USER_A, false)).await;
+    assert!(!list_orders(&ctx, (USER_B, false)).await.contains(&id));
+    let own = list_orders(&ctx, (USER_A, false)).await;
     assert!(own.contains(&id));
     let users: Vec<String> = admin_query(
         ORDER_DATABASE_URL,
@@ -264,20 +262,20 @@ async fn a_user_cannot_read_list_or_cancel_another_users_order() {
         .request()
     };
     let a = answer(
-        orders::list_by_user(&dbs.orders, by_user(USER_B, USER_A))
+        orders::list_by_user(&ctx.orders, by_user(USER_B, USER_A))
             .await
             .unwrap(),
     );
     assert_error(&a, StatusCode::FORBIDDEN, "forbidden");
     let a = answer(
-        orders::list_by_user(&dbs.orders, by_user(USER_A, USER_A))
+        orders::list_by_user(&ctx.orders, by_user(USER_A, USER_A))
             .await
             .unwrap(),
     );
     assert!(ids(&a.json()).contains(&id));
 
     assert_error(
-        &cancel(&dbs, id, (USER_B, false)).await,
+        &cancel(&ctx, id, (USER_B, false)).await,
         StatusCode::NOT_FOUND,
         "not_found",
     );
@@ -287,17 +285,17 @@ async fn a_user_cannot_read_list_or_cancel_another_users_order() {
         "the refused cancel returned nothing"
     );
     assert_eq!(
-        get_order(&dbs, id, (USER_A, false)).await.json()["status"],
+        get_order(&ctx, id, (USER_A, false)).await.json()["status"],
         "confirmed"
     );
-    let cancelled = cancel(&dbs, id, (USER_A, false)).await;
+    let cancelled = cancel(&ctx, id, (USER_A, false)).await;
     assert_eq!(cancelled.status, StatusCode::OK, "{}", cancelled.text);
     assert_eq!(stock_of(product).await, 5);
 }
 
 #[tokio::test]
 async fn another_users_idempotency_key_replays_nothing_of_the_first_order() {
-    let dbs = order_dbs().await;
+    let ctx = order_dbs().await;
     let product = product_with_stock("1.00", 5).await;
     let key = unique("key");
     let keyed = |user: &str| {
@@ -307,9 +305,9 @@ async fn another_users_idempotency_key_replays_nothing_of_the_first_order() {
             .user(user, false)
             .request()
     };
-    let first = answer(orders::create(&dbs, keyed(USER_A)).await.unwrap());
+    let first = answer(orders::create(&ctx, keyed(USER_A)).await.unwrap());
     assert_eq!(first.status, StatusCode::CREATED, "{}", first.text);
-    let other = answer(orders::create(&dbs, keyed(USER_B)).await.unwrap());
+    let other = answer(orders::create(&ctx, keyed(USER_B)).await.unwrap());
     assert_error(
         &other,
         StatusCode::UNPROCESSABLE_ENTITY,
@@ -320,9 +318,9 @@ async fn another_users_idempotency_key_replays_nothing_of_the_first_order() {
 
 #[tokio::test]
 async fn an_administrator_cancels_any_order() {
-    let dbs = order_dbs().await;
-    let (product, id) = order_of_user_a(&dbs, 2).await;
-    let a = cancel(&dbs, id, (USER_B, true)).await;
+    let ctx = order_dbs().await;
+    let (product, id) = order_of_user_a(&ctx, 2).await;
+    let a = cancel(&ctx, id, (USER_B, true)).await;
     assert_eq!(a.status, StatusCode::OK, "{}", a.text);
     assert_eq!(stock_of(product).await, 2);
 }

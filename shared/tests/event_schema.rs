@@ -3,15 +3,13 @@
 //! field (so the type knows every field the triggers write, with its type), and docs/events.md
 //! lists exactly those fields.
 
-use stockroom_test_support::handler as common;
-
 use std::collections::{BTreeMap, BTreeSet};
 
-use common::{admin_query, order_dbs, product_with_stock, single_order};
 use serde_json::Value;
 use stockroom::db::{INVENTORY_DATABASE_URL, ORDER_DATABASE_URL};
 use stockroom::events::{Event, EventType};
 use stockroom::orders;
+use stockroom_test_support::handler::{admin_query, order_dbs, product_with_stock, single_order};
 
 /// The outbox payloads of one database for a message key, in order.
 async fn payloads(var: &str, key: i64) -> Vec<String> {
@@ -30,12 +28,12 @@ async fn payloads(var: &str, key: i64) -> Vec<String> {
 /// product deleted.
 async fn one_of_each() -> BTreeMap<&'static str, String> {
     let product = product_with_stock("12.50", 5).await;
-    let dbs = order_dbs().await;
-    let placed = orders::saga::place(&dbs, &single_order(product, 2), None).await;
+    let ctx = order_dbs().await;
+    let placed = orders::saga::place(&ctx, &single_order(product, 2), None).await;
     assert_eq!(placed.status, 201, "{}", placed.body);
     let order: Value = serde_json::from_str(&placed.body).unwrap();
     let order_id = order["id"].as_i64().unwrap();
-    orders::saga::cancel(&dbs, order_id, None).await.unwrap();
+    orders::saga::cancel(&ctx, order_id, None).await.unwrap();
     admin_query(
         INVENTORY_DATABASE_URL,
         &format!("DELETE FROM products WHERE id = {product}"),

@@ -1,10 +1,8 @@
 //! The not-found function, and a check that every function binary's handler is exercised here.
 
-use stockroom_test_support::handler as common;
-
-use common::{Event, answer};
 use lambda_http::http::StatusCode;
 use stockroom::handlers::fallback;
+use stockroom_test_support::handler::{Event, answer};
 
 #[tokio::test]
 async fn unknown_paths_are_a_json_404() {

@@ -1,13 +1,13 @@
 //! The health function, and what a function does when the database is down or its connection died.
 
-use stockroom_test_support::handler as common;
+use stockroom_test_support::handler;
 
-use common::{Event, answer, database_url, db};
 use lambda_http::http::StatusCode;
 use stockroom::db::Db;
 use stockroom::handlers::{health, products};
+use stockroom_test_support::handler::{Event, answer, database_url, db};
 
-async fn health_of(db: &Db) -> common::Answer {
+async fn health_of(db: &Db) -> handler::Answer {
     answer(
         health::check(db, Event::new("GET", "/health", "/health").request())
             .await

@@ -1,16 +1,16 @@
 //! The order functions' handlers, called with real HTTP API events against the real order_db and
 //! inventory_db (the latter through the restricted stockroom_orders role).
 
-use stockroom_test_support::handler as common;
-
-use common::{Answer, Event, admin_query, answer, order_dbs, product_with_stock, stock_of, unique};
 use lambda_http::http::StatusCode;
 use serde_json::{Value, json};
 use stockroom::db::{INVENTORY_DATABASE_URL, ORDER_DATABASE_URL};
 use stockroom::handlers::orders;
 use stockroom::orders::saga::OrderContext;
+use stockroom_test_support::handler::{
+    Answer, Event, admin_query, answer, order_dbs, product_with_stock, stock_of, unique,
+};
 
-async fn post(dbs: &OrderContext, path: &str, body: &str, key: Option<&str>) -> Answer {
+async fn post(ctx: &OrderContext, path: &str, body: &str, key: Option<&str>) -> Answer {
     let route = if path.ends_with("/bulk") {
         "/api/orders/bulk"
     } else {
@@ -21,16 +21,16 @@ async fn post(dbs: &OrderContext, path: &str, body: &str, key: Option<&str>) -> 
         event = event.header("idempotency-key", key);
     }
     let response = if path.ends_with("/bulk") {
-        orders::bulk(dbs, event.request()).await
+        orders::bulk(ctx, event.request()).await
     } else {
-        orders::create(dbs, event.request()).await
+        orders::create(ctx, event.request()).await
     };
     answer(response.unwrap())
 }
 
-async fn order(dbs: &OrderContext, product_id: i64, quantity: i64, user_id: i64) -> Answer {
+async fn order(ctx: &OrderContext, product_id: i64, quantity: i64, user_id: i64) -> Answer {
     post(
-        dbs,
+        ctx,
         "/api/orders",
         &format!(r#"{{"product_id":{product_id},"quantity":{quantity},"user_id":{user_id}}}"#),
         None,
@@ -38,23 +38,23 @@ async fn order(dbs: &OrderContext, product_id: i64, quantity: i64, user_id: i64)
     .await
 }
 
-async fn get(dbs: &OrderContext, id: i64) -> Answer {
+async fn get(ctx: &OrderContext, id: i64) -> Answer {
     let event = Event::new("GET", "/api/orders/{id}", &format!("/api/orders/{id}"))
         .path_param("id", &id.to_string());
-    answer(orders::get(&dbs.orders, event.request()).await.unwrap())
+    answer(orders::get(&ctx.orders, event.request()).await.unwrap())
 }
 
-async fn cancel(dbs: &OrderContext, id: i64) -> Answer {
+async fn cancel(ctx: &OrderContext, id: i64) -> Answer {
     let event = Event::new(
         "POST",
         "/api/orders/{id}/cancel",
         &format!("/api/orders/{id}/cancel"),
     )
     .path_param("id", &id.to_string());
-    answer(orders::cancel(dbs, event.request()).await.unwrap())
+    answer(orders::cancel(ctx, event.request()).await.unwrap())
 }
 
-async fn by_user(dbs: &OrderContext, user_id: i64, query: &[(&str, &str)]) -> Answer {
+async fn by_user(ctx: &OrderContext, user_id: i64, query: &[(&str, &str)]) -> Answer {
     let event = Event::new(
         "GET",
         "/api/orders/user/{user_id}",
@@ -63,7 +63,7 @@ async fn by_user(dbs: &OrderContext, user_id: i64, query: &[(&str, &str)]) -> An
     .path_param("user_id", &user_id.to_string())
     .query(query);
     answer(
-        orders::list_by_user(&dbs.orders, event.request())
+        orders::list_by_user(&ctx.orders, event.request())
             .await
             .unwrap(),
     )
@@ -95,10 +95,10 @@ fn ids(answer: &Answer) -> Vec<i64> {
 
 #[tokio::test]
 async fn an_order_reserves_stock_and_prices_exactly() {
-    let dbs = order_dbs().await;
+    let ctx = order_dbs().await;
     let product = product_with_stock("999.99", 50).await;
     let user = fresh_user();
-    let a = order(&dbs, product, 5, user).await;
+    let a = order(&ctx, product, 5, user).await;
     assert_eq!(a.status, StatusCode::CREATED, "{}", a.text);
     assert!(
         a.text
@@ -114,9 +114,9 @@ async fn an_order_reserves_stock_and_prices_exactly() {
     assert!(o["created_at"].as_str().unwrap().ends_with('Z'));
     assert_eq!(stock_of(product).await, 45);
     let id = o["id"].as_i64().unwrap();
-    assert_eq!(get(&dbs, id).await.json(), o);
-    let second = order(&dbs, product, 1, user).await.json();
-    let mine = by_user(&dbs, user, &[]).await;
+    assert_eq!(get(&ctx, id).await.json(), o);
+    let second = order(&ctx, product, 1, user).await.json();
+    let mine = by_user(&ctx, user, &[]).await;
     assert_eq!(
         ids(&mine),
         [second["id"].as_i64().unwrap(), id],
@@ -126,10 +126,10 @@ async fn an_order_reserves_stock_and_prices_exactly() {
 
 #[tokio::test]
 async fn user_id_defaults_to_zero() {
-    let dbs = order_dbs().await;
+    let ctx = order_dbs().await;
     let product = product_with_stock("1.00", 5).await;
     let a = post(
-        &dbs,
+        &ctx,
         "/api/orders",
         &format!(r#"{{"product_id":{product},"quantity":1}}"#),
         None,
@@ -141,12 +141,12 @@ async fn user_id_defaults_to_zero() {
 
 #[tokio::test]
 async fn bad_quantities_are_422_and_reserve_nothing() {
-    let dbs = order_dbs().await;
+    let ctx = order_dbs().await;
     let product = product_with_stock("2.00", 10).await;
     let user = fresh_user();
     for quantity in ["0", "-3", "1.5", "99999999999", "\"2\""] {
         let a = post(
-            &dbs,
+            &ctx,
             "/api/orders",
             &format!(r#"{{"product_id":{product},"quantity":{quantity},"user_id":{user}}}"#),
             None,
@@ -164,35 +164,35 @@ async fn bad_quantities_are_422_and_reserve_nothing() {
         );
     }
     let a = post(
-        &dbs,
+        &ctx,
         "/api/orders",
         &format!(r#"{{"quantity":1,"user_id":{user}}}"#),
         None,
     )
     .await;
     assert_eq!(a.error().1.as_deref(), Some("product_id"));
-    let a = post(&dbs, "/api/orders", "{\"product_id\":", None).await;
+    let a = post(&ctx, "/api/orders", "{\"product_id\":", None).await;
     assert_eq!(a.status, StatusCode::BAD_REQUEST);
     assert_eq!(stock_of(product).await, 10);
-    assert!(ids(&by_user(&dbs, user, &[]).await).is_empty());
+    assert!(ids(&by_user(&ctx, user, &[]).await).is_empty());
 }
 
 #[tokio::test]
 async fn unknown_products_are_404_and_leave_no_order() {
-    let dbs = order_dbs().await;
+    let ctx = order_dbs().await;
     let user = fresh_user();
-    let a = order(&dbs, 999_999_999_999, 1, user).await;
+    let a = order(&ctx, 999_999_999_999, 1, user).await;
     assert_eq!(a.status, StatusCode::NOT_FOUND, "{}", a.text);
     assert_eq!(a.error(), ("not_found".into(), Some("product_id".into())));
-    assert!(ids(&by_user(&dbs, user, &[]).await).is_empty());
+    assert!(ids(&by_user(&ctx, user, &[]).await).is_empty());
 }
 
 #[tokio::test]
 async fn not_enough_stock_is_409_with_the_quantity_available() {
-    let dbs = order_dbs().await;
+    let ctx = order_dbs().await;
     let product = product_with_stock("3.00", 4).await;
     let user = fresh_user();
-    let a = order(&dbs, product, 5, user).await;
+    let a = order(&ctx, product, 5, user).await;
     assert_eq!(a.status, StatusCode::CONFLICT, "{}", a.text);
     assert_eq!(a.error().0, "insufficient_stock");
     assert_eq!(
@@ -200,19 +200,19 @@ async fn not_enough_stock_is_409_with_the_quantity_available() {
         json!({"product_id": product, "requested": 5, "available": 4})
     );
     assert_eq!(stock_of(product).await, 4);
-    assert!(ids(&by_user(&dbs, user, &[]).await).is_empty());
+    assert!(ids(&by_user(&ctx, user, &[]).await).is_empty());
 }
 
 #[tokio::test]
 async fn bulk_places_one_order_per_item() {
-    let dbs = order_dbs().await;
+    let ctx = order_dbs().await;
     let a = product_with_stock("10.00", 10).await;
     let b = product_with_stock("0.10", 10).await;
     let user = fresh_user();
     let body = format!(
         r#"{{"user_id":{user},"items":[{{"product_id":{a},"quantity":2}},{{"product_id":{b},"quantity":3}},{{"product_id":{a},"quantity":1}}]}}"#
     );
-    let r = post(&dbs, "/api/orders/bulk", &body, None).await;
+    let r = post(&ctx, "/api/orders/bulk", &body, None).await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
     let placed = r.json();
     let placed = placed.as_array().unwrap();
@@ -241,7 +241,7 @@ async fn bulk_places_one_order_per_item() {
 
 #[tokio::test]
 async fn bulk_is_all_or_nothing_and_names_the_item() {
-    let dbs = order_dbs().await;
+    let ctx = order_dbs().await;
     let a = product_with_stock("1.00", 10).await;
     let b = product_with_stock("1.00", 5).await;
     let user = fresh_user();
@@ -249,7 +249,7 @@ async fn bulk_is_all_or_nothing_and_names_the_item() {
     let body = format!(
         r#"{{"user_id":{user},"items":[{{"product_id":{a},"quantity":4}},{{"product_id":{b},"quantity":3}},{{"product_id":{b},"quantity":3}}]}}"#
     );
-    let r = post(&dbs, "/api/orders/bulk", &body, None).await;
+    let r = post(&ctx, "/api/orders/bulk", &body, None).await;
     assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.text);
     assert_eq!(
         r.error(),
@@ -264,12 +264,12 @@ async fn bulk_is_all_or_nothing_and_names_the_item() {
         (10, 5),
         "nothing reserved"
     );
-    assert!(ids(&by_user(&dbs, user, &[]).await).is_empty());
+    assert!(ids(&by_user(&ctx, user, &[]).await).is_empty());
 
     let body = format!(
         r#"{{"user_id":{user},"items":[{{"product_id":{a},"quantity":1}},{{"product_id":999999999999,"quantity":1}}]}}"#
     );
-    let r = post(&dbs, "/api/orders/bulk", &body, None).await;
+    let r = post(&ctx, "/api/orders/bulk", &body, None).await;
     assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.text);
     assert_eq!(r.error().1.as_deref(), Some("items[1]"));
     assert_eq!(stock_of(a).await, 10);
@@ -281,7 +281,7 @@ async fn bulk_is_all_or_nothing_and_names_the_item() {
             vec![format!(r#"{{"product_id":{a},"quantity":1}}"#); 101].join(",")
         ),
     ] {
-        let r = post(&dbs, "/api/orders/bulk", &body, None).await;
+        let r = post(&ctx, "/api/orders/bulk", &body, None).await;
         assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
         assert_eq!(r.error().1.as_deref(), Some("items"));
     }
@@ -290,61 +290,61 @@ async fn bulk_is_all_or_nothing_and_names_the_item() {
 
 #[tokio::test]
 async fn cancel_returns_the_stock_once() {
-    let dbs = order_dbs().await;
+    let ctx = order_dbs().await;
     let product = product_with_stock("5.00", 10).await;
-    let placed = order(&dbs, product, 4, fresh_user()).await.json();
+    let placed = order(&ctx, product, 4, fresh_user()).await.json();
     let id = placed["id"].as_i64().unwrap();
     assert_eq!(stock_of(product).await, 6);
-    let a = cancel(&dbs, id).await;
+    let a = cancel(&ctx, id).await;
     assert_eq!(a.status, StatusCode::OK, "{}", a.text);
     assert_eq!(a.json()["status"], "cancelled");
     assert_eq!(stock_of(product).await, 10);
-    let again = cancel(&dbs, id).await;
+    let again = cancel(&ctx, id).await;
     assert_eq!(again.status, StatusCode::CONFLICT);
     assert_eq!(again.error().0, "order_not_confirmed");
     assert_eq!(again.json()["error"]["details"]["status"], "cancelled");
     assert_eq!(stock_of(product).await, 10, "not returned twice");
-    assert_eq!(get(&dbs, id).await.json()["status"], "cancelled");
+    assert_eq!(get(&ctx, id).await.json()["status"], "cancelled");
     assert_eq!(
-        cancel(&dbs, 999_999_999_999).await.status,
+        cancel(&ctx, 999_999_999_999).await.status,
         StatusCode::NOT_FOUND
     );
 }
 
 #[tokio::test]
 async fn cancelling_one_order_of_a_bulk_returns_only_its_stock() {
-    let dbs = order_dbs().await;
+    let ctx = order_dbs().await;
     let a = product_with_stock("1.00", 10).await;
     let body = format!(
         r#"{{"items":[{{"product_id":{a},"quantity":2}},{{"product_id":{a},"quantity":3}}]}}"#
     );
-    let placed = post(&dbs, "/api/orders/bulk", &body, None).await.json();
+    let placed = post(&ctx, "/api/orders/bulk", &body, None).await.json();
     assert_eq!(stock_of(a).await, 5);
     let second = placed[1]["id"].as_i64().unwrap();
-    assert_eq!(cancel(&dbs, second).await.status, StatusCode::OK);
+    assert_eq!(cancel(&ctx, second).await.status, StatusCode::OK);
     assert_eq!(stock_of(a).await, 8);
     assert_eq!(
-        get(&dbs, placed[0]["id"].as_i64().unwrap()).await.json()["status"],
+        get(&ctx, placed[0]["id"].as_i64().unwrap()).await.json()["status"],
         "confirmed"
     );
 }
 
 #[tokio::test]
 async fn orders_list_newest_first_with_keyset_pages() {
-    let dbs = order_dbs().await;
+    let ctx = order_dbs().await;
     let product = product_with_stock("1.00", 100).await;
     let user = fresh_user();
     let mut placed = Vec::new();
     for _ in 0..5 {
         placed.push(
-            order(&dbs, product, 1, user).await.json()["id"]
+            order(&ctx, product, 1, user).await.json()["id"]
                 .as_i64()
                 .unwrap(),
         );
     }
     placed.reverse();
-    assert_eq!(ids(&by_user(&dbs, user, &[]).await), placed);
-    let first = by_user(&dbs, user, &[("limit", "2")]).await;
+    assert_eq!(ids(&by_user(&ctx, user, &[]).await), placed);
+    let first = by_user(&ctx, user, &[("limit", "2")]).await;
     assert_eq!(ids(&first), placed[..2]);
     let link = first.headers["link"].to_str().unwrap().to_owned();
     assert_eq!(
@@ -355,7 +355,7 @@ async fn orders_list_newest_first_with_keyset_pages() {
         )
     );
     let next = by_user(
-        &dbs,
+        &ctx,
         user,
         &[("limit", "2"), ("after", &placed[1].to_string())],
     )
@@ -363,7 +363,7 @@ async fn orders_list_newest_first_with_keyset_pages() {
     assert_eq!(ids(&next), placed[2..4]);
     let all = answer(
         orders::list(
-            &dbs.orders,
+            &ctx.orders,
             Event::new("GET", "/api/orders", "/api/orders")
                 .query(&[("limit", "1000")])
                 .request(),
@@ -374,23 +374,23 @@ async fn orders_list_newest_first_with_keyset_pages() {
     let all = ids(&all);
     assert!(all.windows(2).all(|w| w[0] > w[1]), "newest first");
     assert_eq!(
-        by_user(&dbs, user, &[("limit", "0")]).await.status,
+        by_user(&ctx, user, &[("limit", "0")]).await.status,
         StatusCode::UNPROCESSABLE_ENTITY
     );
 }
 
 #[tokio::test]
 async fn an_idempotent_retry_returns_the_original_orders_and_reserves_nothing_more() {
-    let dbs = order_dbs().await;
+    let ctx = order_dbs().await;
     let product = product_with_stock("2.50", 10).await;
     let key = unique("key");
     let body = format!(r#"{{"product_id":{product},"quantity":3}}"#);
-    let first = post(&dbs, "/api/orders", &body, Some(&key)).await;
+    let first = post(&ctx, "/api/orders", &body, Some(&key)).await;
     assert_eq!(first.status, StatusCode::CREATED, "{}", first.text);
     assert!(first.headers.get("idempotent-replayed").is_none());
     // Same request, formatted differently.
     let retry = post(
-        &dbs,
+        &ctx,
         "/api/orders",
         &format!(r#"{{ "quantity": 3, "product_id": {product} }}"#),
         Some(&key),
@@ -402,7 +402,7 @@ async fn an_idempotent_retry_returns_the_original_orders_and_reserves_nothing_mo
     assert_eq!(stock_of(product).await, 7);
 
     let other = post(
-        &dbs,
+        &ctx,
         "/api/orders",
         &format!(r#"{{"product_id":{product},"quantity":4}}"#),
         Some(&key),
@@ -422,7 +422,7 @@ async fn an_idempotent_retry_returns_the_original_orders_and_reserves_nothing_mo
         )
     );
     let bulk = post(
-        &dbs,
+        &ctx,
         "/api/orders/bulk",
         &format!(r#"{{"items":[{{"product_id":{product},"quantity":3}}]}}"#),
         Some(&key),
@@ -435,19 +435,19 @@ async fn an_idempotent_retry_returns_the_original_orders_and_reserves_nothing_mo
     );
     assert_eq!(stock_of(product).await, 7);
 
-    let refused = post(&dbs, "/api/orders", &body, Some(&"k".repeat(256))).await;
+    let refused = post(&ctx, "/api/orders", &body, Some(&"k".repeat(256))).await;
     assert_eq!(refused.error().1.as_deref(), Some("Idempotency-Key"));
 }
 
 #[tokio::test]
 async fn a_failed_keyed_request_replays_its_failure() {
-    let dbs = order_dbs().await;
+    let ctx = order_dbs().await;
     let product = product_with_stock("1.00", 1).await;
     let key = unique("key");
     let body = format!(r#"{{"product_id":{product},"quantity":2}}"#);
-    let first = post(&dbs, "/api/orders", &body, Some(&key)).await;
+    let first = post(&ctx, "/api/orders", &body, Some(&key)).await;
     assert_eq!(first.status, StatusCode::CONFLICT);
-    let retry = post(&dbs, "/api/orders", &body, Some(&key)).await;
+    let retry = post(&ctx, "/api/orders", &body, Some(&key)).await;
     assert_eq!(retry.status, StatusCode::CONFLICT);
     assert_eq!(retry.json(), first.json());
 }
@@ -463,8 +463,8 @@ async fn identical_keyed_requests_at_the_same_moment_give_one_order() {
     for _ in 0..10 {
         let (key, body) = (key.clone(), body.clone());
         tasks.push(tokio::spawn(async move {
-            let dbs = order_dbs().await;
-            post(&dbs, "/api/orders/bulk", &body, Some(&key)).await
+            let ctx = order_dbs().await;
+            post(&ctx, "/api/orders/bulk", &body, Some(&key)).await
         }));
     }
     let mut bodies = Vec::new();
@@ -490,8 +490,8 @@ async fn forty_buyers_racing_for_ten_units_never_oversell() {
     for buyer in 0..40 {
         buyers.push(tokio::spawn(async move {
             // Each buyer is its own execution environment, with its own connections.
-            let dbs = order_dbs().await;
-            order(&dbs, product, 1, buyer).await
+            let ctx = order_dbs().await;
+            order(&ctx, product, 1, buyer).await
         }));
     }
     let (mut created, mut conflicts) = (0, 0);
@@ -542,7 +542,7 @@ async fn random_concurrent_orders_bulks_and_cancels_keep_stock_consistent() {
     for worker in 0..12u64 {
         let confirmed = confirmed.clone();
         workers.push(tokio::spawn(async move {
-            let dbs = order_dbs().await;
+            let ctx = order_dbs().await;
             // A small deterministic generator per worker: reproducible, no extra dependency.
             let mut seed = 0x9e37_79b9_7f4a_7c15_u64 ^ (worker + 1);
             let mut next = move |n: u64| {
@@ -553,12 +553,12 @@ async fn random_concurrent_orders_bulks_and_cancels_keep_stock_consistent() {
             };
             for _ in 0..30 {
                 let answer = match next(3) {
-                    0 => order(&dbs, products[next(3) as usize], next(6) as i64 + 1, 7).await,
+                    0 => order(&ctx, products[next(3) as usize], next(6) as i64 + 1, 7).await,
                     1 => {
                         let items: Vec<Value> = (0..=next(3))
                             .map(|_| json!({"product_id": products[next(3) as usize], "quantity": next(5) + 1}))
                             .collect();
-                        post(&dbs, "/api/orders/bulk", &json!({"items": items}).to_string(), None).await
+                        post(&ctx, "/api/orders/bulk", &json!({"items": items}).to_string(), None).await
                     }
                     _ => {
                         let victim = {
@@ -569,7 +569,7 @@ async fn random_concurrent_orders_bulks_and_cancels_keep_stock_consistent() {
                             let pick = next(ids.len() as u64) as usize;
                             ids.swap_remove(pick)
                         };
-                        let a = cancel(&dbs, victim).await;
+                        let a = cancel(&ctx, victim).await;
                         assert!(a.status == StatusCode::OK || a.status == StatusCode::CONFLICT, "{}", a.text);
                         continue;
                     }
@@ -616,9 +616,9 @@ async fn random_concurrent_orders_bulks_and_cancels_keep_stock_consistent() {
 /// every reconciler run failed on it; now the cancel succeeds and the stock is exact.
 #[tokio::test]
 async fn a_cancel_can_return_stock_past_the_largest_writable_stock() {
-    let dbs = order_dbs().await;
+    let ctx = order_dbs().await;
     let product = product_with_stock("5.00", 10).await;
-    let placed = order(&dbs, product, 3, fresh_user()).await;
+    let placed = order(&ctx, product, 3, fresh_user()).await;
     assert_eq!(placed.status, StatusCode::CREATED, "{}", placed.text);
     let id = placed.json()["id"].as_i64().unwrap();
     let max = stockroom::products::STOCK_MAX;
@@ -627,7 +627,7 @@ async fn a_cancel_can_return_stock_past_the_largest_writable_stock() {
         &format!("UPDATE products SET stock = {max} WHERE id = {product}"),
     )
     .await;
-    let cancelled = cancel(&dbs, id).await;
+    let cancelled = cancel(&ctx, id).await;
     assert_eq!(cancelled.status, StatusCode::OK, "{}", cancelled.text);
     assert_eq!(cancelled.json()["status"], "cancelled");
     assert_eq!(stock_of(product).await, max + 3);
@@ -638,11 +638,11 @@ async fn a_cancel_can_return_stock_past_the_largest_writable_stock() {
 /// is not visible ASCII), the function refuses the key with 422 before it writes anything.
 #[tokio::test]
 async fn a_key_that_is_not_visible_ascii_is_422_and_places_nothing() {
-    let dbs = order_dbs().await;
+    let ctx = order_dbs().await;
     let product = product_with_stock("1.00", 10).await;
     let body = format!(r#"{{"product_id":{product},"quantity":1}}"#);
     for key in ["café-1", "tab\tkey", "ключ"] {
-        let a = post(&dbs, "/api/orders", &body, Some(key)).await;
+        let a = post(&ctx, "/api/orders", &body, Some(key)).await;
         assert_eq!(
             a.status,
             StatusCode::UNPROCESSABLE_ENTITY,

@@ -2,11 +2,9 @@
 //! of the events its transaction wrote, in one round trip, and a failed statement leaves nothing
 //! behind, not even an open transaction.
 
-use stockroom_test_support::handler as common;
-
-use common::{admin_query, db, unique};
 use stockroom::db::INVENTORY_DATABASE_URL;
 use stockroom::events;
+use stockroom_test_support::handler::{admin_query, db, unique};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::Type;
 

@@ -1,12 +1,12 @@
 //! Every product function's handler, called with a real HTTP API event against real PostgreSQL.
 
-use stockroom_test_support::handler as common;
+use stockroom_test_support::handler;
 
-use common::{Answer, Event, answer, db, unique};
 use lambda_http::http::StatusCode;
 use serde_json::{Value, json};
 use stockroom::db::Db;
 use stockroom::handlers::products;
+use stockroom_test_support::handler::{Answer, Event, answer, db, unique};
 
 async fn create(db: &Db, body: &str) -> Answer {
     let event = Event::new("POST", "/api/products", "/api/products").json_body(body);
@@ -382,9 +382,9 @@ async fn a_put_with_a_stale_etag_is_412_and_erases_no_sale() {
     let etag = read.headers["etag"].to_str().unwrap().to_owned();
     assert!(etag.starts_with('"') && etag.ends_with('"'), "{etag}");
 
-    let dbs = common::order_dbs().await;
-    let request = common::single_order(id.parse().unwrap(), 20);
-    let sold = stockroom::orders::saga::place(&dbs, &request, None).await;
+    let ctx = handler::order_dbs().await;
+    let request = handler::single_order(id.parse().unwrap(), 20);
+    let sold = stockroom::orders::saga::place(&ctx, &request, None).await;
     assert_eq!(sold.status, StatusCode::CREATED, "{}", sold.body);
 
     let restock = r#"{"name":"restocked","price":3.00,"stock":100}"#;
@@ -449,13 +449,13 @@ async fn stock_adjustments_and_sales_at_the_same_moment_all_count() {
     for i in 0..30 {
         tasks.push(tokio::spawn(async move {
             if i % 3 == 0 {
-                let db = common::db().await;
+                let db = handler::db().await;
                 let a = adjust(&db, &product.to_string(), r#"{"delta":5}"#).await;
                 assert_eq!(a.status, StatusCode::OK, "{}", a.text);
             } else {
-                let dbs = common::order_dbs().await;
-                let request = common::single_order(product, 1);
-                let sold = stockroom::orders::saga::place(&dbs, &request, None).await;
+                let ctx = handler::order_dbs().await;
+                let request = handler::single_order(product, 1);
+                let sold = stockroom::orders::saga::place(&ctx, &request, None).await;
                 assert_eq!(sold.status, StatusCode::CREATED, "{}", sold.body);
             }
         }));
@@ -463,7 +463,7 @@ async fn stock_adjustments_and_sales_at_the_same_moment_all_count() {
     for task in tasks {
         task.await.unwrap();
     }
-    assert_eq!(common::stock_of(product).await, 100 - 20 + 50);
+    assert_eq!(handler::stock_of(product).await, 100 - 20 + 50);
 }
 
 #[tokio::test]

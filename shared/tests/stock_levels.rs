@@ -2,12 +2,10 @@
 //! EventBridge delivers: one group with every product's stock, replaced whole, so a deleted
 //! product's series goes; the per-product groups of the earlier layout are deleted on the way.
 
-use stockroom_test_support::handler as common;
-
-use common::{admin_query, db, product_with_stock, scheduled_event};
 use stockroom::db::INVENTORY_DATABASE_URL;
 use stockroom::handlers::stock_levels;
 use stockroom::telemetry::{Pushgateway, STOCK_JOB};
+use stockroom_test_support::handler::{admin_query, db, product_with_stock, scheduled_event};
 
 /// The pushed `inventory_stock_levels` of `product`, from the pushgateway's own exposition.
 async fn pushed_level(gateway: &Pushgateway, product: i64) -> Vec<String> {

@@ -3,12 +3,12 @@
 //! second CA that signed nothing. A function is called through its real event over each kind of
 //! connection, and the server says whether that connection is encrypted.
 
-use stockroom_test_support::handler as common;
+use stockroom_test_support::handler;
 
-use common::{Event, answer, database_url, product_with_stock};
 use lambda_http::http::StatusCode;
 use stockroom::db::Db;
 use stockroom::handlers::products;
+use stockroom_test_support::handler::{Event, answer, database_url, product_with_stock};
 
 fn ca() -> String {
     std::env::var("STOCKROOM_PG_CA")
@@ -42,7 +42,7 @@ async fn encrypted(db: &Db) -> bool {
 }
 
 /// GET /api/products/{id} of `product` through its real event, over `db`.
-async fn get_product(db: &Db, product: i64) -> common::Answer {
+async fn get_product(db: &Db, product: i64) -> handler::Answer {
     let id = product.to_string();
     let event = Event::new("GET", "/api/products/{id}", &format!("/api/products/{id}"))
         .path_param("id", &id);

@@ -7,10 +7,10 @@ use stockroom_kafka::KafkaPublisher;
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     stockroom::telemetry::init(env!("CARGO_BIN_NAME"));
-    let dbs = OrderContext::from_env(KafkaPublisher::shared_from_env()?).await?;
+    let ctx = OrderContext::from_env(KafkaPublisher::shared_from_env()?).await?;
     serve(
         Endpoint::new(Service::Order, "/api/orders/bulk"),
-        |request| handlers::orders::bulk(&dbs, request),
+        |request| handlers::orders::bulk(&ctx, request),
     )
     .await
 }

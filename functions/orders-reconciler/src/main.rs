@@ -9,9 +9,9 @@ async fn main() -> Result<(), Error> {
     stockroom::telemetry::init(env!("CARGO_BIN_NAME"));
     let pending_timeout = reconciler::pending_timeout_from_env()?;
     // It publishes nothing itself: what it settles reaches the outbox, and the relay sends it.
-    let dbs = OrderContext::from_env(None).await?;
+    let ctx = OrderContext::from_env(None).await?;
     run(service_fn(|event| {
-        reconciler::run(&dbs, pending_timeout, event)
+        reconciler::run(&ctx, pending_timeout, event)
     }))
     .await
 }

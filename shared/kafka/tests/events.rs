@@ -2,14 +2,11 @@
 //! `event_id` between the outbox and the topic), a rolled-back change none, and the relay delivers
 //! what a down broker left behind.
 
-use stockroom_test_support::handler as common;
+use stockroom_test_support::handler;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use common::{
-    Event, admin_query, age, answer, order_dbs, product_with_stock, single_order, unique,
-};
 use lambda_http::http::StatusCode;
 use serde_json::Value;
 use stockroom::db::{Db, INVENTORY_DATABASE_URL, NOTIFICATION_DATABASE_URL, ORDER_DATABASE_URL};
@@ -20,6 +17,9 @@ use stockroom::orders;
 use stockroom::orders::OrderRequest;
 use stockroom::orders::saga::OrderContext;
 use stockroom_kafka::{KAFKA_BROKERS, KafkaPublisher};
+use stockroom_test_support::handler::{
+    Event, admin_query, age, answer, order_dbs, product_with_stock, single_order, unique,
+};
 
 fn brokers() -> String {
     std::env::var(KAFKA_BROKERS).unwrap_or_else(|_| {
@@ -163,21 +163,21 @@ async fn every_product_change_yields_exactly_its_events() {
     }
 }
 
-fn with_publisher(mut dbs: OrderContext, publisher: KafkaPublisher) -> OrderContext {
-    dbs.events = Some(std::sync::Arc::new(publisher));
-    dbs
+fn with_publisher(mut ctx: OrderContext, publisher: KafkaPublisher) -> OrderContext {
+    ctx.events = Some(std::sync::Arc::new(publisher));
+    ctx
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn orders_yield_order_and_stock_events() {
-    let dbs = with_publisher(order_dbs().await, publisher());
+    let ctx = with_publisher(order_dbs().await, publisher());
     let product = product_with_stock("7.00", 30).await;
-    let placed = orders::saga::place(&dbs, &single_order(product, 4), None).await;
+    let placed = orders::saga::place(&ctx, &single_order(product, 4), None).await;
     assert_eq!(placed.status, StatusCode::CREATED, "{}", placed.body);
     let order_id = serde_json::from_str::<Value>(&placed.body).unwrap()["id"]
         .as_i64()
         .unwrap();
-    orders::saga::cancel(&dbs, order_id, None).await.unwrap();
+    orders::saga::cancel(&ctx, order_id, None).await.unwrap();
 
     let order_rows = outbox(ORDER_DATABASE_URL, order_id).await;
     let types: Vec<&str> = order_rows.iter().map(|(_, t, _)| t.as_str()).collect();
@@ -226,27 +226,27 @@ async fn orders_yield_order_and_stock_events() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn what_the_reconciler_settles_reaches_the_topic_through_the_relay() {
     let _relaying = RELAY.lock().await;
-    let dbs = with_publisher(order_dbs().await, publisher());
+    let ctx = with_publisher(order_dbs().await, publisher());
     let product = product_with_stock("2.00", 10).await;
     // A placement that died after reserving: pending orders, stock reserved.
     let order_ref = uuid::Uuid::new_v4();
     let lines = {
-        let conn = dbs.orders.conn().await.unwrap();
+        let conn = ctx.orders.conn().await.unwrap();
         orders::store::insert_pending(&*conn, order_ref, &single_order(product, 2))
             .await
             .unwrap()
     };
-    orders::reservation::reserve(&dbs.stock, order_ref, &lines)
+    orders::reservation::reserve(&ctx.stock, order_ref, &lines)
         .await
         .unwrap();
     let placed = lines[0].0;
     // A cancel that died after its first step.
-    let reply = orders::saga::place(&dbs, &single_order(product, 1), None).await;
+    let reply = orders::saga::place(&ctx, &single_order(product, 1), None).await;
     let cancelled = serde_json::from_str::<Value>(&reply.body).unwrap()["id"]
         .as_i64()
         .unwrap();
     let cancel_ref = {
-        let conn = dbs.orders.conn().await.unwrap();
+        let conn = ctx.orders.conn().await.unwrap();
         match orders::store::begin_cancel(&*conn, cancelled, None)
             .await
             .unwrap()
@@ -258,10 +258,10 @@ async fn what_the_reconciler_settles_reaches_the_topic_through_the_relay() {
     age(order_ref).await;
     age(cancel_ref).await;
     // The stack's own reconciler may settle them first: either way the events wait for the relay.
-    orders::saga::reconcile(&dbs, Duration::from_secs(60))
+    orders::saga::reconcile(&ctx, Duration::from_secs(60))
         .await
         .unwrap();
-    events::outbox::relay(&dbs.orders, &publisher(), 500, Duration::ZERO)
+    events::outbox::relay(&ctx.orders, &publisher(), 500, Duration::ZERO)
         .await
         .unwrap();
 
@@ -292,13 +292,13 @@ async fn what_the_reconciler_settles_reaches_the_topic_through_the_relay() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rolled_back_change_yields_no_event() {
-    let dbs = with_publisher(order_dbs().await, publisher());
+    let ctx = with_publisher(order_dbs().await, publisher());
     let plenty = product_with_stock("1.00", 50).await;
     let scarce = product_with_stock("1.00", 1).await;
     let bulk = OrderRequest::bulk(&JsonObject::parse(&format!(
         r#"{{"items":[{{"product_id":{plenty},"quantity":2}},{{"product_id":{scarce},"quantity":2}}]}}"#
     )).unwrap()).unwrap();
-    let refused = orders::saga::place(&dbs, &bulk, None).await;
+    let refused = orders::saga::place(&ctx, &bulk, None).await;
     assert_eq!(refused.status, StatusCode::CONFLICT);
     // reserve_stock lowered `plenty` before finding `scarce` short, then rolled back: no event.
     let types: Vec<String> = outbox(INVENTORY_DATABASE_URL, plenty)
@@ -311,11 +311,11 @@ async fn a_rolled_back_change_yields_no_event() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn low_stock_alerts_once_per_crossing() {
-    let dbs = with_publisher(order_dbs().await, publisher());
+    let ctx = with_publisher(order_dbs().await, publisher());
     let product = product_with_stock("1.00", 12).await;
     let mut orders = Vec::new();
     for _ in 0..6 {
-        let placed = orders::saga::place(&dbs, &single_order(product, 1), None).await;
+        let placed = orders::saga::place(&ctx, &single_order(product, 1), None).await;
         orders.push(
             serde_json::from_str::<Value>(&placed.body).unwrap()["id"]
                 .as_i64()
@@ -333,9 +333,9 @@ async fn low_stock_alerts_once_per_crossing() {
         "12 → 6 crosses 10 once"
     );
     for id in &orders[..4] {
-        orders::saga::cancel(&dbs, *id, None).await.unwrap();
+        orders::saga::cancel(&ctx, *id, None).await.unwrap();
     }
-    orders::saga::place(&dbs, &single_order(product, 3), None).await;
+    orders::saga::place(&ctx, &single_order(product, 3), None).await;
     assert_eq!(
         alerts(outbox(INVENTORY_DATABASE_URL, product).await),
         2,
@@ -359,17 +359,17 @@ async fn with_the_broker_down_orders_succeed_and_the_relay_delivers_later() {
         listener.local_addr().unwrap().to_string()
     };
     let product = product_with_stock("2.00", 1000).await;
-    let dbs = std::sync::Arc::new(with_publisher(
+    let ctx = std::sync::Arc::new(with_publisher(
         order_dbs().await,
         KafkaPublisher::new(&dead).unwrap(),
     ));
     let mut tasks = Vec::new();
     for worker in 0..10 {
-        let dbs = dbs.clone();
+        let ctx = ctx.clone();
         tasks.push(tokio::spawn(async move {
             let mut ids = Vec::new();
             for _ in 0..10 {
-                let placed = orders::saga::place(&dbs, &single_order(product, 1), None).await;
+                let placed = orders::saga::place(&ctx, &single_order(product, 1), None).await;
                 assert_eq!(
                     placed.status,
                     StatusCode::CREATED,
@@ -431,7 +431,7 @@ async fn with_the_broker_down_orders_succeed_and_the_relay_delivers_later() {
     let notifications = Db::new(&std::env::var(NOTIFICATION_DATABASE_URL).unwrap()).unwrap();
     let queues = sqs_queues().await;
     let values: Vec<Vec<u8>> = seen.values().map(|p| p.to_string().into_bytes()).collect();
-    let batch = common::kafka_event("order-events", &values);
+    let batch = handler::kafka_event("order-events", &values);
     // The local trigger of the running stack may record them first: either way, once each.
     let handled =
         stockroom::handlers::notifications::handle(&notifications, &queues, batch.clone())
@@ -445,7 +445,7 @@ async fn with_the_broker_down_orders_succeed_and_the_relay_delivers_later() {
         &notifications,
         &queues,
         std::time::Duration::from_secs(7 * 24 * 3600),
-        common::scheduled_event(),
+        handler::scheduled_event(),
     )
     .await
     .unwrap();

@@ -1,13 +1,13 @@
 //! The notifications function's handler, fed a `KafkaEvent` in the shape AWS delivers, against the
 //! real notification_db and a real SQS endpoint (moto locally).
 
-use stockroom_test_support::handler as common;
+use stockroom_test_support::handler;
 
-use common::{Event, answer, kafka_event};
 use serde_json::{Value, json};
 use stockroom::db::{Db, NOTIFICATION_DATABASE_URL};
 use stockroom::handlers::notifications::{self, Handled};
 use stockroom_sqs::SqsQueues;
+use stockroom_test_support::handler::{Event, answer, kafka_event};
 use uuid::Uuid;
 
 /// Queues of this test alone, so what arrives in them can be counted.
@@ -245,7 +245,7 @@ async fn recorded_notifications_are_listed_newest_first() {
 async fn a_whole_list_too_large_for_lambda_is_cut_with_a_link_to_the_rest() {
     let db = Db::new(&std::env::var(NOTIFICATION_DATABASE_URL).unwrap()).unwrap();
     // About 6.5 MB of notifications, newer than any other.
-    common::admin_query(
+    handler::admin_query(
         NOTIFICATION_DATABASE_URL,
         "INSERT INTO notifications (event_id, event_type, message, product_id, event, source) \
          SELECT gen_random_uuid(), 'product_updated', 'filler', 1, \

@@ -17,17 +17,17 @@ use crate::orders::{Order, OrderRequest};
 pub const REPLAYED_HEADER: &str = "idempotent-replayed";
 
 /// `POST /api/orders` → 201 with the order.
-pub async fn create(dbs: &OrderContext, request: Request) -> HandlerResult {
-    place(dbs, &request, OrderRequest::single).await
+pub async fn create(ctx: &OrderContext, request: Request) -> HandlerResult {
+    place(ctx, &request, OrderRequest::single).await
 }
 
 /// `POST /api/orders/bulk` → 201 with one order per item, all or nothing.
-pub async fn bulk(dbs: &OrderContext, request: Request) -> HandlerResult {
-    place(dbs, &request, OrderRequest::bulk).await
+pub async fn bulk(ctx: &OrderContext, request: Request) -> HandlerResult {
+    place(ctx, &request, OrderRequest::bulk).await
 }
 
 async fn place(
-    dbs: &OrderContext,
+    ctx: &OrderContext,
     request: &Request,
     parse: fn(&JsonObject) -> Result<OrderRequest, ApiError>,
 ) -> HandlerResult {
@@ -46,7 +46,7 @@ async fn place(
         Ok(read) => read,
         Err(err) => return Ok(error_response(&err)),
     };
-    let placed = orders::saga::place(dbs, &order, key.as_deref()).await;
+    let placed = orders::saga::place(ctx, &order, key.as_deref()).await;
     let mut response = Response::builder()
         .status(placed.status)
         .header(header::CONTENT_TYPE, "application/json");
@@ -135,11 +135,11 @@ async fn find(db: &Db, id: i64, owner: Option<i64>) -> Result<Order, ApiError> {
 /// `POST /api/orders/{id}/cancel` → 200 with the cancelled order; 409 unless it was confirmed.
 /// With authentication, only the caller's own order (another user's is 404), unless an
 /// administrator cancels it.
-pub async fn cancel(dbs: &OrderContext, request: Request) -> HandlerResult {
+pub async fn cancel(ctx: &OrderContext, request: Request) -> HandlerResult {
     let cancelled = async {
         let owner = auth::caller(&request)?.order_owner()?;
         let id = path_id(&request, "id", "order")?;
-        orders::saga::cancel(dbs, id, owner).await
+        orders::saga::cancel(ctx, id, owner).await
     };
     reply(StatusCode::OK, cancelled.await)
 }

@@ -22,16 +22,16 @@ fn missing(id: i64) -> ApiError {
 /// Publishes the events of a committed write (see [`crate::events::outbox`]) and drops its txid.
 async fn published<T>(
     db: &Db,
-    events: Option<&Publisher>,
+    publisher: Option<&Publisher>,
     written: Result<(T, Txid), ApiError>,
 ) -> Result<T, ApiError> {
     let (value, txid) = written?;
-    publish_transaction(db, events, txid).await;
+    publish_transaction(db, publisher, txid).await;
     Ok(value)
 }
 
 /// `POST /api/products` → 201 with the product.
-pub async fn create(db: &Db, events: Option<&Publisher>, request: Request) -> HandlerResult {
+pub async fn create(db: &Db, publisher: Option<&Publisher>, request: Request) -> HandlerResult {
     let written = async {
         auth::require_admin(&request)?;
         let input = ProductInput::from_json(&json_body(&request)?)?;
@@ -43,7 +43,7 @@ pub async fn create(db: &Db, events: Option<&Publisher>, request: Request) -> Ha
     };
     tagged(
         StatusCode::CREATED,
-        published(db, events, written.await).await,
+        published(db, publisher, written.await).await,
     )
 }
 
@@ -113,7 +113,7 @@ async fn find(db: &Db, id: i64) -> Result<Product, ApiError> {
 /// With `If-Match: "<ETag>"` only if the product is still that version, 412 otherwise: a restock
 /// computed from an old read must not erase the sales made since. Without it, as the original
 /// clients send it, the last write wins.
-pub async fn update(db: &Db, events: Option<&Publisher>, request: Request) -> HandlerResult {
+pub async fn update(db: &Db, publisher: Option<&Publisher>, request: Request) -> HandlerResult {
     let written = async {
         auth::require_admin(&request)?;
         let id = path_id(&request, "id", "product")?;
@@ -134,14 +134,21 @@ pub async fn update(db: &Db, events: Option<&Publisher>, request: Request) -> Ha
             )),
         }
     };
-    tagged(StatusCode::OK, published(db, events, written.await).await)
+    tagged(
+        StatusCode::OK,
+        published(db, publisher, written.await).await,
+    )
 }
 
 /// `POST /api/products/{id}/stock` with `{"delta": n}` adds `n` to the stock (a negative `n` takes
 /// away) → 200 with the product. A restock or a count correction without reading first, so it
 /// can never erase a concurrent sale; 409 `insufficient_stock` below zero, 422 past the largest
 /// stock a write may set.
-pub async fn adjust_stock(db: &Db, events: Option<&Publisher>, request: Request) -> HandlerResult {
+pub async fn adjust_stock(
+    db: &Db,
+    publisher: Option<&Publisher>,
+    request: Request,
+) -> HandlerResult {
     let written = async {
         auth::require_admin(&request)?;
         let id = path_id(&request, "id", "product")?;
@@ -175,11 +182,14 @@ pub async fn adjust_stock(db: &Db, events: Option<&Publisher>, request: Request)
             )),
         }
     };
-    tagged(StatusCode::OK, published(db, events, written.await).await)
+    tagged(
+        StatusCode::OK,
+        published(db, publisher, written.await).await,
+    )
 }
 
 /// `DELETE /api/products/{id}` → 204, 404 when there is none.
-pub async fn delete(db: &Db, events: Option<&Publisher>, request: Request) -> HandlerResult {
+pub async fn delete(db: &Db, publisher: Option<&Publisher>, request: Request) -> HandlerResult {
     let written = async {
         auth::require_admin(&request)?;
         let id = path_id(&request, "id", "product")?;
@@ -191,7 +201,7 @@ pub async fn delete(db: &Db, events: Option<&Publisher>, request: Request) -> Ha
             .ok_or_else(|| missing(id))?;
         Ok(((), txid))
     };
-    Ok(match published(db, events, written.await).await {
+    Ok(match published(db, publisher, written.await).await {
         Ok(()) => no_content(),
         Err(err) => error_response(&err),
     })

@@ -28,12 +28,12 @@ pub fn pending_timeout_from_env() -> Result<Duration, String> {
 /// Handles one scheduled event; the summary is the invocation's result (and its log line). A
 /// database failure fails the invocation, and the next schedule tries again.
 pub async fn run(
-    dbs: &OrderContext,
+    ctx: &OrderContext,
     pending_timeout: Duration,
     event: LambdaEvent<EventBridgeEvent>,
 ) -> Result<Reconciled, RunError> {
     tracing::info!(schedule = ?event.payload.resources, "reconciling orders");
-    let done = orders::saga::reconcile(dbs, pending_timeout).await;
+    let done = orders::saga::reconcile(ctx, pending_timeout).await;
     if let Ok(done) = &done {
         tracing::info!(?done, "reconciled");
         for (action, count) in [

@@ -112,19 +112,19 @@ enum Begun {
 
 /// Step 1: claim the key (if any) and write the pending orders, atomically.
 async fn begin(
-    dbs: &OrderContext,
+    ctx: &OrderContext,
     request: &OrderRequest,
     key: Option<&str>,
 ) -> Result<Begun, ApiError> {
     let order_ref = Uuid::new_v4();
     let Some(key) = key else {
         // Without a key, step 1 is one statement, so one round trip and its own transaction.
-        let lines = dbs.orders.run("begin_order", async |c| {
+        let lines = ctx.orders.run("begin_order", async |c| {
             orders::store::insert_pending(c, order_ref, request).await
         });
         return Ok(Begun::Pending(order_ref, lines.await?));
     };
-    let begun = dbs.orders.transaction("begin_order", async |tx| {
+    let begun = ctx.orders.transaction("begin_order", async |tx| {
         match orders::store::claim_key(
             tx,
             key,
@@ -208,9 +208,9 @@ fn body_of(kind: OrderKind, orders: &[Order]) -> String {
 
 /// Places an order request (steps 1–3). Never oversells; on any failure nothing stays reserved,
 /// or the reconciler will release it.
-pub async fn place(dbs: &OrderContext, request: &OrderRequest, key: Option<&str>) -> Reply {
+pub async fn place(ctx: &OrderContext, request: &OrderRequest, key: Option<&str>) -> Reply {
     let started = std::time::Instant::now();
-    let reply = place_unmeasured(dbs, request, key).await;
+    let reply = place_unmeasured(ctx, request, key).await;
     if !reply.replayed {
         // confirmed: orders placed; rejected: refused (unknown product, no stock, a reused key);
         // failed: the request could not finish (503), and a retry or the reconciler settles it.
@@ -226,8 +226,8 @@ pub async fn place(dbs: &OrderContext, request: &OrderRequest, key: Option<&str>
     reply
 }
 
-async fn place_unmeasured(dbs: &OrderContext, request: &OrderRequest, key: Option<&str>) -> Reply {
-    let (order_ref, lines) = match begin(dbs, request, key).await {
+async fn place_unmeasured(ctx: &OrderContext, request: &OrderRequest, key: Option<&str>) -> Reply {
+    let (order_ref, lines) = match begin(ctx, request, key).await {
         Ok(Begun::Pending(order_ref, lines)) => (order_ref, lines),
         Ok(Begun::Replay(status, body)) => {
             return Reply {
@@ -238,12 +238,12 @@ async fn place_unmeasured(dbs: &OrderContext, request: &OrderRequest, key: Optio
         }
         Err(err) => return Reply::error(&err),
     };
-    let settled = match orders::reservation::reserve(&dbs.stock, order_ref, &lines).await {
+    let settled = match orders::reservation::reserve(&ctx.stock, order_ref, &lines).await {
         Ok((reserved, stock_events)) => {
-            let (confirmed, order_events) = with_events(confirm(dbs, order_ref, &reserved).await);
+            let (confirmed, order_events) = with_events(confirm(ctx, order_ref, &reserved).await);
             // Both databases' events in one batch: one wait for the broker per order.
-            let written = vec![(&dbs.stock, stock_events), (&dbs.orders, order_events)];
-            publish_events(dbs.publisher(), written).await;
+            let written = vec![(&ctx.stock, stock_events), (&ctx.orders, order_events)];
+            publish_events(ctx.publisher(), written).await;
             confirmed.and_then(placed).map(|orders| Reply {
                 status: StatusCode::CREATED,
                 body: body_of(request.kind, &orders),
@@ -253,7 +253,7 @@ async fn place_unmeasured(dbs: &OrderContext, request: &OrderRequest, key: Optio
         Err(ReserveError::Db(err)) => Err(err.into()),
         Err(refused) => {
             let error = refusal(request, &refused).expect("not a database error");
-            fail(dbs, order_ref).await.map(|()| Reply::error(&error))
+            fail(ctx, order_ref).await.map(|()| Reply::error(&error))
         }
     };
     let reply = match settled {
@@ -262,7 +262,7 @@ async fn place_unmeasured(dbs: &OrderContext, request: &OrderRequest, key: Optio
         Err(err) => return Reply::error(&err),
     };
     if let Some(key) = key {
-        let stored = dbs.orders.run("store_response", async |c| {
+        let stored = ctx.orders.run("store_response", async |c| {
             orders::store::store_response(c, key, reply.status.as_u16(), &reply.body).await
         });
         if let Err(err) = stored.await {
@@ -276,11 +276,11 @@ async fn place_unmeasured(dbs: &OrderContext, request: &OrderRequest, key: Optio
 /// Step 3: confirm with the reserved prices; the orders as they now are, and the `order_created`
 /// events the caller publishes.
 async fn confirm(
-    dbs: &OrderContext,
+    ctx: &OrderContext,
     order_ref: Uuid,
     reserved: &[orders::reservation::ReservedLine],
 ) -> Result<(Vec<Order>, Vec<OutboxEvent>), ApiError> {
-    let confirmed = dbs.orders.run("confirm_orders", async |c| {
+    let confirmed = ctx.orders.run("confirm_orders", async |c| {
         orders::store::confirm_returning(c, order_ref, reserved).await
     });
     Ok(confirmed.await?)
@@ -308,8 +308,8 @@ fn placed(orders: Vec<Order>) -> Result<Vec<Order>, ApiError> {
     }
 }
 
-async fn fail(dbs: &OrderContext, order_ref: Uuid) -> Result<(), ApiError> {
-    dbs.orders
+async fn fail(ctx: &OrderContext, order_ref: Uuid) -> Result<(), ApiError> {
+    ctx.orders
         .run("fail_orders", async |c| {
             orders::store::fail(c, order_ref).await
         })
@@ -320,8 +320,8 @@ async fn fail(dbs: &OrderContext, order_ref: Uuid) -> Result<(), ApiError> {
 /// Cancels a confirmed order and returns its stock: `cancelling` → release → `cancelled`. A
 /// cancel interrupted after the first step is finished by a retry or by the reconciler. With an
 /// `owner`, only that user's order (another's is not found).
-pub async fn cancel(dbs: &OrderContext, id: i64, owner: Option<i64>) -> Result<Order, ApiError> {
-    let start = dbs
+pub async fn cancel(ctx: &OrderContext, id: i64, owner: Option<i64>) -> Result<Order, ApiError> {
+    let start = ctx
         .orders
         .run("begin_cancel", async |c| {
             orders::store::begin_cancel(c, id, owner).await
@@ -341,14 +341,14 @@ pub async fn cancel(dbs: &OrderContext, id: i64, owner: Option<i64>) -> Result<O
             .with_details(serde_json::json!({ "status": status })));
         }
     };
-    let (_, stock_events) = orders::reservation::release(&dbs.stock, order_ref, Some(id)).await?;
-    let finished = dbs.orders.run("finish_cancel", async |c| {
+    let (_, stock_events) = orders::reservation::release(&ctx.stock, order_ref, Some(id)).await?;
+    let finished = ctx.orders.run("finish_cancel", async |c| {
         orders::store::finish_cancel_returning(c, id).await
     });
     let (finished, order_events) = with_events(finished.await);
     // Both databases' events in one batch, as for a placement.
-    let written = vec![(&dbs.stock, stock_events), (&dbs.orders, order_events)];
-    publish_events(dbs.publisher(), written).await;
+    let written = vec![(&ctx.stock, stock_events), (&ctx.orders, order_events)];
+    publish_events(ctx.publisher(), written).await;
     let order = finished?;
     metrics::counter!("order_orders_total", "status" => "cancelled").increment(1);
     order.ok_or_else(|| ApiError::not_found(format!("no order with id {id}")))
@@ -372,19 +372,19 @@ pub struct Reconciled {
 /// Settles everything left unsettled for longer than `after`: run on a schedule. It publishes
 /// nothing itself (the deployed reconciler has no broker): what it settles is in the outboxes
 /// with its change, and the relay sends it on its next run.
-pub async fn reconcile(dbs: &OrderContext, after: Duration) -> Result<Reconciled, DbError> {
+pub async fn reconcile(ctx: &OrderContext, after: Duration) -> Result<Reconciled, DbError> {
     let mut done = Reconciled::default();
 
-    let orders = &dbs.orders;
+    let orders = &ctx.orders;
     let pending = orders
         .run("stale_pending", async |c| {
             orders::store::stale_pending(c, after).await
         })
         .await?;
     for order_ref in pending {
-        match orders::reservation::void(&dbs.stock, order_ref).await? {
+        match orders::reservation::void(&ctx.stock, order_ref).await? {
             ReservationState::Reserved => {
-                let held = orders::reservation::held_lines(&dbs.stock, order_ref).await?;
+                let held = orders::reservation::held_lines(&ctx.stock, order_ref).await?;
                 orders
                     .run("confirm_orders", async |c| {
                         orders::store::confirm_returning(c, order_ref, &held).await
@@ -409,7 +409,7 @@ pub async fn reconcile(dbs: &OrderContext, after: Duration) -> Result<Reconciled
         })
         .await?;
     for (id, order_ref) in cancelling {
-        orders::reservation::release(&dbs.stock, order_ref, Some(id)).await?;
+        orders::reservation::release(&ctx.stock, order_ref, Some(id)).await?;
         orders
             .run("finish_cancel", async |c| {
                 orders::store::finish_cancel_returning(c, id).await
@@ -418,17 +418,17 @@ pub async fn reconcile(dbs: &OrderContext, after: Duration) -> Result<Reconciled
         done.cancelled += 1;
     }
 
-    for order_ref in orders::reservation::stale(&dbs.stock, after).await? {
+    for order_ref in orders::reservation::stale(&ctx.stock, after).await? {
         let holds = orders
             .run("holds_stock", async |c| {
                 orders::store::holds_stock(c, order_ref).await
             })
             .await?;
         if !holds {
-            let (lines, _) = orders::reservation::release(&dbs.stock, order_ref, None).await?;
+            let (lines, _) = orders::reservation::release(&ctx.stock, order_ref, None).await?;
             done.released += usize::from(lines > 0);
         }
-        orders::reservation::mark_checked(&dbs.stock, order_ref).await?;
+        orders::reservation::mark_checked(&ctx.stock, order_ref).await?;
     }
 
     done.expired_keys = orders
