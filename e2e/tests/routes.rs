@@ -146,3 +146,48 @@ fn every_function_crate_is_deployed_and_every_deployed_function_exists() {
         );
     }
 }
+
+/// The route each HTTP function's `main.rs` names in its `Endpoint` (the `endpoint` label of its
+/// metrics and log lines), read from the source.
+fn endpoint_route_of(binary: &str) -> Option<String> {
+    let main = std::fs::read_to_string(repo().join(format!("functions/{binary}/src/main.rs")))
+        .unwrap_or_else(|err| panic!("{binary}: {err}"));
+    let call = main.split("Endpoint::new(").nth(1)?;
+    let quoted = call
+        .split('"')
+        .nth(1)
+        .expect("a route string in Endpoint::new");
+    Some(quoted.to_owned())
+}
+
+/// A metric's `endpoint` label is the route a request matched, so it must be the template's
+/// route for that function (`$default` for the fallback): a route renamed in one place only would
+/// file its requests under a route that does not exist.
+#[test]
+fn every_functions_endpoint_names_its_template_route() {
+    let routes = common::template::http_routes();
+    let mut checked = 0;
+    for (route, binary) in &routes {
+        let expected = route
+            .as_ref()
+            .map_or("$default".to_owned(), |(_, path)| path.clone());
+        assert_eq!(
+            endpoint_route_of(binary).as_deref(),
+            Some(expected.as_str()),
+            "{binary}: its Endpoint's route against template.yaml"
+        );
+        checked += 1;
+    }
+    assert!(checked >= 15, "only {checked} HTTP functions found");
+    // And no function outside the HTTP API claims a route.
+    let http: BTreeSet<&String> = routes.iter().map(|(_, binary)| binary).collect();
+    for binary in deployed_binaries() {
+        if !http.contains(&binary) {
+            assert_eq!(
+                endpoint_route_of(&binary),
+                None,
+                "{binary} is not on the HTTP API"
+            );
+        }
+    }
+}
