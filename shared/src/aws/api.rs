@@ -1,6 +1,6 @@
 //! One signed call to an AWS API over HTTPS, for the two the functions make without an SDK:
 //! Secrets Manager's `GetSecretValue` ([`crate::aws::secrets`]) and MSK's `GetBootstrapBrokers`
-//! (stockroom-kafka). ureq (blocking, on a blocking thread) is already linked for the custom
+//! ([`crate::aws::msk`], for the `kafka-brokers` custom resource). ureq (blocking, on a blocking thread) is already linked for the custom
 //! resources' answers; the SDK would add its runtime to the domain crate every function links.
 
 use std::time::Duration;

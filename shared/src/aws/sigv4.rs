@@ -1,7 +1,8 @@
 //! AWS Signature Version 4. The query-string form ("presigned" requests, [`presign`]) makes the
 //! tokens that stand in for passwords: RDS IAM authentication ([`crate::db::iam`]) and MSK IAM
-//! (stockroom-kafka). The header form ([`sign`]) signs the one AWS API call the functions make
-//! without an SDK: reading the database's master secret ([`crate::aws::secrets`]). Written out with the
+//! (stockroom-kafka). The header form ([`sign`]) signs the AWS API calls the functions make
+//! without an SDK ([`crate::aws::api`]): the database's master secret ([`crate::aws::secrets`])
+//! and a cluster's brokers ([`crate::aws::msk`]). Written out with the
 //! hmac and sha2 the crate already links rather than pulling the AWS SDK's signing crates into
 //! every function; the tests check both against AWS's own signer (botocore).
 
