@@ -131,7 +131,7 @@ start_postgres() {
     make_postgres_certificates
     step "Starting PostgreSQL on 127.0.0.1:$PG_PORT (TLS offered, not required)"
     as_postgres "$bin/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/postgres.log" -w -t 30 \
-        -o "-p $PG_PORT -k $PG_DIR -c listen_addresses=127.0.0.1 -c max_connections=500 -c shared_preload_libraries=pg_stat_statements -c ssl=on -c ssl_cert_file=$PG_TLS_DIR/server.crt -c ssl_key_file=$PG_TLS_DIR/server.key" start >/dev/null ||
+        -o "-p $PG_PORT -k $PG_DIR -c listen_addresses=127.0.0.1 -c max_connections=500 -c shared_preload_libraries=pg_stat_statements -c ssl=on -c ssl_cert_file=$PG_TLS_DIR/server.crt -c ssl_key_file=$PG_TLS_DIR/server.key" start >/dev/null 9>&- ||
         die "PostgreSQL did not start; see $PG_DIR/postgres.log"
 }
 
@@ -220,10 +220,11 @@ start_watch() {
     (cd "$REPO_DIR" && cargo build --quiet --workspace --bins)
     step "Starting cargo lambda watch on 127.0.0.1:$port"
     write_env_file "$STATE_DIR/functions-$port.env"
-    (cd "$REPO_DIR" && exec setsid "$CARGO_LAMBDA" lambda watch --invoke-address 127.0.0.1 --invoke-port "$port" \
-        --env-file "$STATE_DIR/functions-$port.env" ${WATCH_FLAGS:-} \
-        --concurrency 4 >"$log" 2>&1) &
-    echo $! >"$pidfile"
+    : >"$log"
+    # shellcheck disable=SC2086 # WATCH_FLAGS holds several flags, or none
+    (cd "$REPO_DIR" && start_daemon "$pidfile" "$log" "$CARGO_LAMBDA" lambda watch \
+        --invoke-address 127.0.0.1 --invoke-port "$port" \
+        --env-file "$STATE_DIR/functions-$port.env" ${WATCH_FLAGS:-} --concurrency 4)
     local i
     for i in $(seq 1 120); do
         if curl -s -o /dev/null "http://127.0.0.1:$port/"; then
@@ -245,10 +246,10 @@ start_trigger() {
         return
     fi
     step "Starting the Kafka trigger of the notifications function (group $group)"
+    : >"$log"
     STOCKROOM_INVOKE_URL="http://127.0.0.1:$port/2015-03-31/functions/notifications/invocations" \
         STOCKROOM_TRIGGER_GROUP="$group" \
-        setsid "${CARGO_TARGET_DIR:-$REPO_DIR/target}/debug/stockroom-kafka-trigger" >"$log" 2>&1 &
-    echo $! >"$pidfile"
+        start_daemon "$pidfile" "$log" "${CARGO_TARGET_DIR:-$REPO_DIR/target}/debug/stockroom-kafka-trigger"
 }
 
 # Starts the local subscriber of the alerts queue (what reads alerts in production): it prints
@@ -261,9 +262,8 @@ start_alerts_subscriber() {
         return
     fi
     step "Starting the alerts queue's subscriber (log: $STATE_DIR/alerts.log)"
-    setsid "${CARGO_TARGET_DIR:-$REPO_DIR/target}/debug/stockroom-alerts-subscriber" \
-        >>"$STATE_DIR/alerts.log" 2>&1 &
-    echo $! >"$pidfile"
+    start_daemon "$pidfile" "$STATE_DIR/alerts.log" \
+        "${CARGO_TARGET_DIR:-$REPO_DIR/target}/debug/stockroom-alerts-subscriber"
 }
 
 # The EventBridge schedules of template.yaml, and how often they run locally (seconds).
@@ -287,8 +287,7 @@ start_schedule() {
         return
     fi
     step "Scheduling $function every $every s"
-    setsid "$REPO_DIR/localstack/schedule" "$function" "$every" >>"$STATE_DIR/schedule-$function.log" 2>&1 &
-    echo $! >"$pidfile"
+    start_daemon "$pidfile" "$STATE_DIR/schedule-$function.log" "$REPO_DIR/localstack/schedule" "$function" "$every"
 }
 
 # Starts localstack/watchdog, which restarts any part of the stack that died or wedged.
@@ -299,20 +298,52 @@ start_watchdog() {
         return
     fi
     step "Starting the watchdog"
-    setsid "$REPO_DIR/localstack/watchdog" >>"$STATE_DIR/watchdog.log" 2>&1 &
+    start_daemon "$pidfile" "$STATE_DIR/watchdog.log" "$REPO_DIR/localstack/watchdog"
+}
+
+# localstack/ctl and the watchdog take turns: ctl holds this lock while it stops, starts, freezes
+# or thaws a part, the watchdog while it checks and repairs; a part that ctl stopped or froze is
+# held (left alone by the watchdog) until ctl starts or thaws it.
+CTL_LOCK="$STATE_DIR/ctl.lock"
+held() { [ -e "$STATE_DIR/held-$1" ]; }
+hold() { mkdir -p "$STATE_DIR" && : >"$STATE_DIR/held-$1"; }
+release() { rm -f "$STATE_DIR/held-$1"; }
+
+# Bounded probes: each answers within 10 s or counts as a miss.
+sqs_answers() {
+    curl -sf -m 10 -o /dev/null -X POST "$AWS_ENDPOINT_URL_SQS/" \
+        -H "Authorization: AWS4-HMAC-SHA256 Credential=$AWS_ACCESS_KEY_ID/20260101/$AWS_REGION/sqs/aws4_request, SignedHeaders=host, Signature=0" \
+        -d "Action=ListQueues&Version=2012-11-05"
+}
+broker_answers() { timeout 10 "$TANSU" topic list --broker "tcp://127.0.0.1:$KAFKA_PORT" >/dev/null 2>&1; }
+postgres_answers() { timeout 10 "$(pg_bin)/psql" -h 127.0.0.1 -p "$PG_PORT" -U postgres -qAt -c 'SELECT 1' >/dev/null 2>&1; }
+
+# Starts `CMD ARGS…` in the background as a process group of its own (so stop_watch stops it with
+# whatever it spawns), its output appended to LOG, its pid in PIDFILE. The one way the scripts
+# start a long-running part.
+start_daemon() {
+    local pidfile=$1 log=$2
+    shift 2
+    # Not fd 9: a daemon must not inherit the ctl lock (CTL_LOCK) and hold it for its lifetime.
+    setsid "$@" >>"$log" 2>&1 9>&- &
     echo $! >"$pidfile"
 }
 
-# Stops a process group started with setsid (cargo lambda watch, the reconciler timer).
+# Stops a process group started by start_daemon (cargo lambda watch, the reconciler timer).
 stop_watch() {
     local pidfile=$1
     if pid_alive "$pidfile"; then
         step "Stopping $(basename "$pidfile" .pid) (pid $(cat "$pidfile"))"
-        # setsid made it a process-group leader: stop it with the functions it spawned.
-        kill -TERM -- "-$(cat "$pidfile")" 2>/dev/null || true
-        local i
+        # setsid made it a process-group leader: stop it with the functions it spawned. CONT after
+        # TERM, so a frozen (SIGSTOPped, wedged) group acts on it too.
+        local group="-$(cat "$pidfile")" i
+        kill -TERM -- "$group" 2>/dev/null || true
+        kill -CONT -- "$group" 2>/dev/null || true
         for i in $(seq 1 20); do pid_alive "$pidfile" || break; sleep 0.5; done
-        pid_alive "$pidfile" && kill -KILL -- "-$(cat "$pidfile")" 2>/dev/null || true
+        if pid_alive "$pidfile"; then
+            kill -KILL -- "$group" 2>/dev/null || true
+            for i in $(seq 1 20); do pid_alive "$pidfile" || break; sleep 0.25; done
+        fi
     fi
     rm -f "$pidfile"
 }
@@ -398,10 +429,9 @@ start_broker() {
         # Both listener flags: by default tansu listens on every interface. SQLite storage keeps
         # what the broker acknowledged (messages, committed offsets) across a restart.
         # tansu reads the SQLite path relative to its working directory.
-        (cd "$STATE_DIR" && exec setsid "$TANSU" broker --listener-url "tcp://127.0.0.1:$KAFKA_PORT" \
-            --advertised-listener-url "tcp://127.0.0.1:$KAFKA_PORT" \
-            --storage-engine "sqlite://tansu.db" >>"$STATE_DIR/broker.log" 2>&1) &
-        echo $! >"$STATE_DIR/broker.pid"
+        (cd "$STATE_DIR" && start_daemon "$STATE_DIR/broker.pid" "$STATE_DIR/broker.log" \
+            "$TANSU" broker --listener-url "tcp://127.0.0.1:$KAFKA_PORT" \
+            --advertised-listener-url "tcp://127.0.0.1:$KAFKA_PORT" --storage-engine "sqlite://tansu.db")
         local i
         for i in $(seq 1 50); do port_open "$KAFKA_PORT" && break; sleep 0.2; done
         port_open "$KAFKA_PORT" || die "tansu did not listen on $KAFKA_PORT; see $STATE_DIR/broker.log"
@@ -429,8 +459,8 @@ start_sqs() {
         info "an SQS endpoint already answers on 127.0.0.1:$SQS_PORT"
     else
         step "Starting moto (SQS) on 127.0.0.1:$SQS_PORT"
-        setsid "$MOTO" -H 127.0.0.1 -p "$SQS_PORT" >"$STATE_DIR/sqs.log" 2>&1 &
-        echo $! >"$STATE_DIR/sqs.pid"
+        : >"$STATE_DIR/sqs.log"
+        start_daemon "$STATE_DIR/sqs.pid" "$STATE_DIR/sqs.log" "$MOTO" -H 127.0.0.1 -p "$SQS_PORT"
         local i
         for i in $(seq 1 100); do port_open "$SQS_PORT" && break; sleep 0.2; done
         port_open "$SQS_PORT" || die "moto did not listen on $SQS_PORT; see $STATE_DIR/sqs.log"

@@ -127,8 +127,8 @@ start_monitoring_daemon() {
         return
     else
         step "Starting $name on 127.0.0.1:$port"
-        setsid "$@" >"$log" 2>&1 &
-        echo $! >"$pidfile"
+        : >"$log"
+        start_daemon "$pidfile" "$log" "$@"
     fi
     local i
     for i in $(seq 1 120); do
