@@ -52,32 +52,41 @@ fn an_order_and_a_low_stock_crossing_reach_the_notifications() {
     );
     assert_eq!(more.status, 201);
 
+    // Recorded first, then sent to SQS (a moment later, or by the forwarder): wait for both.
     let order_notes = wait_for(
-        |n| n["event_type"] == "order_created" && n["order_id"] == order_id,
+        |n| {
+            n["event_type"] == "order_created"
+                && n["order_id"] == order_id
+                && n["forwarded"] == true
+        },
         1,
     );
-    assert_eq!(order_notes.len(), 1, "recorded once");
     assert_eq!(
-        order_notes[0]["forwarded"], true,
-        "sent to the alerts queue"
+        order_notes.len(),
+        1,
+        "recorded once and sent to the alerts queue"
     );
     assert_eq!(order_notes[0]["event"]["total_price"].as_f64(), Some(6.0));
 
     // Stock 11 → 9 → 8: one crossing of the threshold (10), one alert.
     let alerts = wait_for(
-        |n| n["event_type"] == "low_stock_alert" && n["product_id"] == product,
+        |n| {
+            n["event_type"] == "low_stock_alert"
+                && n["product_id"] == product
+                && n["forwarded"] == true
+        },
         1,
     );
     let product_notes = wait_for(
         |n| n["product_id"] == product && n["event_type"] != "order_created",
         4,
     );
-    assert_eq!(alerts.len(), 1);
-    assert_eq!(alerts[0]["event"]["stock"], 9);
     assert_eq!(
-        alerts[0]["forwarded"], true,
-        "the alert reached the SQS alerts queue"
+        alerts.len(),
+        1,
+        "one alert, and it reached the SQS alerts queue"
     );
+    assert_eq!(alerts[0]["event"]["stock"], 9);
     assert_eq!(
         product_notes
             .iter()
