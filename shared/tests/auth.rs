@@ -26,7 +26,7 @@ async fn place(ctx: &OrderContext, user: &str, body: &str) -> Answer {
     let event = Event::new("POST", "/api/orders", "/api/orders")
         .json_body(body)
         .user(user, false);
-    answer(orders::create(ctx, event.request()).await.unwrap())
+    answer(orders::create(ctx, event.request()).await)
 }
 
 /// A product with `stock` units and user A's confirmed order of 2 of them: `(product, order)`.
@@ -43,7 +43,7 @@ async fn get_order(ctx: &OrderContext, id: i64, user: (&str, bool)) -> Answer {
     let event = Event::new("GET", "/api/orders/{id}", &path)
         .path_param("id", &id.to_string())
         .user(user.0, user.1);
-    answer(orders::get(&ctx.orders, event.request()).await.unwrap())
+    answer(orders::get(&ctx.orders, event.request()).await)
 }
 
 async fn cancel(ctx: &OrderContext, id: i64, user: (&str, bool)) -> Answer {
@@ -51,12 +51,12 @@ async fn cancel(ctx: &OrderContext, id: i64, user: (&str, bool)) -> Answer {
     let event = Event::new("POST", "/api/orders/{id}/cancel", &path)
         .path_param("id", &id.to_string())
         .user(user.0, user.1);
-    answer(orders::cancel(ctx, event.request()).await.unwrap())
+    answer(orders::cancel(ctx, event.request()).await)
 }
 
 async fn list_orders(ctx: &OrderContext, user: (&str, bool)) -> Vec<i64> {
     let event = Event::new("GET", "/api/orders", "/api/orders").user(user.0, user.1);
-    let a = answer(orders::list(&ctx.orders, event.request()).await.unwrap());
+    let a = answer(orders::list(&ctx.orders, event.request()).await);
     assert_eq!(a.status, StatusCode::OK, "{}", a.text);
     ids(&a.json())
 }
@@ -99,13 +99,9 @@ async fn product_writes_need_the_admin_scope_and_a_refused_write_changes_nothing
             user,
         );
         let answers = [
-            answer(products::create(&db, None, create.request()).await.unwrap()),
-            answer(products::update(&db, None, update.request()).await.unwrap()),
-            answer(
-                products::adjust_stock(&db, None, adjust.request())
-                    .await
-                    .unwrap(),
-            ),
+            answer(products::create(&db, None, create.request()).await),
+            answer(products::update(&db, None, update.request()).await),
+            answer(products::adjust_stock(&db, None, adjust.request()).await),
         ];
         let admin = user.is_some_and(|(_, admin)| admin);
         for a in &answers {
@@ -139,18 +135,10 @@ async fn product_writes_need_the_admin_scope_and_a_refused_write_changes_nothing
             .user(user.0, user.1)
             .request()
     };
-    let refused = answer(
-        products::delete(&db, None, delete((USER_A, false)))
-            .await
-            .unwrap(),
-    );
+    let refused = answer(products::delete(&db, None, delete((USER_A, false))).await);
     assert_error(&refused, StatusCode::FORBIDDEN, "forbidden");
     assert_eq!(stock_of(id).await, 104, "still there");
-    let deleted = answer(
-        products::delete(&db, None, delete((USER_B, true)))
-            .await
-            .unwrap(),
-    );
+    let deleted = answer(products::delete(&db, None, delete((USER_B, true))).await);
     assert_eq!(deleted.status, StatusCode::NO_CONTENT, "{}", deleted.text);
 }
 
@@ -160,7 +148,7 @@ async fn reading_products_needs_no_token() {
     let id = product_with_stock("5.00", 3).await;
     let event = Event::new("GET", "/api/products/{id}", &format!("/api/products/{id}"))
         .path_param("id", &id.to_string());
-    let a = answer(products::get(&db, event.request()).await.unwrap());
+    let a = answer(products::get(&db, event.request()).await);
     assert_eq!(a.status, StatusCode::OK, "{}", a.text);
 }
 
@@ -203,7 +191,7 @@ async fn an_order_belongs_to_the_tokens_user_and_naming_another_reserves_nothing
             r#"{{"user_id":{USER_B},"items":[{{"product_id":{product},"quantity":1}}]}}"#
         ))
         .user(USER_A, false);
-    let a = answer(orders::bulk(&ctx, bulk.request()).await.unwrap());
+    let a = answer(orders::bulk(&ctx, bulk.request()).await);
     assert_error(&a, StatusCode::FORBIDDEN, "forbidden");
     assert_eq!(stock_of(product).await, 3);
 
@@ -211,7 +199,7 @@ async fn an_order_belongs_to_the_tokens_user_and_naming_another_reserves_nothing
     let machine = Event::new("POST", "/api/orders", "/api/orders")
         .json_body(&format!(r#"{{"product_id":{product},"quantity":1}}"#))
         .claims(&[("sub", "3f1c0a7e-client"), ("scope", "admin")]);
-    let a = answer(orders::create(&ctx, machine.request()).await.unwrap());
+    let a = answer(orders::create(&ctx, machine.request()).await);
     assert_error(&a, StatusCode::FORBIDDEN, "forbidden");
     assert_eq!(stock_of(product).await, 3);
 }
@@ -261,17 +249,9 @@ async fn a_user_cannot_read_list_or_cancel_another_users_order() {
         .user(caller, false)
         .request()
     };
-    let a = answer(
-        orders::list_by_user(&ctx.orders, by_user(USER_B, USER_A))
-            .await
-            .unwrap(),
-    );
+    let a = answer(orders::list_by_user(&ctx.orders, by_user(USER_B, USER_A)).await);
     assert_error(&a, StatusCode::FORBIDDEN, "forbidden");
-    let a = answer(
-        orders::list_by_user(&ctx.orders, by_user(USER_A, USER_A))
-            .await
-            .unwrap(),
-    );
+    let a = answer(orders::list_by_user(&ctx.orders, by_user(USER_A, USER_A)).await);
     assert!(ids(&a.json()).contains(&id));
 
     assert_error(
@@ -305,9 +285,9 @@ async fn another_users_idempotency_key_replays_nothing_of_the_first_order() {
             .user(user, false)
             .request()
     };
-    let first = answer(orders::create(&ctx, keyed(USER_A)).await.unwrap());
+    let first = answer(orders::create(&ctx, keyed(USER_A)).await);
     assert_eq!(first.status, StatusCode::CREATED, "{}", first.text);
-    let other = answer(orders::create(&ctx, keyed(USER_B)).await.unwrap());
+    let other = answer(orders::create(&ctx, keyed(USER_B)).await);
     assert_error(
         &other,
         StatusCode::UNPROCESSABLE_ENTITY,

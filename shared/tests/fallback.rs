@@ -7,7 +7,7 @@ use stockroom_test_support::handler::{Event, answer};
 #[tokio::test]
 async fn unknown_paths_are_a_json_404() {
     let event = Event::new("GET", "$default", "/api/nothing/here");
-    let a = answer(fallback::not_found(event.request()).await.unwrap());
+    let a = answer(fallback::not_found(event.request()).await);
     assert_eq!(a.status, StatusCode::NOT_FOUND);
     assert_eq!(a.error().0, "route_not_found");
 }
@@ -23,7 +23,7 @@ async fn a_trailing_slash_with_an_allowed_method_is_404_not_405() {
         ("GET", "/health/"),
     ] {
         let event = Event::new(method, "$default", path);
-        let a = answer(fallback::not_found(event.request()).await.unwrap());
+        let a = answer(fallback::not_found(event.request()).await);
         assert_eq!(
             a.status,
             StatusCode::NOT_FOUND,
@@ -33,14 +33,14 @@ async fn a_trailing_slash_with_an_allowed_method_is_404_not_405() {
         assert_eq!(a.error().0, "route_not_found");
     }
     let event = Event::new("DELETE", "$default", "/api/products/");
-    let a = answer(fallback::not_found(event.request()).await.unwrap());
+    let a = answer(fallback::not_found(event.request()).await);
     assert_eq!(a.status, StatusCode::METHOD_NOT_ALLOWED, "{}", a.text);
 }
 
 #[tokio::test]
 async fn other_methods_on_known_paths_are_405_with_allow() {
     let event = Event::new("PATCH", "$default", "/api/products/12");
-    let a = answer(fallback::not_found(event.request()).await.unwrap());
+    let a = answer(fallback::not_found(event.request()).await);
     assert_eq!(a.status, StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(a.headers["allow"], "GET, PUT, DELETE");
     assert_eq!(a.error().0, "method_not_allowed");

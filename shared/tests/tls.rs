@@ -46,7 +46,7 @@ async fn get_product(db: &Db, product: i64) -> handler::Answer {
     let id = product.to_string();
     let event = Event::new("GET", "/api/products/{id}", &format!("/api/products/{id}"))
         .path_param("id", &id);
-    answer(products::get(db, event.request()).await.unwrap())
+    answer(products::get(db, event.request()).await)
 }
 
 #[tokio::test]

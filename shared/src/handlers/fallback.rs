@@ -3,10 +3,10 @@
 //! route, and `cargo lambda watch` through a catch-all route.
 
 use lambda_http::http::{StatusCode, header};
-use lambda_http::{Request, RequestExt};
+use lambda_http::{Body, Request, RequestExt, Response};
 
 use crate::ApiError;
-use crate::http::{HandlerResult, error_response};
+use crate::http::error_response;
 
 /// Every route of the HTTP API as `(method, path template)`; `e2e/tests/routes.rs` checks that it
 /// matches `template.yaml` and the local router.
@@ -54,18 +54,18 @@ pub fn allowed_methods(path: &str) -> Vec<&'static str> {
         .collect()
 }
 
-pub async fn not_found(request: Request) -> HandlerResult {
+pub async fn not_found(request: Request) -> Response<Body> {
     let path = request.raw_http_path();
     let method = request.method().as_str();
     let allowed = allowed_methods(path);
     // The method is allowed, so the route exists, but not in this form (a trailing slash): no
     // route, rather than a 405 that names the very method it refuses.
     if allowed.is_empty() || allowed.contains(&method) {
-        return Ok(error_response(&ApiError::new(
+        return error_response(&ApiError::new(
             StatusCode::NOT_FOUND,
             "route_not_found",
             format!("no route for {method} {path}"),
-        )));
+        ));
     }
     let mut response = error_response(&ApiError::new(
         StatusCode::METHOD_NOT_ALLOWED,
@@ -78,7 +78,7 @@ pub async fn not_found(request: Request) -> HandlerResult {
     if let Ok(value) = allowed.join(", ").parse() {
         response.headers_mut().insert(header::ALLOW, value);
     }
-    Ok(response)
+    response
 }
 
 #[cfg(test)]

@@ -7,14 +7,14 @@ use aws_lambda_events::eventbridge::EventBridgeEvent;
 use aws_lambda_events::kafka::{KafkaEvent, KafkaRecord};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use lambda_http::{LambdaEvent, Request};
+use lambda_http::{Body, LambdaEvent, Request, Response};
 use serde::Serialize;
 use serde_json::json;
 
 use crate::ApiError;
 use crate::db::Db;
 use crate::error::RunError;
-use crate::http::{HandlerResult, list_reply, page};
+use crate::http::{list_reply, page};
 use crate::notifications::store::{DeadLetter, NotificationView, Outgoing};
 use crate::notifications::{self, Notification, Queue, Queues, Sent};
 
@@ -294,7 +294,7 @@ async fn forward_all(
 }
 
 /// `GET /api/notifications` → recorded notifications, newest first, all or one keyset page.
-pub async fn list(db: &Db, request: Request) -> HandlerResult {
+pub async fn list(db: &Db, request: Request) -> Response<Body> {
     let listed = async {
         crate::auth::require_admin(&request)?;
         let page = page(&request)?;

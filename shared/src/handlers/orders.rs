@@ -8,7 +8,7 @@ use crate::ApiError;
 use crate::auth::{self, Caller};
 use crate::db::Db;
 use crate::http::request_body::JsonObject;
-use crate::http::{HandlerResult, error_response, json_body, list_reply, page, path_id, reply};
+use crate::http::{error_response, json_body, list_reply, page, path_id, reply};
 use crate::orders;
 use crate::orders::saga::OrderContext;
 use crate::orders::{Order, OrderRequest};
@@ -17,12 +17,12 @@ use crate::orders::{Order, OrderRequest};
 pub const REPLAYED_HEADER: &str = "idempotent-replayed";
 
 /// `POST /api/orders` → 201 with the order.
-pub async fn create(ctx: &OrderContext, request: Request) -> HandlerResult {
+pub async fn create(ctx: &OrderContext, request: Request) -> Response<Body> {
     place(ctx, &request, OrderRequest::single).await
 }
 
 /// `POST /api/orders/bulk` → 201 with one order per item, all or nothing.
-pub async fn bulk(ctx: &OrderContext, request: Request) -> HandlerResult {
+pub async fn bulk(ctx: &OrderContext, request: Request) -> Response<Body> {
     place(ctx, &request, OrderRequest::bulk).await
 }
 
@@ -30,7 +30,7 @@ async fn place(
     ctx: &OrderContext,
     request: &Request,
     parse: fn(&JsonObject) -> Result<OrderRequest, ApiError>,
-) -> HandlerResult {
+) -> Response<Body> {
     let read = || {
         let caller = auth::caller(request)?;
         let key = idempotency_key(request)?;
@@ -44,7 +44,7 @@ async fn place(
     };
     let (key, order) = match read() {
         Ok(read) => read,
-        Err(err) => return Ok(error_response(&err)),
+        Err(err) => return error_response(&err),
     };
     let placed = orders::saga::place(ctx, &order, key.as_deref()).await;
     let mut response = Response::builder()
@@ -53,9 +53,9 @@ async fn place(
     if placed.replayed {
         response = response.header(REPLAYED_HEADER, "true");
     }
-    Ok(response
+    response
         .body(Body::Text(placed.body))
-        .expect("valid status and headers"))
+        .expect("valid status and headers")
 }
 
 fn idempotency_key(request: &Request) -> Result<Option<String>, ApiError> {
@@ -69,14 +69,14 @@ fn idempotency_key(request: &Request) -> Result<Option<String>, ApiError> {
 
 /// `GET /api/orders` → every order, newest first, or one keyset page (with authentication, a
 /// user's own orders only). Reads need only `order_db`.
-pub async fn list(orders: &Db, request: Request) -> HandlerResult {
+pub async fn list(orders: &Db, request: Request) -> Response<Body> {
     let owner = auth::caller(&request).and_then(Caller::order_owner);
     list_orders(orders, &request, owner).await
 }
 
 /// `GET /api/orders/user/{user_id}` → that user's orders, newest first (with authentication,
 /// only the caller's own, unless an administrator asks).
-pub async fn list_by_user(orders: &Db, request: Request) -> HandlerResult {
+pub async fn list_by_user(orders: &Db, request: Request) -> Response<Body> {
     let user = || {
         let owner = auth::caller(&request)?.order_owner()?;
         let params = request.path_parameters();
@@ -100,7 +100,7 @@ async fn list_orders(
     db: &Db,
     request: &Request,
     user_id: Result<Option<i64>, ApiError>,
-) -> HandlerResult {
+) -> Response<Body> {
     let listed = async {
         let user_id = user_id?;
         let page = page(request)?;
@@ -116,7 +116,7 @@ async fn list_orders(
 
 /// `GET /api/orders/{id}` → the order, 404 when there is none (or, with authentication, when it
 /// is another user's: its existence is not theirs to learn).
-pub async fn get(orders: &Db, request: Request) -> HandlerResult {
+pub async fn get(orders: &Db, request: Request) -> Response<Body> {
     let found = async {
         let owner = auth::caller(&request)?.order_owner()?;
         let id = path_id(&request, "id", "order")?;
@@ -135,7 +135,7 @@ async fn find(db: &Db, id: i64, owner: Option<i64>) -> Result<Order, ApiError> {
 /// `POST /api/orders/{id}/cancel` → 200 with the cancelled order; 409 unless it was confirmed.
 /// With authentication, only the caller's own order (another user's is 404), unless an
 /// administrator cancels it.
-pub async fn cancel(ctx: &OrderContext, request: Request) -> HandlerResult {
+pub async fn cancel(ctx: &OrderContext, request: Request) -> Response<Body> {
     let cancelled = async {
         let owner = auth::caller(&request)?.order_owner()?;
         let id = path_id(&request, "id", "order")?;

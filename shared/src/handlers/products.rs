@@ -1,15 +1,13 @@
 //! The product catalogue: `/api/products` and `/api/products/{id}`.
 
-use lambda_http::Request;
 use lambda_http::http::{StatusCode, header};
+use lambda_http::{Body, Request, Response};
 
 use crate::ApiError;
 use crate::auth;
 use crate::db::Db;
 use crate::events::outbox::{Publisher, publish_transaction};
-use crate::http::{
-    HandlerResult, error_response, json_body, list_reply, no_content, page, path_id, reply,
-};
+use crate::http::{error_response, json_body, list_reply, no_content, page, path_id, reply};
 use crate::products;
 use crate::products::STOCK_MAX;
 use crate::products::store::{Adjusted, Replaced, Txid};
@@ -31,7 +29,7 @@ async fn published<T>(
 }
 
 /// `POST /api/products` → 201 with the product.
-pub async fn create(db: &Db, publisher: Option<&Publisher>, request: Request) -> HandlerResult {
+pub async fn create(db: &Db, publisher: Option<&Publisher>, request: Request) -> Response<Body> {
     let written = async {
         auth::require_admin(&request)?;
         let input = ProductInput::from_json(&json_body(&request)?)?;
@@ -48,13 +46,13 @@ pub async fn create(db: &Db, publisher: Option<&Publisher>, request: Request) ->
 }
 
 /// The product with its `ETag`, or the error.
-fn tagged(status: StatusCode, outcome: Result<Product, ApiError>) -> HandlerResult {
+fn tagged(status: StatusCode, outcome: Result<Product, ApiError>) -> Response<Body> {
     let etag = outcome.as_ref().ok().map(Product::etag);
-    let mut response = reply(status, outcome)?;
+    let mut response = reply(status, outcome);
     if let Some(value) = etag.and_then(|etag| etag.parse().ok()) {
         response.headers_mut().insert(header::ETAG, value);
     }
-    Ok(response)
+    response
 }
 
 /// The versions an `If-Match` header names: `None` without the header or with `*` (any version
@@ -81,7 +79,7 @@ fn if_match(request: &Request) -> Option<Vec<i64>> {
 
 /// `GET /api/products` → 200 with every product, or one keyset page with `?limit=&after=`. A full
 /// page carries a `Link: <...>; rel="next"` header.
-pub async fn list(db: &Db, request: Request) -> HandlerResult {
+pub async fn list(db: &Db, request: Request) -> Response<Body> {
     let listed = async {
         let page = page(&request)?;
         let products = db
@@ -95,10 +93,10 @@ pub async fn list(db: &Db, request: Request) -> HandlerResult {
 }
 
 /// `GET /api/products/{id}` → 200 with the product, 404 when there is none.
-pub async fn get(db: &Db, request: Request) -> HandlerResult {
+pub async fn get(db: &Db, request: Request) -> Response<Body> {
     let id = match path_id(&request, "id", "product") {
         Ok(id) => id,
-        Err(err) => return Ok(error_response(&err)),
+        Err(err) => return error_response(&err),
     };
     tagged(StatusCode::OK, find(db, id).await)
 }
@@ -113,7 +111,7 @@ async fn find(db: &Db, id: i64) -> Result<Product, ApiError> {
 /// With `If-Match: "<ETag>"` only if the product is still that version, 412 otherwise: a restock
 /// computed from an old read must not erase the sales made since. Without it, as the original
 /// clients send it, the last write wins.
-pub async fn update(db: &Db, publisher: Option<&Publisher>, request: Request) -> HandlerResult {
+pub async fn update(db: &Db, publisher: Option<&Publisher>, request: Request) -> Response<Body> {
     let written = async {
         auth::require_admin(&request)?;
         let id = path_id(&request, "id", "product")?;
@@ -148,7 +146,7 @@ pub async fn adjust_stock(
     db: &Db,
     publisher: Option<&Publisher>,
     request: Request,
-) -> HandlerResult {
+) -> Response<Body> {
     let written = async {
         auth::require_admin(&request)?;
         let id = path_id(&request, "id", "product")?;
@@ -189,7 +187,7 @@ pub async fn adjust_stock(
 }
 
 /// `DELETE /api/products/{id}` → 204, 404 when there is none.
-pub async fn delete(db: &Db, publisher: Option<&Publisher>, request: Request) -> HandlerResult {
+pub async fn delete(db: &Db, publisher: Option<&Publisher>, request: Request) -> Response<Body> {
     let written = async {
         auth::require_admin(&request)?;
         let id = path_id(&request, "id", "product")?;
@@ -201,8 +199,8 @@ pub async fn delete(db: &Db, publisher: Option<&Publisher>, request: Request) ->
             .ok_or_else(|| missing(id))?;
         Ok(((), txid))
     };
-    Ok(match published(db, publisher, written.await).await {
+    match published(db, publisher, written.await).await {
         Ok(()) => no_content(),
         Err(err) => error_response(&err),
-    })
+    }
 }

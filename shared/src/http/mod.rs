@@ -19,9 +19,6 @@ use crate::events::after_response::AfterResponseLayer;
 use crate::http::pagination::{Page, WHOLE_LIST_BYTES};
 use crate::http::request_body::JsonObject;
 
-/// What every HTTP handler returns; the error side is never used.
-pub type HandlerResult = Result<Response<Body>, lambda_http::Error>;
-
 /// The service an endpoint belongs to: the prefix of the original system's metric names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Service {
@@ -75,7 +72,7 @@ impl Endpoint {
 pub async fn serve<F, Fut>(endpoint: Endpoint, handler: F) -> Result<(), lambda_http::Error>
 where
     F: Fn(Request) -> Fut + Sync,
-    Fut: Future<Output = HandlerResult> + Send,
+    Fut: Future<Output = Response<Body>> + Send,
 {
     let auth = crate::auth::init()?;
     let handler = service_fn(|request: Request| {
@@ -91,16 +88,22 @@ where
         .await
 }
 
-async fn observed<F, Fut>(endpoint: Endpoint, handler: &F, request: Request) -> HandlerResult
+/// The handler's response, counted, timed and logged. Never an error: every outcome of a handler,
+/// a database outage included, is a JSON response (an error here would be API Gateway's bare 500).
+async fn observed<F, Fut>(
+    endpoint: Endpoint,
+    handler: &F,
+    request: Request,
+) -> Result<Response<Body>, lambda_http::Error>
 where
     F: Fn(Request) -> Fut,
-    Fut: Future<Output = HandlerResult>,
+    Fut: Future<Output = Response<Body>>,
 {
     let method = request.method().as_str().to_owned();
     let started = Instant::now();
     let response = handler(request).await;
     let latency = started.elapsed();
-    let status = response.as_ref().map_or(500, |r| r.status().as_u16());
+    let status = response.status().as_u16();
     // One line per request; inside the runtime's span, so it carries the request id and the X-Ray
     // trace id. Never the body: it may hold anything a client sent.
     tracing::info!(
@@ -119,7 +122,7 @@ where
         "method" => method, "endpoint" => endpoint.route)
     .record(latency.as_secs_f64());
     crate::telemetry::push_soon();
-    response
+    Ok(response)
 }
 
 pub fn json_response<T: Serialize>(status: StatusCode, value: &T) -> Response<Body> {
@@ -143,11 +146,11 @@ pub fn error_response(err: &ApiError) -> Response<Body> {
 }
 
 /// The response for a handler's outcome: `status` with the value, or the error's JSON.
-pub fn reply<T: Serialize>(status: StatusCode, outcome: Result<T, ApiError>) -> HandlerResult {
-    Ok(match outcome {
+pub fn reply<T: Serialize>(status: StatusCode, outcome: Result<T, ApiError>) -> Response<Body> {
+    match outcome {
         Ok(value) => json_response(status, &value),
         Err(err) => error_response(&err),
-    })
+    }
 }
 
 pub fn no_content() -> Response<Body> {
@@ -235,10 +238,10 @@ pub fn list_reply<T: Serialize>(
     request: &Request,
     listed: Result<(Page, Vec<T>), ApiError>,
     id_of: fn(&T) -> i64,
-) -> HandlerResult {
+) -> Response<Body> {
     let (page, mut items) = match listed {
         Ok(listed) => listed,
-        Err(err) => return Ok(error_response(&err)),
+        Err(err) => return error_response(&err),
     };
     let cut = page == Page::All && fit_whole_list(&mut items);
     let mut response = json_response(StatusCode::OK, &items);
@@ -258,7 +261,7 @@ pub fn list_reply<T: Serialize>(
             response.headers_mut().insert(header::LINK, value);
         }
     }
-    Ok(response)
+    response
 }
 
 /// Keeps the longest prefix of a whole list whose JSON fits in [`WHOLE_LIST_BYTES`]; whether
