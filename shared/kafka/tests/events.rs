@@ -27,9 +27,11 @@ fn brokers() -> String {
     })
 }
 
-/// Held by the tests that run the relay: it publishes every waiting event, so it must not run
-/// while another test checks that its events are still waiting.
-static RELAY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+/// The relay publishes every waiting event, including those a request has committed and is about
+/// to publish itself (a duplicate on the topic, which the consumer deduplicates, but which the
+/// tests here count). So a test that runs the relay holds this exclusively, and every other test
+/// of this file shares it.
+static RELAY: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
 
 fn publisher() -> KafkaPublisher {
     KafkaPublisher::new(&brokers()).unwrap()
@@ -76,6 +78,7 @@ fn ids(rows: &[(String, String, bool)]) -> BTreeSet<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_product_change_yields_exactly_its_events() {
+    let _publishing = RELAY.read().await;
     let db = Db::new(&std::env::var(INVENTORY_DATABASE_URL).unwrap()).unwrap();
     let kafka: Publisher = std::sync::Arc::new(publisher());
     let events = Some(&kafka);
@@ -83,11 +86,7 @@ async fn every_product_change_yields_exactly_its_events() {
     let request = Event::new("POST", "/api/products", "/api/products")
         .json_body(&format!(r#"{{"name":"{name}","price":12.50,"stock":20}}"#))
         .request();
-    let created = answer(
-        stockroom::handlers::products::create(&db, events, request)
-            .await
-            .unwrap(),
-    );
+    let created = answer(stockroom::handlers::products::create(&db, events, request).await);
     assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
     let id = created.json()["id"].as_i64().unwrap();
     let path = format!("/api/products/{id}");
@@ -96,12 +95,7 @@ async fn every_product_change_yields_exactly_its_events() {
         .json_body(&format!(r#"{{"name":"{name}","price":12.50,"stock":5}}"#))
         .request();
     assert_eq!(
-        answer(
-            stockroom::handlers::products::update(&db, events, update)
-                .await
-                .unwrap()
-        )
-        .status,
+        answer(stockroom::handlers::products::update(&db, events, update).await).status,
         StatusCode::OK
     );
     // Refused: no change, so no event.
@@ -110,24 +104,14 @@ async fn every_product_change_yields_exactly_its_events() {
         .json_body(r#"{"name":"x","price":-1,"stock":5}"#)
         .request();
     assert_eq!(
-        answer(
-            stockroom::handlers::products::update(&db, events, refused)
-                .await
-                .unwrap()
-        )
-        .status,
+        answer(stockroom::handlers::products::update(&db, events, refused).await).status,
         StatusCode::UNPROCESSABLE_ENTITY
     );
     let delete = Event::new("DELETE", "/api/products/{id}", &path)
         .path_param("id", &id.to_string())
         .request();
     assert_eq!(
-        answer(
-            stockroom::handlers::products::delete(&db, events, delete)
-                .await
-                .unwrap()
-        )
-        .status,
+        answer(stockroom::handlers::products::delete(&db, events, delete).await).status,
         StatusCode::NO_CONTENT
     );
 
@@ -170,6 +154,7 @@ fn with_publisher(mut ctx: OrderContext, publisher: KafkaPublisher) -> OrderCont
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn orders_yield_order_and_stock_events() {
+    let _publishing = RELAY.read().await;
     let ctx = with_publisher(order_dbs().await, publisher());
     let product = product_with_stock("7.00", 30).await;
     let placed = orders::saga::place(&ctx, &single_order(product, 4), None).await;
@@ -225,7 +210,7 @@ async fn orders_yield_order_and_stock_events() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn what_the_reconciler_settles_reaches_the_topic_through_the_relay() {
-    let _relaying = RELAY.lock().await;
+    let _relaying = RELAY.write().await;
     let ctx = with_publisher(order_dbs().await, publisher());
     let product = product_with_stock("2.00", 10).await;
     // A placement that died after reserving: pending orders, stock reserved.
@@ -292,6 +277,7 @@ async fn what_the_reconciler_settles_reaches_the_topic_through_the_relay() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rolled_back_change_yields_no_event() {
+    let _publishing = RELAY.read().await;
     let ctx = with_publisher(order_dbs().await, publisher());
     let plenty = product_with_stock("1.00", 50).await;
     let scarce = product_with_stock("1.00", 1).await;
@@ -311,6 +297,7 @@ async fn a_rolled_back_change_yields_no_event() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn low_stock_alerts_once_per_crossing() {
+    let _publishing = RELAY.read().await;
     let ctx = with_publisher(order_dbs().await, publisher());
     let product = product_with_stock("1.00", 12).await;
     let mut orders = Vec::new();
@@ -352,7 +339,7 @@ async fn low_stock_alerts_once_per_crossing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn with_the_broker_down_orders_succeed_and_the_relay_delivers_later() {
-    let _relaying = RELAY.lock().await;
+    let _relaying = RELAY.write().await;
     // A broker address where nothing listens: what the functions see while the broker is stopped.
     let dead = {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
