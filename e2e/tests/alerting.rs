@@ -12,7 +12,7 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
-use ureq::Agent;
+use stockroom_test_support::http::Client;
 
 /// The alert that any increase of `stockroom_dead_letters_total` fires, with no `for`.
 const ALERT: &str = "StockroomDeadLetters";
@@ -27,63 +27,45 @@ fn env(name: &str) -> String {
     })
 }
 
-fn agent() -> Agent {
-    Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(10)))
-        .build()
-        .into()
-}
-
-/// GET `url` with query parameters; the JSON body of a 200.
-fn get_json(url: &str, query: &[(&str, &str)]) -> Value {
-    let mut request = agent().get(url);
-    for (key, value) in query {
-        request = request.query(*key, *value);
-    }
-    let mut response = request.call().unwrap_or_else(|e| panic!("GET {url}: {e}"));
-    let status = response.status().as_u16();
-    let text = response.body_mut().read_to_string().unwrap();
-    assert_eq!(status, 200, "GET {url} {query:?}: {text}");
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("GET {url}: not JSON ({e}): {text}"))
+/// A client of the monitoring stack's part at `url`.
+fn client(url: &str) -> Client {
+    Client::new(url).timeout(Duration::from_secs(10))
 }
 
 /// One pushgateway group, as a function's execution environment pushes it; deleted when dropped,
 /// as the janitor deletes the groups of environments that are gone.
 struct Group {
-    url: String,
+    pushgateway: Client,
+    path: String,
 }
 
 impl Group {
     fn new(pushgateway: &str, function: &str, instance: &str) -> Group {
         Group {
-            url: format!(
-                "{}/metrics/job/stockroom/function/{function}/instance/{instance}",
-                pushgateway.trim_end_matches('/')
-            ),
+            pushgateway: client(pushgateway),
+            path: format!("/metrics/job/stockroom/function/{function}/instance/{instance}"),
         }
     }
 
     /// Replaces the group's metrics (PUT), as each push of an environment does.
     fn push(&self, exposition: &str) {
-        let mut response = agent()
-            .put(&self.url)
-            .header("content-type", "text/plain; version=0.0.4")
-            .send(exposition)
-            .unwrap_or_else(|e| panic!("PUT {}: {e}", self.url));
-        let status = response.status().as_u16();
-        let text = response.body_mut().read_to_string().unwrap_or_default();
+        let content_type = ("content-type", "text/plain; version=0.0.4");
+        let reply = self
+            .pushgateway
+            .call("PUT", &self.path, Some(exposition), &[content_type]);
         assert!(
-            status == 200 || status == 202,
-            "the pushgateway refused the push ({status}): {text}"
+            reply.status == 200 || reply.status == 202,
+            "the pushgateway refused the push ({}): {}",
+            reply.status,
+            reply.text
         );
     }
 }
 
 impl Drop for Group {
     fn drop(&mut self) {
-        if let Err(e) = agent().delete(&self.url).call() {
-            eprintln!("could not delete the pushed group {}: {e}", self.url);
+        if let Err(e) = self.pushgateway.try_call("DELETE", &self.path, None, &[]) {
+            eprintln!("could not delete the pushed group: {e}");
         }
     }
 }
@@ -186,12 +168,12 @@ fn a_dead_letter_pushed_to_the_pushgateway_reaches_the_alert_webhook() {
     let deliveries = serve_webhook(listener);
 
     // The stack is up, and Prometheus evaluates the repository's rule (not some other copy of it).
-    let ready = agent()
-        .get(&format!("{alertmanager}/-/ready"))
-        .call()
+    let ready = client(&alertmanager)
+        .try_call("GET", "/-/ready", None, &[])
         .unwrap_or_else(|e| panic!("Alertmanager at {alertmanager}: {e}"));
-    assert_eq!(ready.status().as_u16(), 200, "Alertmanager is not ready");
-    let rules = get_json(&format!("{prometheus}/api/v1/rules"), &[("type", "alert")]);
+    assert_eq!(ready.status, 200, "Alertmanager is not ready");
+    let prometheus_api = client(&prometheus);
+    let rules = prometheus_api.get_json("/api/v1/rules", &[("type", "alert")]);
     let rule = rules["data"]["groups"]
         .as_array()
         .expect("rule groups")
@@ -241,9 +223,8 @@ fn a_dead_letter_pushed_to_the_pushgateway_reaches_the_alert_webhook() {
     // grouping key's labels (honor_labels), and nothing fires.
     group.push(&exposition(0));
     let selector = format!(r#"stockroom_dead_letters_total{{function="{function}"}}"#);
-    let query = format!("{prometheus}/api/v1/query");
     let series = wait_for(Duration::from_secs(20), || {
-        let answer = get_json(&query, &[("query", &selector)]);
+        let answer = prometheus_api.get_json("/api/v1/query", &[("query", &selector)]);
         assert_eq!(answer["status"], "success", "{selector}: {answer}");
         answer["data"]["result"]
             .as_array()

@@ -3,13 +3,12 @@
 
 mod common;
 
-use common::{Reply, call_at, unique};
+use common::{Client, Reply, unique};
 use stockroom::auth::dev_token::{AUTH_AUDIENCE, AUTH_ISSUER, AUTH_LOCAL_SECRET, Verifier};
 
-fn base() -> String {
-    std::env::var("STOCKROOM_E2E_AUTH_URL").unwrap_or_else(|_| {
-        panic!("STOCKROOM_E2E_AUTH_URL is not set: run the tests with localstack/test")
-    })
+/// The API with local tokens on (`STOCKROOM_E2E_AUTH_URL`).
+fn api() -> Client {
+    Client::from_var("STOCKROOM_E2E_AUTH_URL")
 }
 
 fn verifier() -> Verifier {
@@ -35,7 +34,7 @@ fn call(method: &str, path: &str, body: Option<&str>, token: Option<&str>) -> Re
         .iter()
         .map(|b| ("authorization", b.as_str()))
         .collect();
-    call_at(&base(), method, path, body, &headers)
+    api().call(method, path, body, &headers)
 }
 
 fn assert_error(reply: &Reply, status: u16, code: &str) {

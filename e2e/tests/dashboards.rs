@@ -48,15 +48,7 @@ fn panel_queries() -> Vec<(String, String, String)> {
 }
 
 fn series_count(expr: &str) -> usize {
-    let prometheus = std::env::var("PROMETHEUS_URL").unwrap_or_else(|_| {
-        panic!("PROMETHEUS_URL is not set: run the tests with localstack/test")
-    });
-    let mut response = common::agent()
-        .get(format!("{prometheus}/api/v1/query"))
-        .query("query", expr)
-        .call()
-        .unwrap_or_else(|e| panic!("{expr}: {e}"));
-    let body: Value = serde_json::from_str(&response.body_mut().read_to_string().unwrap()).unwrap();
+    let body = common::prometheus().get_json("/api/v1/query", &[("query", expr)]);
     assert_eq!(body["status"], "success", "{expr}: {body}");
     body["data"]["result"].as_array().map_or(0, Vec::len)
 }

@@ -9,19 +9,9 @@ use std::time::{Duration, Instant};
 use common::{call, unique};
 use serde_json::Value;
 
-fn prometheus() -> String {
-    std::env::var("PROMETHEUS_URL")
-        .unwrap_or_else(|_| panic!("PROMETHEUS_URL is not set: run the tests with localstack/test"))
-}
-
 /// The result vector of an instant query.
 fn query(promql: &str) -> Vec<Value> {
-    let mut response = common::agent()
-        .get(format!("{}/api/v1/query", prometheus()))
-        .query("query", promql)
-        .call()
-        .unwrap_or_else(|e| panic!("{promql}: {e}"));
-    let body: Value = serde_json::from_str(&response.body_mut().read_to_string().unwrap()).unwrap();
+    let body = common::prometheus().get_json("/api/v1/query", &[("query", promql)]);
     assert_eq!(body["status"], "success", "{promql}: {body}");
     body["data"]["result"].as_array().unwrap().clone()
 }

@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{Reply, base, call, call_with, unique};
+use common::{Reply, api, call, unique};
 use serde_json::{Value, json};
 
 fn product(price: &str, stock: i64) -> i64 {
@@ -106,14 +106,14 @@ fn idempotent_retries_over_http() {
     let p = product("3.00", 10);
     let key = unique("e2e-key");
     let body = format!(r#"{{"product_id":{p},"quantity":2}}"#);
-    let first = call_with(
+    let first = api().call(
         "POST",
         "/api/orders",
         Some(&body),
         &[("Idempotency-Key", &key)],
     );
     assert_eq!(first.status, 201, "{}", first.text);
-    let retry = call_with(
+    let retry = api().call(
         "POST",
         "/api/orders",
         Some(&body),
@@ -123,7 +123,7 @@ fn idempotent_retries_over_http() {
     assert_eq!(retry.header("idempotent-replayed"), Some("true"));
     assert_eq!(retry.json()["id"], first.json()["id"]);
     assert_eq!(stock(p), 8);
-    let other = call_with(
+    let other = api().call(
         "POST",
         "/api/orders",
         Some(&format!(r#"{{"product_id":{p},"quantity":1}}"#)),
@@ -182,17 +182,13 @@ fn order_errors_over_http() {
 /// Invokes a scheduled function the way EventBridge does; returns its JSON result.
 fn invoke_scheduled(function: &str) -> Value {
     let event = stockroom_test_support::handler::SCHEDULED_EVENT;
-    let mut response = common::agent()
-        .post(&format!(
-            "{}/2015-03-31/functions/{function}/invocations",
-            base()
-        ))
-        .header("content-type", "application/json")
-        .send(event)
-        .unwrap();
-    let text = response.body_mut().read_to_string().unwrap();
-    assert_eq!(response.status().as_u16(), 200, "{function}: {text}");
-    serde_json::from_str(&text).unwrap()
+    let reply = call(
+        "POST",
+        &format!("/2015-03-31/functions/{function}/invocations"),
+        Some(event),
+    );
+    assert_eq!(reply.status, 200, "{function}: {}", reply.text);
+    reply.json()
 }
 
 #[test]

@@ -10,34 +10,21 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use stockroom_test_support::http::Client;
 
 pub fn env(name: &str) -> String {
     std::env::var(name)
         .unwrap_or_else(|_| panic!("{name} is not set: run the fault tests with localstack/test"))
 }
 
-fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(30)))
-        .build()
-        .into()
-}
-
-/// `POST path` with a JSON body: `(status, body)`, or why no answer came.
+/// `POST path` with a JSON body: `(status, body)` (`null` when not JSON), or why no answer came
+/// within 30 s.
 pub fn try_post(path: &str, body: &str) -> Result<(u16, Value), String> {
-    let url = format!("{}{path}", env("STOCKROOM_E2E_URL"));
-    let mut response = agent()
-        .post(&url)
-        .header("content-type", "application/json")
-        .send(body)
-        .map_err(|e| e.to_string())?;
-    let status = response.status().as_u16();
-    let text = response
-        .body_mut()
-        .read_to_string()
-        .map_err(|e| e.to_string())?;
-    Ok((status, serde_json::from_str(&text).unwrap_or(Value::Null)))
+    let reply = Client::from_var("STOCKROOM_E2E_URL")
+        .timeout(Duration::from_secs(30))
+        .try_call("POST", path, Some(body), &[])?;
+    let json = serde_json::from_str(&reply.text).unwrap_or(Value::Null);
+    Ok((reply.status, json))
 }
 
 /// [`try_post`], `None` when no answer came.

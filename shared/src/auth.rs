@@ -29,6 +29,7 @@ use lambda_http::request::RequestContext;
 use lambda_http::{Request, RequestExt};
 
 use crate::ApiError;
+use crate::config::{self, ConfigError, Vars};
 
 pub const AUTH_MODE: &str = "AUTH_MODE";
 pub const AUTH_ADMIN_SCOPE: &str = "AUTH_ADMIN_SCOPE";
@@ -52,34 +53,43 @@ pub struct Config {
     pub user_id_claim: String,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("{AUTH_MODE} must be off, jwt or local, not {0:?}")]
-    Mode(String),
-    #[error("{AUTH_MODE}=local needs {0}")]
-    Missing(&'static str),
-}
-
 impl Config {
     pub fn from_env() -> Result<Self, ConfigError> {
-        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-        let mode = match var(AUTH_MODE).as_deref().unwrap_or("off") {
+        Self::from_vars(config::env)
+    }
+
+    /// From the settings as `vars` gives them; unset or empty ones take their defaults.
+    pub fn from_vars(vars: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let mode = match vars.optional(AUTH_MODE).as_deref().unwrap_or("off") {
             "off" => Mode::Off,
             "jwt" => Mode::Jwt,
             "local" => {
-                let need = |name: &'static str| var(name).ok_or(ConfigError::Missing(name));
+                let need = |name| {
+                    let needed = format!("{AUTH_MODE}=local needs it");
+                    vars.required(name).map_err(|err| err.note(needed))
+                };
                 Mode::Local(dev_token::Verifier::new(
                     need(dev_token::AUTH_LOCAL_SECRET)?,
                     need(dev_token::AUTH_ISSUER)?,
                     need(dev_token::AUTH_AUDIENCE)?,
                 ))
             }
-            other => return Err(ConfigError::Mode(other.to_owned())),
+            other => {
+                return Err(ConfigError::invalid(
+                    AUTH_MODE,
+                    other,
+                    "one of off, jwt, local",
+                ));
+            }
         };
         Ok(Self {
             mode,
-            admin_scope: var(AUTH_ADMIN_SCOPE).unwrap_or_else(|| "admin".to_owned()),
-            user_id_claim: var(AUTH_USER_ID_CLAIM).unwrap_or_else(|| "sub".to_owned()),
+            admin_scope: vars
+                .optional(AUTH_ADMIN_SCOPE)
+                .unwrap_or_else(|| "admin".to_owned()),
+            user_id_claim: vars
+                .optional(AUTH_USER_ID_CLAIM)
+                .unwrap_or_else(|| "sub".to_owned()),
         })
     }
 
@@ -308,6 +318,50 @@ mod tests {
         assert_eq!(
             token(None, true).orderer(None).unwrap_err().status,
             StatusCode::FORBIDDEN
+        );
+    }
+
+    fn config_of(table: &'static [(&'static str, &'static str)]) -> Result<Config, ConfigError> {
+        Config::from_vars(|name: &str| {
+            table
+                .iter()
+                .find(|(var, _)| *var == name)
+                .map(|(_, value)| (*value).to_owned())
+        })
+    }
+
+    #[test]
+    fn unset_or_empty_settings_take_their_defaults() {
+        for table in [
+            &[][..],
+            &[
+                (AUTH_MODE, ""),
+                (AUTH_ADMIN_SCOPE, ""),
+                (AUTH_USER_ID_CLAIM, ""),
+            ],
+        ] {
+            let config = config_of(table).unwrap();
+            assert_eq!(config.mode, Mode::Off);
+            assert_eq!(
+                (config.admin_scope.as_str(), config.user_id_claim.as_str()),
+                ("admin", "sub")
+            );
+        }
+    }
+
+    #[test]
+    fn a_wrong_mode_or_a_local_mode_without_its_secret_fails_naming_the_variable() {
+        let err = config_of(&[(AUTH_MODE, "JWT!")]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            r#"AUTH_MODE is not one of off, jwt, local: "JWT!""#
+        );
+        let err =
+            config_of(&[(AUTH_MODE, "local"), (dev_token::AUTH_LOCAL_SECRET, "")]).unwrap_err();
+        assert_eq!(err.var(), dev_token::AUTH_LOCAL_SECRET);
+        assert_eq!(
+            err.to_string(),
+            "AUTH_LOCAL_SECRET is empty (AUTH_MODE=local needs it)"
         );
     }
 }

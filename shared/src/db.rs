@@ -15,6 +15,8 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, Config, Transaction};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
+use crate::config::{ConfigError, Vars};
+
 pub mod iam;
 pub mod tls;
 pub mod url;
@@ -41,6 +43,9 @@ pub enum DbError {
     /// The database answered with an error (a bug of ours, or a constraint we map ourselves).
     #[error("database error")]
     Query(#[source] tokio_postgres::Error),
+    /// The URL cannot be used (a deployment mistake): no retry mends it.
+    #[error("invalid database URL: {0}")]
+    InvalidUrl(String),
 }
 
 impl DbError {
@@ -110,7 +115,7 @@ pub type Connection = tokio_postgres::Connection<
 /// One connection to `url`, as the functions connect (TLS, `auth=iam`), for tools that need a
 /// client of their own (`stockroom-migrate`).
 pub async fn open(url: &str) -> Result<(Client, Connection), DbError> {
-    let target = url::target(url).map_err(DbError::Unavailable)?;
+    let target = url::target(url).map_err(DbError::InvalidUrl)?;
     let config = signed_in(&target.config, target.iam)?;
     connect_bounded(&config, target.tls).await
 }
@@ -122,7 +127,7 @@ pub async fn open_as(
     user: &str,
     password: &str,
 ) -> Result<(Client, Connection), DbError> {
-    let target = url::target(url).map_err(DbError::Unavailable)?;
+    let target = url::target(url).map_err(DbError::InvalidUrl)?;
     let mut config = target.config;
     config.user(user).password(password);
     connect_bounded(&config, target.tls).await
@@ -146,7 +151,8 @@ fn signed_in(config: &Config, iam: bool) -> Result<Cow<'_, Config>, DbError> {
     if !iam {
         return Ok(Cow::Borrowed(config));
     }
-    let credentials = iam::Credentials::from_env().map_err(DbError::Unavailable)?;
+    let credentials =
+        iam::Credentials::from_env().map_err(|err| DbError::Unavailable(err.to_string()))?;
     let host = match config.get_hosts() {
         [tokio_postgres::config::Host::Tcp(host), ..] => host.clone(),
         _ => return Err(DbError::Unavailable("auth=iam needs a TCP host".into())),
@@ -168,19 +174,25 @@ impl Db {
     /// Parses a `postgres://` URL (with libpq's `sslmode` and `sslrootcert`, and `auth=iam`; see
     /// [`url`]); does not connect.
     pub fn new(url: &str) -> Result<Self, DbError> {
+        Self::parse(url).map_err(DbError::InvalidUrl)
+    }
+
+    /// [`Db::new`], with why `url` is unusable.
+    fn parse(url: &str) -> Result<Self, String> {
         let url::Target {
             mut config,
             tls,
             iam,
             ..
-        } = url::target(url).map_err(DbError::Unavailable)?;
+        } = url::target(url)?;
         config
             .connect_timeout(CONNECT_TIMEOUT)
             .keepalives(true)
             .keepalives_idle(Duration::from_secs(30));
         if config.get_application_name().is_none() {
             config.application_name(
-                std::env::var("AWS_LAMBDA_FUNCTION_NAME")
+                crate::config::env
+                    .optional("AWS_LAMBDA_FUNCTION_NAME")
                     .as_deref()
                     .unwrap_or("stockroom"),
             );
@@ -198,13 +210,15 @@ impl Db {
         })))
     }
 
-    /// Reads the URL from `var` and connects eagerly, during init. A missing or invalid URL is a
-    /// deployment mistake and fails init; an unreachable database does not: requests answer 503
-    /// and the next one tries again.
-    pub async fn from_env(var: &str) -> Result<Self, DbError> {
-        let url = std::env::var(var)
-            .map_err(|_| DbError::Unavailable(format!("environment variable {var} is not set")))?;
-        let db = Self::new(&url)?;
+    /// Reads the URL from `var` and connects eagerly, during init. A missing, empty or invalid URL
+    /// is a deployment mistake and fails init with a [`ConfigError`] naming `var` (the URL itself
+    /// is not repeated: it may hold a password); an unreachable database does not: requests answer
+    /// 503 and the next one tries again.
+    pub async fn from_env(var: &str) -> Result<Self, ConfigError> {
+        let url = crate::config::env.required(var)?;
+        let db = Self::parse(&url).map_err(|reason| {
+            ConfigError::invalid_secret(var, "a usable PostgreSQL URL").note(reason)
+        })?;
         if let Err(err) = db.conn().await {
             tracing::warn!(%err, "could not connect during init; will retry per request");
         }
@@ -337,5 +351,23 @@ impl std::ops::DerefMut for Conn<'_> {
             .client
             .as_mut()
             .expect("a Conn always holds a client")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_missing_url_fails_init_with_a_config_error_naming_it() {
+        let err = Db::from_env("STOCKROOM_TEST_NEVER_SET_DATABASE_URL")
+            .await
+            .err()
+            .unwrap();
+        assert_eq!(err.var(), "STOCKROOM_TEST_NEVER_SET_DATABASE_URL");
+        assert_eq!(
+            err.to_string(),
+            "STOCKROOM_TEST_NEVER_SET_DATABASE_URL is not set"
+        );
     }
 }

@@ -144,6 +144,10 @@ impl From<DbError> for ApiError {
                 tracing::error!(error = %crate::error::chain(&err), "database query failed");
                 Self::internal()
             }
+            DbError::InvalidUrl(reason) => {
+                tracing::error!(%reason, "invalid database URL");
+                Self::internal()
+            }
         }
     }
 }
@@ -168,7 +172,7 @@ pub enum RunError {
 
 impl RunError {
     pub fn retryable(&self) -> bool {
-        !matches!(self, Self::Db(DbError::Query(_)))
+        !matches!(self, Self::Db(DbError::Query(_) | DbError::InvalidUrl(_)))
     }
 
     /// `Retryable.DatabaseUnavailable`, `Bug.DatabaseQuery`, `Retryable.Broker`, ...
@@ -176,6 +180,7 @@ impl RunError {
         match self {
             Self::Db(DbError::Unavailable(_)) => "Retryable.DatabaseUnavailable",
             Self::Db(DbError::Query(_)) => "Bug.DatabaseQuery",
+            Self::Db(DbError::InvalidUrl(_)) => "Bug.DatabaseUrl",
             Self::Broker(_) => "Retryable.Broker",
             Self::Queue(_) => "Retryable.Queue",
             Self::Pushgateway(_) => "Retryable.Pushgateway",

@@ -9,6 +9,7 @@
 
 pub mod auth;
 pub mod aws;
+pub mod config;
 pub mod db;
 pub mod deploy;
 pub mod error;

@@ -13,8 +13,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::events::store::Backlog;
 
@@ -22,6 +23,9 @@ use crate::events::store::Backlog;
 pub const PUSHGATEWAY_URL: &str = "PUSHGATEWAY_URL";
 /// Longest a push may take; a slow or dead pushgateway costs a background task this long.
 pub const PUSH_TIMEOUT: Duration = Duration::from_secs(2);
+/// Longest any other pushgateway call may take (the janitor's and `stock-levels`' calls, whose
+/// listing of every group can be large): below the functions' 15 s.
+const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 /// Shortest time between the starts of two pushes of one environment.
 pub const PUSH_EVERY: Duration = Duration::from_secs(1);
 /// Histogram buckets (seconds), with 1 s among them for the p95 > 1 s alert.
@@ -78,7 +82,7 @@ pub fn init(function: &str) {
     if url.trim().is_empty() {
         return;
     }
-    let gateway = match Pushgateway::new(&url) {
+    let gateway = match Pushgateway::within(&url, PUSH_TIMEOUT) {
         Ok(gateway) => gateway,
         Err(err) => {
             tracing::warn!(%err, "metrics are off");
@@ -93,11 +97,16 @@ pub fn init(function: &str) {
     if metrics::set_global_recorder(recorder).is_err() {
         return;
     }
-    let instance = uuid::Uuid::new_v4();
+    let instance = uuid::Uuid::new_v4().to_string();
+    let group = [
+        ("job", "stockroom"),
+        ("function", function),
+        ("instance", &instance),
+    ];
     let pusher = Pusher {
         handle,
         gateway,
-        path: format!("/metrics/job/stockroom/function/{function}/instance/{instance}"),
+        path: group_path(&group).expect("the group has a job"),
         busy: AtomicBool::new(false),
         wanted: AtomicBool::new(false),
         last_push: Mutex::new(None),
@@ -215,17 +224,23 @@ pub fn finish_run<T, E>(result: &Result<T, E>) {
     push_soon();
 }
 
-/// A pushgateway's HTTP API, spoken with plain HTTP/1.0 requests (so answers are never chunked)
-/// and no HTTP client crate.
+/// A pushgateway's HTTP API, through ureq on a blocking thread ([`crate::aws::api::run`]), each
+/// call bounded by the agent's timeout.
 #[derive(Debug, Clone)]
 pub struct Pushgateway {
-    /// `host:port`.
-    address: String,
+    /// `http://host:port`.
+    base: String,
+    agent: ureq::Agent,
 }
 
 impl Pushgateway {
     /// From an `http://host:port` URL.
     pub fn new(url: &str) -> Result<Self, String> {
+        Self::within(url, CALL_TIMEOUT)
+    }
+
+    /// Like [`Self::new`], each call giving up after `timeout`.
+    fn within(url: &str, timeout: Duration) -> Result<Self, String> {
         let address = url
             .trim()
             .strip_prefix("http://")
@@ -233,51 +248,39 @@ impl Pushgateway {
             .filter(|rest| !rest.is_empty())
             .ok_or_else(|| format!("the pushgateway URL must be http://host:port, not {url:?}"))?;
         Ok(Self {
-            address: address.to_owned(),
+            base: format!("http://{address}"),
+            agent: crate::aws::api::agent(timeout),
         })
     }
 
     /// From `PUSHGATEWAY_URL`; `None` when it is unset or empty (metrics off, as the template's
     /// default leaves it), an error when it is not an `http://host:port` URL.
-    pub fn from_env() -> Result<Option<Self>, String> {
-        match std::env::var(PUSHGATEWAY_URL) {
-            Ok(url) if !url.trim().is_empty() => Self::new(&url).map(Some),
-            _ => Ok(None),
-        }
+    pub fn from_env() -> Result<Option<Self>, crate::config::ConfigError> {
+        use crate::config::{ConfigError, Vars as _};
+        let Some(url) = crate::config::env.optional(PUSHGATEWAY_URL) else {
+            return Ok(None);
+        };
+        Self::new(&url)
+            .map(Some)
+            .map_err(|_| ConfigError::invalid(PUSHGATEWAY_URL, &url, "an http://host:port URL"))
     }
 
     /// One request; the body of a 2xx answer, or why not.
     pub async fn call(&self, method: &str, path: &str, body: &str) -> Result<String, String> {
-        let mut stream = tokio::net::TcpStream::connect(&self.address)
-            .await
-            .map_err(|e| e.to_string())?;
-        let head = format!(
-            "{method} {path} HTTP/1.0\r\nHost: {}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\n\r\n",
-            self.address,
-            body.len()
-        );
-        stream
-            .write_all(head.as_bytes())
-            .await
-            .map_err(|e| e.to_string())?;
-        stream
-            .write_all(body.as_bytes())
-            .await
-            .map_err(|e| e.to_string())?;
-        let mut answer = Vec::new();
-        stream
-            .read_to_end(&mut answer)
-            .await
-            .map_err(|e| e.to_string())?;
-        let answer = String::from_utf8_lossy(&answer);
-        let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
-        let status = head.split(' ').nth(1).unwrap_or("?");
-        if status.starts_with('2') {
-            Ok(body.to_owned())
-        } else {
-            Err(format!(
-                "{method} {path}: the pushgateway answered {status}"
-            ))
+        let fail = |err: String| format!("{method} {path}: {err}");
+        let request = ureq::http::Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", self.base))
+            .header("content-type", "text/plain; version=0.0.4")
+            .body(body.as_bytes().to_vec())
+            .map_err(|err| fail(err.to_string()))?;
+        match crate::aws::api::run(self.agent.clone(), request).await {
+            Ok((200..=299, text)) => Ok(text),
+            Ok((status, text)) => Err(fail(format!(
+                "the pushgateway answered {status}: {}",
+                text.trim()
+            ))),
+            Err(err) => Err(fail(err)),
         }
     }
 
@@ -308,19 +311,36 @@ impl Pushgateway {
             .collect())
     }
 
-    /// Deletes one group, named by its grouping labels (`job` first).
+    /// Deletes one group, named by its grouping labels (as [`Self::groups`] gives them).
     pub async fn delete(&self, labels: &[(String, String)]) -> Result<(), String> {
-        let job = labels
-            .iter()
-            .find(|(k, _)| k == "job")
-            .map(|(_, v)| v.as_str())
-            .ok_or("a group has a job")?;
-        let mut path = format!("/metrics/job/{job}");
-        for (k, v) in labels.iter().filter(|(k, _)| k != "job") {
-            path.push_str(&format!("/{k}/{v}"));
-        }
-        self.call("DELETE", &path, "").await.map(drop)
+        self.call("DELETE", &group_path(labels)?, "")
+            .await
+            .map(drop)
     }
+}
+
+/// The path of a group, named by its grouping labels: `/metrics/job/<job>`, then the others in
+/// order. A value that is not a plain path segment (empty, `.`, `..`, or with any character but
+/// `A-Z a-z 0-9 - _ . ~`) goes in the pushgateway's documented form `/<label>@base64/<value>`, as
+/// base64url (`=` for the empty value).
+fn group_path<K: AsRef<str>, V: AsRef<str>>(labels: &[(K, V)]) -> Result<String, String> {
+    let is_job = |(name, _): &&(K, V)| name.as_ref() == "job";
+    let job = labels.iter().find(is_job).ok_or("a group has a job")?;
+    let others = labels.iter().filter(|label| !is_job(label));
+    let mut path = String::from("/metrics");
+    for (name, value) in std::iter::once(job).chain(others) {
+        let (name, value) = (name.as_ref(), value.as_ref());
+        let plain = !matches!(value, "" | "." | "..")
+            && value
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.~".contains(&b));
+        match value {
+            _ if plain => path.push_str(&format!("/{name}/{value}")),
+            "" => path.push_str(&format!("/{name}@base64/=")),
+            _ => path.push_str(&format!("/{name}@base64/{}", URL_SAFE.encode(value))),
+        }
+    }
+    Ok(path)
 }
 
 #[cfg(test)]
@@ -348,5 +368,29 @@ mod tests {
              inventory_stock_levels{product_id=\"8\",product_name=\"Mug\"} 0\n"
         );
         assert_eq!(stock_group(&[]), "# TYPE inventory_stock_levels gauge\n");
+    }
+
+    #[test]
+    fn grouping_labels_that_are_not_plain_path_segments_go_in_base64url() {
+        let plain = [
+            ("function", "orders-create"),
+            ("job", "stockroom"),
+            ("instance", "0b1c_2d.e~"),
+        ];
+        assert_eq!(
+            group_path(&plain).unwrap(),
+            "/metrics/job/stockroom/function/orders-create/instance/0b1c_2d.e~"
+        );
+        let odd = [
+            ("job", "a/b"),
+            ("function", ""),
+            ("instance", "é?x"),
+            ("path", ".."),
+        ];
+        assert_eq!(
+            group_path(&odd).unwrap(),
+            "/metrics/job@base64/YS9i/function@base64/=/instance@base64/w6k_eA==/path@base64/Li4="
+        );
+        assert!(group_path(&[("function", "x")]).is_err());
     }
 }

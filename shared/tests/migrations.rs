@@ -310,3 +310,35 @@ async fn with_a_bootstrap_the_administrator_login_comes_from_secrets_manager() {
         "{reason}"
     );
 }
+
+/// A URL that cannot be used is a deployment mistake, not an outage: the deploy fails at once
+/// with the reason, instead of retrying it for half a minute.
+#[tokio::test]
+async fn an_unusable_database_url_fails_the_deploy_at_once() {
+    use std::time::{Duration, Instant};
+    let kept = Kept::default();
+    let unusable = |var: &str| {
+        if var == "INVENTORY_DATABASE_URL" {
+            Some("postgres://stockroom@127.0.0.1:1/inventory_db?sslmode=sometimes".to_owned())
+        } else {
+            env(var)
+        }
+    };
+    let event = custom_resource_event("Create", "https://s3.example/answer", json!({}));
+    let started = Instant::now();
+    let retry = migrations::Retry {
+        attempts: 5,
+        first_pause: Duration::from_secs(10),
+    };
+    migrations::handle_retrying(event, unusable, &kept, retry)
+        .await
+        .unwrap();
+    let (_, answer) = kept.only();
+    assert_eq!(answer["Status"], "FAILED");
+    let reason = answer["Reason"].as_str().unwrap();
+    assert!(reason.contains("invalid database URL"), "{reason}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "retried: {reason}"
+    );
+}

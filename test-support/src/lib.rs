@@ -4,9 +4,11 @@
 //!   `fixtures/`, and the databases `localstack/test` starts;
 //! - [`topic`]: what reached a Kafka topic;
 //! - [`queue`]: what reached an SQS queue;
-//! - [`runtime_api`]: a function's real binary under a Lambda Runtime API of our own.
+//! - [`runtime_api`]: a function's real binary under a Lambda Runtime API of our own;
+//! - [`http`]: calls to the stack over HTTP, as a client makes them.
 
 pub mod handler;
+pub mod http;
 pub mod queue;
 pub mod runtime_api;
 pub mod topic;

@@ -6,7 +6,7 @@ use stockroom::handlers::migrations::{self, PresignedPut};
 async fn main() -> Result<(), Error> {
     stockroom::telemetry::init(env!("CARGO_BIN_NAME"));
     run(service_fn(|event| {
-        migrations::handle(event, |var| std::env::var(var).ok(), &PresignedPut)
+        migrations::handle(event, stockroom::config::env, &PresignedPut)
     }))
     .await
 }

@@ -22,6 +22,7 @@ use rdkafka::client::{ClientContext, OAuthToken};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
+use stockroom::config::{ConfigError, Vars as _};
 use stockroom::events::outbox::{OutboxEvent, Publish, PublishError, PublishFuture, Publisher};
 
 pub mod msk_iam;
@@ -46,7 +47,7 @@ pub type Vars = fn(&str) -> Option<String>;
 
 /// The process environment, as [`Vars`].
 pub fn env_var(name: &str) -> Option<String> {
-    std::env::var(name).ok()
+    stockroom::config::env(name)
 }
 
 /// librdkafka asks it for a token whenever `sasl.mechanism` is OAUTHBEARER (MSK IAM), shortly
@@ -111,13 +112,22 @@ pub fn client_config(brokers: &str) -> Result<ClientConfig, KafkaError> {
 
 /// [`client_config`] with the settings as `vars` gives them.
 pub(crate) fn client_config_with(brokers: &str, vars: Vars) -> Result<ClientConfig, KafkaError> {
+    settings(brokers, vars).map_err(|err| KafkaError::ClientCreation(err.to_string()))
+}
+
+/// [`client_config_with`], failing with the setting that is wrong.
+fn settings(brokers: &str, vars: Vars) -> Result<ClientConfig, ConfigError> {
     let mut config = ClientConfig::new();
     config
         .set("bootstrap.servers", brokers)
         .set("socket.connection.setup.timeout.ms", "3000");
-    security::configure(&mut config, vars).map_err(KafkaError::ClientCreation)?;
+    security::configure(&mut config, vars)?;
     Ok(config)
 }
+
+/// What building a publisher from the environment fails with: a [`ConfigError`] naming the
+/// setting that is missing or wrong, or the [`KafkaError`] of a producer librdkafka refused.
+pub type InitError = Box<dyn Error + Send + Sync>;
 
 pub struct KafkaPublisher {
     config: ClientConfig,
@@ -137,7 +147,10 @@ impl KafkaPublisher {
     /// A publisher that waits `backoff` after a failure before trying the broker again. The relay
     /// uses zero: it is the fallback, and every run should try.
     pub fn with_backoff(brokers: &str, backoff: Duration) -> Result<Self, KafkaError> {
-        let mut config = client_config(brokers)?;
+        Self::build(client_config(brokers)?, backoff)
+    }
+
+    fn build(mut config: ClientConfig, backoff: Duration) -> Result<Self, KafkaError> {
         config
             .set("enable.idempotence", "true")
             .set("acks", "all")
@@ -160,16 +173,32 @@ impl KafkaPublisher {
         })
     }
 
-    /// The request handlers' publisher configured by `KAFKA_BROKERS`, if any.
-    pub fn from_env() -> Result<Option<Self>, KafkaError> {
-        match std::env::var(KAFKA_BROKERS) {
-            Ok(brokers) if !brokers.trim().is_empty() => Self::new(&brokers).map(Some),
-            _ => Ok(None),
-        }
+    /// The request handlers' publisher configured by `KAFKA_BROKERS`, if any (unset or empty:
+    /// none, and every event waits for the relay).
+    pub fn from_env() -> Result<Option<Self>, InitError> {
+        let Some(brokers) = env_var.optional(KAFKA_BROKERS) else {
+            return Ok(None);
+        };
+        Ok(Some(Self::configured(&brokers, REQUEST_BACKOFF)?))
+    }
+
+    /// The relay's publisher: `KAFKA_BROKERS` is required (unset or empty, every run would fail,
+    /// so init fails and says so, rather than waiting for a broker that is not there), and there
+    /// is no back-off: the relay is the fallback, so every scheduled run tries the broker.
+    pub fn relay_from_env() -> Result<Self, InitError> {
+        let brokers = env_var
+            .required(KAFKA_BROKERS)
+            .map_err(|err| err.note("no Kafka cluster to relay to"))?;
+        Self::configured(&brokers, Duration::ZERO)
+    }
+
+    /// A publisher for `brokers`, the rest of its settings from the environment.
+    fn configured(brokers: &str, backoff: Duration) -> Result<Self, InitError> {
+        Ok(Self::build(settings(brokers, env_var)?, backoff)?)
     }
 
     /// As the shared trait object the handlers take.
-    pub fn shared_from_env() -> Result<Option<Publisher>, KafkaError> {
+    pub fn shared_from_env() -> Result<Option<Publisher>, InitError> {
         Ok(Self::from_env()?.map(|p| Arc::new(p) as Publisher))
     }
 

@@ -14,6 +14,7 @@
 //! send credentials in clear.
 
 use rdkafka::ClientConfig;
+use stockroom::config::{ConfigError, Vars as _};
 
 pub const KAFKA_SECURITY_PROTOCOL: &str = "KAFKA_SECURITY_PROTOCOL";
 pub const KAFKA_SASL_MECHANISM: &str = "KAFKA_SASL_MECHANISM";
@@ -22,42 +23,46 @@ pub const KAFKA_SASL_PASSWORD: &str = "KAFKA_SASL_PASSWORD";
 pub const KAFKA_SSL_CA_LOCATION: &str = "KAFKA_SSL_CA_LOCATION";
 
 /// Sets `security.protocol`, `sasl.*` and `ssl.ca.location` on `config` from `var` (the
-/// environment, in production). Returns whether the connection needs MSK IAM tokens.
+/// environment, in production); unset and empty settings take their defaults. Returns whether the
+/// connection needs MSK IAM tokens.
 pub fn configure(
     config: &mut ClientConfig,
     var: impl Fn(&str) -> Option<String>,
-) -> Result<bool, String> {
-    let var = |name: &str| var(name).filter(|value| !value.trim().is_empty());
-    let protocol = var(KAFKA_SECURITY_PROTOCOL)
+) -> Result<bool, ConfigError> {
+    let protocol = var
+        .optional(KAFKA_SECURITY_PROTOCOL)
         .unwrap_or_else(|| "plaintext".into())
         .to_lowercase();
-    let mechanism = var(KAFKA_SASL_MECHANISM);
-    match (protocol.as_str(), &mechanism) {
-        ("plaintext" | "ssl", None) => {}
-        ("sasl_ssl", Some(_)) => {}
-        ("sasl_ssl", None) => {
-            return Err(format!(
-                "{KAFKA_SECURITY_PROTOCOL}=sasl_ssl needs {KAFKA_SASL_MECHANISM}"
+    let mechanism = match protocol.as_str() {
+        "plaintext" | "ssl" => match var.optional(KAFKA_SASL_MECHANISM) {
+            None => None,
+            Some(_) => {
+                return Err(
+                    ConfigError::invalid(KAFKA_SECURITY_PROTOCOL, &protocol, "sasl_ssl")
+                        .note(format!("{KAFKA_SASL_MECHANISM} is set, and needs it")),
+                );
+            }
+        },
+        "sasl_ssl" => Some(
+            var.required(KAFKA_SASL_MECHANISM)
+                .map_err(|err| err.note(format!("{KAFKA_SECURITY_PROTOCOL}=sasl_ssl needs it")))?,
+        ),
+        other => {
+            return Err(ConfigError::invalid(
+                KAFKA_SECURITY_PROTOCOL,
+                other,
+                "one of plaintext, ssl, sasl_ssl",
             ));
         }
-        ("plaintext" | "ssl", Some(_)) => {
-            return Err(format!(
-                "{KAFKA_SASL_MECHANISM} needs {KAFKA_SECURITY_PROTOCOL}=sasl_ssl"
-            ));
-        }
-        (other, _) => {
-            return Err(format!(
-                "{KAFKA_SECURITY_PROTOCOL} {other:?} is not one of plaintext, ssl, sasl_ssl"
-            ));
-        }
-    }
+    };
     config.set("security.protocol", &protocol);
     if protocol == "plaintext" {
         return Ok(false);
     }
     config.set(
         "ssl.ca.location",
-        var(KAFKA_SSL_CA_LOCATION).unwrap_or_else(|| "probe".into()),
+        var.optional(KAFKA_SSL_CA_LOCATION)
+            .unwrap_or_else(|| "probe".into()),
     );
     match mechanism.as_deref() {
         None => Ok(false),
@@ -66,15 +71,20 @@ pub fn configure(
             Ok(true)
         }
         Some(scram @ ("SCRAM-SHA-512" | "SCRAM-SHA-256")) => {
-            let needed = |name: &str| var(name).ok_or_else(|| format!("{scram} needs {name}"));
+            let needed = |name| {
+                var.required(name)
+                    .map_err(|err| err.note(format!("{scram} needs it")))
+            };
             config
                 .set("sasl.mechanism", scram)
                 .set("sasl.username", needed(KAFKA_SASL_USERNAME)?)
                 .set("sasl.password", needed(KAFKA_SASL_PASSWORD)?);
             Ok(false)
         }
-        Some(other) => Err(format!(
-            "{KAFKA_SASL_MECHANISM} {other:?} is not one of AWS_MSK_IAM, SCRAM-SHA-512, SCRAM-SHA-256"
+        Some(other) => Err(ConfigError::invalid(
+            KAFKA_SASL_MECHANISM,
+            other,
+            "one of AWS_MSK_IAM, SCRAM-SHA-512, SCRAM-SHA-256",
         )),
     }
 }
@@ -158,6 +168,29 @@ mod tests {
                 config.create_with_context(crate::IamContext::default());
             assert!(producer.is_ok(), "{vars:?}: {:?}", producer.err());
         }
+    }
+
+    #[test]
+    fn a_refusal_names_the_setting_and_what_is_wrong() {
+        let err = configured(&[(KAFKA_SECURITY_PROTOCOL, "sasl_ssl")])
+            .err()
+            .unwrap();
+        assert_eq!(
+            err,
+            "KAFKA_SASL_MECHANISM is not set (KAFKA_SECURITY_PROTOCOL=sasl_ssl needs it)"
+        );
+        let err = configured(&[(KAFKA_SECURITY_PROTOCOL, "sasl_plaintext")])
+            .err()
+            .unwrap();
+        assert_eq!(
+            err,
+            r#"KAFKA_SECURITY_PROTOCOL is not one of plaintext, ssl, sasl_ssl: "sasl_plaintext""#
+        );
+        // Empty is unset, as the template leaves what a stack does not use.
+        let (config, iam) =
+            configured(&[(KAFKA_SECURITY_PROTOCOL, ""), (KAFKA_SASL_MECHANISM, "")]).unwrap();
+        assert_eq!(config.get("security.protocol"), Some("plaintext"));
+        assert!(!iam);
     }
 
     #[test]

@@ -18,6 +18,7 @@ use aws_config::{BehaviorVersion, SdkConfig};
 use aws_sdk_sqs::Client;
 use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
 use futures_util::{StreamExt, stream};
+use stockroom::config::{ConfigError, Vars as _, env};
 use stockroom::notifications::{Queue, Queues, SendFuture, Sent};
 
 /// Queue URL of the alerts queue (`low_stock_alert`, `order_created`).
@@ -82,9 +83,11 @@ impl SqsQueues {
     }
 
     /// The client from [`sdk_config`] and the two queue URLs from the environment.
-    pub async fn from_env() -> Result<Self, String> {
-        let var = |name: &str| std::env::var(name).map_err(|_| format!("{name} is not set"));
-        let (alerts, dead_letters) = (var(ALERTS_QUEUE_URL)?, var(DEAD_LETTER_QUEUE_URL)?);
+    pub async fn from_env() -> Result<Self, ConfigError> {
+        let (alerts, dead_letters) = (
+            env.required(ALERTS_QUEUE_URL)?,
+            env.required(DEAD_LETTER_QUEUE_URL)?,
+        );
         Ok(Self::new(
             Client::new(&sdk_config().await),
             alerts,

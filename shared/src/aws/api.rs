@@ -2,13 +2,18 @@
 //! Secrets Manager's `GetSecretValue` ([`crate::aws::secrets`]) and MSK's `GetBootstrapBrokers`
 //! ([`crate::aws::msk`], for the `kafka-brokers` custom resource). ureq (blocking, on a blocking thread) is already linked for the custom
 //! resources' answers; the SDK would add its runtime to the domain crate every function links.
+//! The same blocking send ([`run`]) carries the pushgateway's calls ([`crate::telemetry::Pushgateway`]).
 
 use std::time::Duration;
+
+use serde::de::DeserializeOwned;
 
 use crate::aws;
 use crate::aws::sigv4::Credentials;
 
 const TIMEOUT: Duration = Duration::from_secs(10);
+/// The longest answer read: the pushgateway's listing of every group can be large.
+const ANSWER_LIMIT: u64 = 64 * 1024 * 1024;
 
 /// What to call: `service` is both the signing name and the host's first label.
 pub struct Call<'a> {
@@ -74,11 +79,41 @@ pub async fn send(
     let request = request
         .body(call.body.to_vec())
         .map_err(|err| err.to_string())?;
+    run(agent(TIMEOUT), request).await
+}
+
+/// Sends `call` ([`send`]) and reads its 200 answer as `T` ([`parse_json`]); any other status
+/// is an error naming `service` (`MSK answered 404: …`) with the answer.
+pub async fn send_json<T: DeserializeOwned>(
+    call: Call<'_>,
+    var: impl Fn(&str) -> Option<String>,
+    service: &str,
+    operation: &str,
+) -> Result<T, String> {
+    match send(call, var).await? {
+        (200, text) => parse_json(&text, operation),
+        (status, text) => Err(format!("{service} answered {status}: {text}")),
+    }
+}
+
+/// The JSON answer of `operation` (`GetSecretValue`) as `T`.
+pub(crate) fn parse_json<T: DeserializeOwned>(answer: &str, operation: &str) -> Result<T, String> {
+    serde_json::from_str(answer).map_err(|err| format!("not a {operation} answer: {err}"))
+}
+
+/// Sends `request` with `agent` on a blocking thread (ureq blocks): the status and body of the
+/// answer, or why none came.
+pub(crate) async fn run(
+    agent: ureq::Agent,
+    request: ureq::http::Request<Vec<u8>>,
+) -> Result<(u16, String), String> {
     let sent = tokio::task::spawn_blocking(move || {
-        let mut answer = agent(TIMEOUT).run(request).map_err(|err| err.to_string())?;
+        let mut answer = agent.run(request).map_err(|err| err.to_string())?;
         let status = answer.status().as_u16();
         let text = answer
             .body_mut()
+            .with_config()
+            .limit(ANSWER_LIMIT)
             .read_to_string()
             .map_err(|err| err.to_string())?;
         Ok((status, text))

@@ -22,21 +22,21 @@ pub async fn bootstrap_brokers(
         body: b"",
     };
     let fail = |err: String| format!("looking up the brokers of {cluster_arn}: {err}");
-    match aws::api::send(call, var).await.map_err(fail)? {
-        (200, text) => iam_brokers(&text).map_err(fail),
-        (status, text) => Err(fail(format!("MSK answered {status}: {text}"))),
-    }
+    let answer = aws::api::send_json(call, var, "MSK", "GetBootstrapBrokers")
+        .await
+        .map_err(fail)?;
+    brokers(answer).map_err(fail)
+}
+
+/// A `GetBootstrapBrokers` answer (what of it is read).
+#[derive(Deserialize)]
+struct Answer {
+    #[serde(rename = "BootstrapBrokerStringSaslIam")]
+    iam: Option<String>,
 }
 
 /// The IAM brokers in a `GetBootstrapBrokers` answer (a cluster without IAM has none).
-fn iam_brokers(answer: &str) -> Result<String, String> {
-    #[derive(Deserialize)]
-    struct Answer {
-        #[serde(rename = "BootstrapBrokerStringSaslIam")]
-        iam: Option<String>,
-    }
-    let answer: Answer = serde_json::from_str(answer)
-        .map_err(|err| format!("not a GetBootstrapBrokers answer: {err}"))?;
+fn brokers(answer: Answer) -> Result<String, String> {
     answer
         .iam
         .filter(|brokers| !brokers.is_empty())
@@ -46,6 +46,11 @@ fn iam_brokers(answer: &str) -> Result<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The IAM brokers in the text of a `GetBootstrapBrokers` answer.
+    fn iam_brokers(answer: &str) -> Result<String, String> {
+        brokers(aws::api::parse_json(answer, "GetBootstrapBrokers")?)
+    }
 
     #[test]
     fn the_iam_brokers_are_read_from_the_answer() {

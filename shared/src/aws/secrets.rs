@@ -40,22 +40,21 @@ pub async fn database_login(
         ],
         body: body.as_bytes(),
     };
-    let fail = |err: String| format!("reading secret {secret_id}: {err}");
-    match aws::api::send(call, var).await.map_err(fail)? {
-        (200, text) => parse(&text).map_err(|err| format!("secret {secret_id}: {err}")),
-        (status, text) => Err(fail(format!("Secrets Manager answered {status}: {text}"))),
-    }
+    let answer = aws::api::send_json(call, var, "Secrets Manager", "GetSecretValue")
+        .await
+        .map_err(|err| format!("reading secret {secret_id}: {err}"))?;
+    login(answer).map_err(|err| format!("secret {secret_id}: {err}"))
+}
+
+/// A `GetSecretValue` answer (what of it is read).
+#[derive(Deserialize)]
+struct Answer {
+    #[serde(rename = "SecretString")]
+    secret_string: Option<String>,
 }
 
 /// The login in a `GetSecretValue` answer.
-fn parse(answer: &str) -> Result<Login, String> {
-    #[derive(Deserialize)]
-    struct Answer {
-        #[serde(rename = "SecretString")]
-        secret_string: Option<String>,
-    }
-    let answer: Answer = serde_json::from_str(answer)
-        .map_err(|err| format!("not a GetSecretValue answer: {err}"))?;
+fn login(answer: Answer) -> Result<Login, String> {
     let text = answer
         .secret_string
         .ok_or("holds no SecretString (a binary secret)")?;
@@ -66,6 +65,11 @@ fn parse(answer: &str) -> Result<Login, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The login in the text of a `GetSecretValue` answer.
+    fn parse(answer: &str) -> Result<Login, String> {
+        login(aws::api::parse_json(answer, "GetSecretValue")?)
+    }
 
     #[test]
     fn a_login_is_read_from_rds_shaped_secrets_only() {

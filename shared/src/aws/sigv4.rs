@@ -8,6 +8,7 @@
 
 use chrono::{DateTime, Utc};
 use hmac::{Hmac, KeyInit, Mac};
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use sha2::{Digest, Sha256};
 
 /// How long a token is good for (the most RDS and MSK accept: 15 minutes). Only connecting uses
@@ -24,22 +25,25 @@ pub struct Credentials {
 
 impl Credentials {
     /// From the standard variables Lambda sets for the function's role.
-    pub fn from_env() -> Result<Self, String> {
-        Self::from_vars(|name| std::env::var(name).ok())
+    pub fn from_env() -> Result<Self, crate::config::ConfigError> {
+        Self::from_vars(crate::config::env)
     }
 
     /// From those variables as `var` gives them.
-    pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
-        let var = |name: &str| {
-            var(name).filter(|value| !value.is_empty()).ok_or_else(|| {
-                format!("IAM authentication needs {name} (Lambda sets it for the function's role)")
+    pub fn from_vars(
+        var: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, crate::config::ConfigError> {
+        use crate::config::Vars as _;
+        let need = |name: &str| {
+            var.required(name).map_err(|err| {
+                err.note("IAM authentication needs it; Lambda sets it for the function's role")
             })
         };
         Ok(Self {
-            access_key_id: var("AWS_ACCESS_KEY_ID")?,
-            secret_access_key: var("AWS_SECRET_ACCESS_KEY")?,
-            session_token: var("AWS_SESSION_TOKEN").ok(),
-            region: var("AWS_REGION")?,
+            access_key_id: need("AWS_ACCESS_KEY_ID")?,
+            secret_access_key: need("AWS_SECRET_ACCESS_KEY")?,
+            session_token: var.optional("AWS_SESSION_TOKEN"),
+            region: need("AWS_REGION")?,
         })
     }
 }
@@ -190,15 +194,12 @@ fn hex(bytes: &[u8]) -> String {
 
 /// SigV4's encoding: every byte but the unreserved characters, as upper-case `%XX`.
 pub fn uri_encode(value: &str) -> String {
-    value
-        .bytes()
-        .map(|byte| match byte {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (byte as char).to_string()
-            }
-            _ => format!("%{byte:02X}"),
-        })
-        .collect()
+    const RESERVED: &AsciiSet = &NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'_')
+        .remove(b'.')
+        .remove(b'~');
+    utf8_percent_encode(value, RESERVED).to_string()
 }
 
 #[cfg(test)]
@@ -232,6 +233,12 @@ mod tests {
             signed[2].1,
             "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20261201/eu-west-1/kafka/aws4_request, SignedHeaders=host;x-amz-date;x-amz-security-token, Signature=1be53e12733396896de4f53b4b09808c124d3110e60aae5dd92bb60de0b39d18"
         );
+    }
+
+    #[test]
+    fn every_byte_but_the_unreserved_is_encoded_in_upper_case() {
+        assert_eq!(uri_encode("aZ09-_.~"), "aZ09-_.~");
+        assert_eq!(uri_encode("a b/c:d+é"), "a%20b%2Fc%3Ad%2B%C3%A9");
     }
 
     #[test]

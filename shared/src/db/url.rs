@@ -54,25 +54,21 @@ pub fn target(url: &str) -> Result<Target, String> {
     })
 }
 
-/// `%2F` and the like, as a URL may carry a file path.
+/// `%2F` and the like, as a URL may carry a file path. An escape that is not `%` and two hex
+/// digits is refused (libpq refuses it too), not passed through.
 fn percent_decode(value: &str) -> Result<String, String> {
-    let bytes = value.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = value
-                .get(i + 1..i + 3)
-                .and_then(|hex| u8::from_str_radix(hex, 16).ok())
-                .ok_or_else(|| format!("bad percent escape in {value:?}"))?;
-            out.push(hex);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
+    let escapes_ok = value.split('%').skip(1).all(|after| {
+        after
+            .get(..2)
+            .is_some_and(|hex| hex.bytes().all(|b| b.is_ascii_hexdigit()))
+    });
+    if !escapes_ok {
+        return Err(format!("bad percent escape in {value:?}"));
     }
-    String::from_utf8(out).map_err(|_| format!("{value:?} is not UTF-8"))
+    percent_encoding::percent_decode_str(value)
+        .decode_utf8()
+        .map(String::from)
+        .map_err(|_| format!("{value:?} is not UTF-8"))
 }
 
 #[cfg(test)]
@@ -122,5 +118,22 @@ mod tests {
             .err()
             .unwrap();
         assert!(err.contains("/no/such.pem"), "{err}");
+    }
+
+    #[test]
+    fn escapes_decode_to_utf_8_and_malformed_ones_are_refused() {
+        assert_eq!(
+            percent_decode("%2Fetc%2Fr%C3%A9seau%20ca.pem").unwrap(),
+            "/etc/réseau ca.pem"
+        );
+        assert_eq!(percent_decode("verify-full").unwrap(), "verify-full");
+        let err = target("postgres://u@h/db?sslmode=verify-full&sslrootcert=%2Fno%2F%E2%82%AC.pem")
+            .err()
+            .unwrap();
+        assert!(err.contains("/no/€.pem"), "{err}");
+        // `%+1` once decoded to byte 1: `u8::from_str_radix` takes a sign.
+        for bad in ["%+1", "%2", "a%", "%zz", "%é0", "%FF", "%C3"] {
+            assert!(percent_decode(bad).is_err(), "{bad}");
+        }
     }
 }

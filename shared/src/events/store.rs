@@ -8,6 +8,7 @@ use std::time::Duration;
 use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::{Client, Error, GenericClient, Row};
 
+use crate::config::{ConfigError, Vars};
 use crate::events::outbox::OutboxEvent;
 
 fn outbox_event(row: &Row) -> OutboxEvent {
@@ -107,20 +108,19 @@ const DEFAULT_RETENTION_HOURS: u64 = 7 * 24;
 const PRUNE_BATCH: i64 = 5_000;
 const PRUNE_BATCHES: usize = 10;
 
-/// The retention [`RETENTION_HOURS_VAR`] sets (a week when unset).
-pub fn retention_from_env() -> Result<Duration, String> {
-    match std::env::var(RETENTION_HOURS_VAR) {
-        Err(_) => Ok(Duration::from_secs(DEFAULT_RETENTION_HOURS * 3600)),
-        Ok(hours) => hours
-            .trim()
-            .parse::<u64>()
-            .ok()
-            .and_then(|h| h.checked_mul(3600))
-            .map(Duration::from_secs)
-            .ok_or_else(|| {
-                format!("{RETENTION_HOURS_VAR} must be a whole number of hours, not {hours:?}")
-            }),
-    }
+/// The retention [`RETENTION_HOURS_VAR`] sets (a week when unset or empty).
+pub fn retention_from_env() -> Result<Duration, ConfigError> {
+    retention_from(crate::config::env)
+}
+
+/// [`retention_from_env`] with the settings as `vars` gives them.
+fn retention_from(vars: impl Fn(&str) -> Option<String>) -> Result<Duration, ConfigError> {
+    let hours = vars.parsed_with(RETENTION_HOURS_VAR, "a whole number of hours", |text| {
+        text.parse::<u64>().ok()?.checked_mul(3600)
+    })?;
+    Ok(Duration::from_secs(
+        hours.unwrap_or(DEFAULT_RETENTION_HOURS * 3600),
+    ))
 }
 
 /// Deletes published events older than `retention`; returns how many.
@@ -190,4 +190,32 @@ pub(crate) async fn backlog_of(
         pending: row.get(0),
         oldest_age_seconds: row.get(1),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_retention_is_a_week_unless_set_to_whole_hours() {
+        let retention = |value: Option<&'static str>| {
+            retention_from(move |name: &str| {
+                assert_eq!(name, RETENTION_HOURS_VAR);
+                value.map(str::to_owned)
+            })
+        };
+        let week = Duration::from_secs(7 * 24 * 3600);
+        assert_eq!(retention(None), Ok(week));
+        assert_eq!(retention(Some("")), Ok(week));
+        assert_eq!(retention(Some(" 2 ")), Ok(Duration::from_secs(7200)));
+        let err = retention(Some("1w")).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            r#"OUTBOX_RETENTION_HOURS is not a whole number of hours: "1w""#
+        );
+        assert!(
+            retention(Some("18446744073709551615")).is_err(),
+            "overflows"
+        );
+    }
 }

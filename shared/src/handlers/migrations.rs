@@ -17,6 +17,7 @@ use aws_lambda_events::event::cloudformation::CloudFormationCustomResourceReques
 use lambda_http::LambdaEvent;
 use serde_json::Value;
 
+use crate::config::Vars;
 use crate::db::DbError;
 use crate::deploy;
 pub use crate::deploy::custom_resource::{PresignedPut, Respond, Response};
@@ -123,7 +124,7 @@ async fn set_up(
     properties: &Value,
     retry: Retry,
 ) -> Result<BTreeMap<String, String>, String> {
-    let created = match env(BOOTSTRAP_SECRET_ARN).filter(|arn| !arn.is_empty()) {
+    let created = match env.optional(BOOTSTRAP_SECRET_ARN) {
         Some(arn) => Some(bootstrap(env, &arn, retry).await?),
         None => None,
     };
@@ -140,8 +141,9 @@ async fn bootstrap(
     secret_arn: &str,
     retry: Retry,
 ) -> Result<Vec<String>, String> {
-    let url = env(BOOTSTRAP_URL)
-        .ok_or_else(|| format!("{BOOTSTRAP_SECRET_ARN} needs {BOOTSTRAP_URL}"))?;
+    let url = env
+        .required(BOOTSTRAP_URL)
+        .map_err(|err| err.note(format!("{BOOTSTRAP_SECRET_ARN} needs it")))?;
     let login = crate::aws::secrets::database_login(secret_arn, env).await?;
     let fail = |err: &dyn std::error::Error| format!("bootstrap: {}", crate::error::chain(err));
     let created = retry
@@ -150,7 +152,7 @@ async fn bootstrap(
                 .await
                 .map_err(|err| match err {
                     DbError::Unavailable(_) => Failure::Transient(fail(&err)),
-                    DbError::Query(_) => Failure::Final(fail(&err)),
+                    DbError::Query(_) | DbError::InvalidUrl(_) => Failure::Final(fail(&err)),
                 })?;
             let driver = tokio::spawn(connection);
             let created =
@@ -194,8 +196,9 @@ async fn apply_all(
     };
     let mut applied = BTreeMap::new();
     for database in DATABASES {
-        let url = url_of(database.url_var)
-            .ok_or_else(|| format!("{}: {} is not set", database.name, database.url_var))?;
+        let url = url_of
+            .required(database.url_var)
+            .map_err(|err| format!("{}: {err}", database.name))?;
         let fail = |err: deploy::migrate::MigrateError| {
             let reason = format!("{}: {}", database.name, crate::error::chain(&err));
             Failure::of(&err, reason)

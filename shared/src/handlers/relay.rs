@@ -8,6 +8,7 @@ use aws_lambda_events::eventbridge::EventBridgeEvent;
 use lambda_http::LambdaEvent;
 use serde::Serialize;
 
+use crate::config::ConfigError;
 use crate::db::{Db, INVENTORY_DATABASE_URL, ORDER_DATABASE_URL};
 use crate::error::RunError;
 use crate::events;
@@ -24,7 +25,7 @@ pub struct Outboxes {
 }
 
 impl Outboxes {
-    pub async fn from_env() -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+    pub async fn from_env() -> Result<Self, ConfigError> {
         Ok(Self {
             retention: events::store::retention_from_env()?,
             inventory: Db::from_env(INVENTORY_DATABASE_URL).await?,

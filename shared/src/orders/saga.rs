@@ -26,6 +26,7 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use crate::ApiError;
+use crate::config::ConfigError;
 use crate::db::{Db, DbError, ORDER_DATABASE_URL, STOCK_RESERVATION_DATABASE_URL};
 use crate::events::outbox::{OutboxEvent, Publisher, publish_events};
 use crate::orders;
@@ -49,7 +50,7 @@ pub struct OrderContext {
 impl OrderContext {
     /// Connects to both databases at once: a connection's set-up (TLS, authentication, a new
     /// backend) is most of a cold start's wait.
-    pub async fn from_env(events: Option<Publisher>) -> Result<Self, DbError> {
+    pub async fn from_env(publisher: Option<Publisher>) -> Result<Self, ConfigError> {
         let (orders, stock) = futures_util::future::join(
             Db::from_env(ORDER_DATABASE_URL),
             Db::from_env(STOCK_RESERVATION_DATABASE_URL),
@@ -58,7 +59,7 @@ impl OrderContext {
         Ok(Self {
             orders: orders?,
             stock: stock?,
-            events,
+            events: publisher,
         })
     }
 
