@@ -309,14 +309,63 @@ held() { [ -e "$STATE_DIR/held-$1" ]; }
 hold() { mkdir -p "$STATE_DIR" && : >"$STATE_DIR/held-$1"; }
 release() { rm -f "$STATE_DIR/held-$1"; }
 
-# Bounded probes: each answers within 10 s or counts as a miss.
-sqs_answers() {
-    curl -sf -m 10 -o /dev/null -X POST "$AWS_ENDPOINT_URL_SQS/" \
+# One call to the SQS endpoint's query API, bounded to 10 s. The credential scope tells the local
+# endpoint which service is meant; it checks no signature.
+sqs_call() {
+    curl -sf -m 10 -X POST "$AWS_ENDPOINT_URL_SQS/" \
         -H "Authorization: AWS4-HMAC-SHA256 Credential=$AWS_ACCESS_KEY_ID/20260101/$AWS_REGION/sqs/aws4_request, SignedHeaders=host, Signature=0" \
-        -d "Action=ListQueues&Version=2012-11-05"
+        -d "$1&Version=2012-11-05"
 }
-broker_answers() { timeout 10 "$TANSU" topic list --broker "tcp://127.0.0.1:$KAFKA_PORT" >/dev/null 2>&1; }
-postgres_answers() { timeout 10 "$(pg_bin)/psql" -h 127.0.0.1 -p "$PG_PORT" -U postgres -qAt -c 'SELECT 1' >/dev/null 2>&1; }
+
+# True when `METHOD URL [DATA]` gets any HTTP answer within 10 s.
+http_answers() {
+    local code
+    code=$(curl -s -o /dev/null -m 10 -w '%{http_code}' -X "$1" -H 'content-type: application/json' \
+        ${3:+-d "$3"} "$2") || true
+    [ "$code" != 000 ]
+}
+
+# The parts localstack/ctl and the watchdog act on, by name: broker, sqs, postgres, router.
+start_part() {
+    case $1 in
+        broker) ensure_tansu >/dev/null && start_broker ;;
+        sqs) ensure_moto >/dev/null && start_sqs ;;
+        postgres) start_postgres ;;
+        router) start_watch "$API_PORT" "$STATE_DIR/watch.pid" "$STATE_DIR/watch.log" ;;
+    esac
+}
+
+stop_part() {
+    case $1 in
+        broker | sqs) stop_watch "$STATE_DIR/$1.pid" ;;
+        postgres) stop_postgres ;;
+        router) stop_watch "$STATE_DIR/watch.pid" ;;
+    esac
+}
+
+part_port() {
+    case $1 in
+        broker) echo "$KAFKA_PORT" ;;
+        sqs) echo "$SQS_PORT" ;;
+        postgres) echo "$PG_PORT" ;;
+        router) echo "$API_PORT" ;;
+    esac
+}
+
+# Whether a part answers a bounded request (10 s at most): a topic list, ListQueues, a query; for
+# the router a function that reads nothing (POST /api/orders with an empty object answers 422 at
+# once) and /health.
+part_answers() {
+    case $1 in
+        broker) timeout 10 "$TANSU" topic list --broker "tcp://127.0.0.1:$KAFKA_PORT" >/dev/null 2>&1 ;;
+        sqs) sqs_call "Action=ListQueues" >/dev/null ;;
+        postgres) timeout 10 "$(pg_bin)/psql" -h 127.0.0.1 -p "$PG_PORT" -U postgres -qAt -c 'SELECT 1' >/dev/null 2>&1 ;;
+        router)
+            http_answers POST "http://127.0.0.1:$API_PORT/api/orders" '{}' &&
+                http_answers GET "http://127.0.0.1:$API_PORT/health"
+            ;;
+    esac
+}
 
 # Starts `CMD ARGS…` in the background as a process group of its own (so stop_watch stops it with
 # whatever it spawns), its output appended to LOG, its pid in PIDFILE. The one way the scripts
@@ -467,11 +516,8 @@ start_sqs() {
     fi
     local queue
     for queue in stockroom-alerts stockroom-dead-letters; do
-        # CreateQueue is idempotent for the same attributes. The credential scope tells the local
-        # endpoint which service is meant; it checks no signature.
-        curl -sf -X POST "$AWS_ENDPOINT_URL_SQS/" \
-            -H "Authorization: AWS4-HMAC-SHA256 Credential=$AWS_ACCESS_KEY_ID/20260101/$AWS_REGION/sqs/aws4_request, SignedHeaders=host, Signature=0" \
-            -d "Action=CreateQueue&QueueName=$queue&Version=2012-11-05" | grep -q "<QueueUrl>" ||
+        # CreateQueue is idempotent for the same attributes.
+        sqs_call "Action=CreateQueue&QueueName=$queue" | grep -q "<QueueUrl>" ||
             die "could not create queue $queue at $AWS_ENDPOINT_URL_SQS"
     done
     info "queues stockroom-alerts, stockroom-dead-letters"
