@@ -177,15 +177,10 @@ async fn push_once(pusher: &Pusher) {
     pusher.wanted.store(false, Ordering::Release);
     pusher.handle.run_upkeep();
     let body = pusher.handle.render();
-    let pushed = tokio::time::timeout(
-        PUSH_TIMEOUT,
-        pusher.gateway.call("PUT", &pusher.path, &body),
-    )
-    .await;
-    match pushed {
-        Ok(Ok(_)) => {}
-        Ok(Err(err)) => tracing::debug!(%err, "metrics push failed; the next one carries them"),
-        Err(_) => tracing::debug!("metrics push timed out; the next one carries them"),
+    // The pusher's gateway gives up after PUSH_TIMEOUT (its agent's timeout, which also ends the
+    // blocking thread; a tokio timeout here would not).
+    if let Err(err) = pusher.gateway.call("PUT", &pusher.path, &body).await {
+        tracing::debug!(%err, "metrics push failed or timed out; the next one carries them");
     }
 }
 
