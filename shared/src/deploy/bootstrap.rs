@@ -39,6 +39,13 @@ pub enum BootstrapError {
     Db(#[from] tokio_postgres::Error),
 }
 
+impl BootstrapError {
+    /// The server could not be reached or went away: another try may succeed.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, Self::Db(err) if crate::db::DbError::is_unavailable(err))
+    }
+}
+
 /// Identifiers are spliced into DDL, which takes no parameters: only plain ones are accepted.
 fn ident(name: &str) -> Result<String, BootstrapError> {
     let plain = !name.is_empty()

@@ -66,6 +66,17 @@ pub enum MigrateError {
     Changed { version: i32, name: &'static str },
 }
 
+impl MigrateError {
+    /// The database could not be reached or went away: another try may succeed.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            Self::Db(err) => crate::db::DbError::is_unavailable(err),
+            Self::Connect(err) => matches!(err, crate::db::DbError::Unavailable(_)),
+            Self::Changed { .. } => false,
+        }
+    }
+}
+
 /// FNV-1a: enough to notice an edited file. Fixed for good: another function would make every
 /// applied migration look edited.
 pub fn checksum(sql: &str) -> String {

@@ -81,15 +81,12 @@ enum Failure {
 }
 
 impl Failure {
-    fn of(err: &deploy::migrate::MigrateError, reason: String) -> Self {
-        match err {
-            deploy::migrate::MigrateError::Connect(DbError::Unavailable(_)) => {
-                Self::Transient(reason)
-            }
-            deploy::migrate::MigrateError::Db(err) if DbError::is_unavailable(err) => {
-                Self::Transient(reason)
-            }
-            _ => Self::Final(reason),
+    /// Transient when the database was `unavailable`, final otherwise.
+    fn new(unavailable: bool, reason: String) -> Self {
+        if unavailable {
+            Self::Transient(reason)
+        } else {
+            Self::Final(reason)
         }
     }
 }
@@ -150,22 +147,12 @@ async fn bootstrap(
         .run("bootstrap", async || {
             let (client, connection) = crate::db::open_as(&url, &login.username, &login.password)
                 .await
-                .map_err(|err| match err {
-                    DbError::Unavailable(_) => Failure::Transient(fail(&err)),
-                    DbError::Query(_) | DbError::InvalidUrl(_) => Failure::Final(fail(&err)),
-                })?;
+                .map_err(|err| Failure::new(matches!(err, DbError::Unavailable(_)), fail(&err)))?;
             let driver = tokio::spawn(connection);
             let created =
                 crate::deploy::bootstrap::bootstrap(&client, &crate::deploy::bootstrap::LAYOUT)
                     .await
-                    .map_err(|err| match &err {
-                        crate::deploy::bootstrap::BootstrapError::Db(db)
-                            if DbError::is_unavailable(db) =>
-                        {
-                            Failure::Transient(fail(&err))
-                        }
-                        _ => Failure::Final(fail(&err)),
-                    });
+                    .map_err(|err| Failure::new(err.is_unavailable(), fail(&err)));
             drop(client);
             let _ = driver.await;
             created
@@ -201,7 +188,7 @@ async fn apply_all(
             .map_err(|err| format!("{}: {err}", database.name))?;
         let fail = |err: deploy::migrate::MigrateError| {
             let reason = format!("{}: {}", database.name, crate::error::chain(&err));
-            Failure::of(&err, reason)
+            Failure::new(err.is_unavailable(), reason)
         };
         // Trying again is safe: the migrations apply in one transaction, so a failed try left nothing.
         let versions = retry
