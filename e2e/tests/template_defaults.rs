@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use common::template::document;
+use common::template::{document, intrinsic, scalar_text};
 use serde_json::{Value, json};
 use serde_yaml::Value as Yaml;
 use stockroom_test_support::handler::{Event, SCHEDULED_EVENT};
@@ -45,24 +45,20 @@ fn local(var: &str) -> String {
     std::env::var(var).unwrap_or_else(|_| panic!("{var} is not set: run with localstack/test"))
 }
 
-fn tagged<'a>(value: &'a Yaml, tag: &str) -> Option<&'a Yaml> {
-    match value {
-        Yaml::Tagged(t) if t.tag == tag => Some(&t.value),
-        _ => None,
-    }
+/// The argument of `value` if it calls the intrinsic `function` (`Ref`, `Fn::If`, …).
+fn call<'a>(value: &'a Yaml, function: &str) -> Option<&'a Yaml> {
+    intrinsic(value)
+        .filter(|(name, _)| name == function)
+        .map(|(_, argument)| argument)
 }
 
 /// A template value at the parameters' defaults, as text; `None` for `AWS::NoValue`. With the
 /// database brought (the local one), `!If [CreateDatabase, …]` takes its second branch.
 fn resolve(doc: &Yaml, value: &Yaml) -> Option<String> {
-    // Before `as_str`, which would read through a tag (`!Ref X` as "X").
-    if let Yaml::String(text) = value {
-        return Some(text.clone());
+    if let Some(text) = scalar_text(value) {
+        return Some(text);
     }
-    if value.is_number() || value.is_bool() {
-        return Some(serde_yaml::to_string(value).unwrap().trim().to_owned());
-    }
-    if let Some(name) = tagged(value, "Ref").and_then(Yaml::as_str) {
+    if let Some(name) = call(value, "Ref").and_then(Yaml::as_str) {
         if name == "AWS::NoValue" {
             return None;
         }
@@ -73,7 +69,7 @@ fn resolve(doc: &Yaml, value: &Yaml) -> Option<String> {
         );
         return resolve(doc, default);
     }
-    if let Some(items) = tagged(value, "If").and_then(Yaml::as_sequence)
+    if let Some(items) = call(value, "Fn::If").and_then(Yaml::as_sequence)
         && items[0] == "CreateDatabase"
     {
         return resolve(doc, &items[2]);
@@ -118,8 +114,8 @@ fn environment(doc: &Yaml, resource: &Yaml) -> Vec<(String, String)> {
 fn custom_resource_of<'a>(doc: &'a Yaml, function: &str) -> Option<&'a Yaml> {
     doc["Resources"].as_mapping()?.values().find(|resource| {
         let token = &resource["Properties"]["ServiceToken"];
-        let target = tagged(token, "GetAtt")
-            .or_else(|| tagged(token, "Ref"))
+        let target = call(token, "Fn::GetAtt")
+            .or_else(|| call(token, "Ref"))
             .and_then(Yaml::as_str)
             .unwrap_or_default();
         target.split('.').next() == Some(function)
@@ -192,7 +188,7 @@ fn event_for(doc: &Yaml, logical_id: &str, resource: &Yaml, answer_url: &str) ->
 
 /// `Some(default)` if `value` is `!Ref` of a parameter.
 fn resolve_parameter(doc: &Yaml, value: &Yaml) -> Option<String> {
-    let name = tagged(value, "Ref")?.as_str()?;
+    let name = call(value, "Ref")?.as_str()?;
     doc["Parameters"].get(name)?;
     resolve(doc, value)
 }

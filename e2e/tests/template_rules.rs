@@ -7,7 +7,7 @@ mod common;
 
 use std::collections::BTreeMap;
 
-use common::template::{all_templates, each_node, intrinsic};
+use common::template::{all_templates, each_node, intrinsic, scalar_text};
 use serde_yaml::Value as Yaml;
 
 /// What CloudFormation takes in a rule's condition and assertions.
@@ -138,15 +138,6 @@ fn parameters(doc: &Yaml, given: &[(&str, &str)]) -> Parameters {
             (name.to_owned(), value)
         })
         .collect()
-}
-
-fn scalar_text(value: &Yaml) -> Option<String> {
-    match value {
-        Yaml::String(s) => Some(s.clone()),
-        Yaml::Number(n) => Some(n.to_string()),
-        Yaml::Bool(b) => Some(b.to_string()),
-        _ => None,
-    }
 }
 
 /// The arguments of a function that takes a list of them.

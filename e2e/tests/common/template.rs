@@ -132,3 +132,13 @@ pub fn each_node<'a>(value: &'a Yaml, visit: &mut impl FnMut(&'a Yaml)) {
         _ => {}
     }
 }
+
+/// A scalar's text: a string as it is, a number or a boolean as YAML writes it.
+pub fn scalar_text(value: &Yaml) -> Option<String> {
+    match value {
+        Yaml::String(s) => Some(s.clone()),
+        Yaml::Number(n) => Some(n.to_string()),
+        Yaml::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
