@@ -199,9 +199,14 @@ grep -qxE '[0-9a-f]{64}' "$STATE_DIR/auth-secret" 2>/dev/null ||
     (umask 077 && od -An -N32 -tx1 /dev/urandom | tr -d ' \n' >"$STATE_DIR/auth-secret")
 AUTH_LOCAL_SECRET=$(cat "$STATE_DIR/auth-secret")
 export AUTH_ISSUER AUTH_AUDIENCE AUTH_LOCAL_SECRET
+# The relay (the only publisher) relays for its schedule's period and 5 s more, so the next
+# invocation has started before this one ends, as template.yaml's 65 s for a 1-minute schedule.
+RELAY_RUN_SECONDS=${RELAY_RUN_SECONDS:-$(( ${STOCKROOM_RELAY_EVERY:-20} + 5 ))}
+RELAY_POLL_MILLISECONDS=${RELAY_POLL_MILLISECONDS:-200}
 FUNCTION_ENV_VARS="INVENTORY_DATABASE_URL ORDER_DATABASE_URL STOCK_RESERVATION_DATABASE_URL NOTIFICATION_DATABASE_URL
     KAFKA_BROKERS AWS_ENDPOINT_URL_SQS AWS_REGION AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY ALERTS_QUEUE_URL DEAD_LETTER_QUEUE_URL
-    ORDER_PENDING_TIMEOUT_SECONDS PUSHGATEWAY_URL AWS_LAMBDA_LOG_FORMAT AUTH_MODE AUTH_ISSUER AUTH_AUDIENCE AUTH_LOCAL_SECRET"
+    ORDER_PENDING_TIMEOUT_SECONDS PUSHGATEWAY_URL AWS_LAMBDA_LOG_FORMAT AUTH_MODE AUTH_ISSUER AUTH_AUDIENCE AUTH_LOCAL_SECRET
+    RELAY_RUN_SECONDS RELAY_POLL_MILLISECONDS"
 write_env_file() {
     local var
     for var in $FUNCTION_ENV_VARS; do printf '%s=%s\n' "$var" "${!var}"; done >"$1"
@@ -271,7 +276,7 @@ SCHEDULED_FUNCTIONS="orders-reconciler events-relay notifications-forwarder metr
 schedule_every() {
     case $1 in
         orders-reconciler) echo "${STOCKROOM_RECONCILE_EVERY:-60}" ;;
-        events-relay) echo "${STOCKROOM_RELAY_EVERY:-10}" ;;
+        events-relay) echo "${STOCKROOM_RELAY_EVERY:-20}" ;;
         notifications-forwarder) echo "${STOCKROOM_FORWARD_EVERY:-10}" ;;
         metrics-janitor) echo "${STOCKROOM_JANITOR_EVERY:-60}" ;;
         stock-levels) echo "${STOCKROOM_STOCK_LEVELS_EVERY:-10}" ;;

@@ -44,6 +44,10 @@ fn env_read_by(binary: &str) -> BTreeSet<String> {
         ),
         ("KafkaPublisher", &["KAFKA_BROKERS"]),
         (
+            "RelaySettings::from_env",
+            &["RELAY_RUN_SECONDS", "RELAY_POLL_MILLISECONDS"],
+        ),
+        (
             "migrations::handle",
             &[
                 "INVENTORY_DATABASE_URL",

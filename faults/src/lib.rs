@@ -183,8 +183,8 @@ pub fn order_events(orders: &[i64]) -> BTreeMap<i64, (String, bool)> {
     sql(
         "ORDER_DATABASE_URL",
         &format!(
-            "SELECT message_key::int8, event_id::text, published_at IS NOT NULL FROM outbox \
-             WHERE payload::jsonb ->> 'event_type' = 'order_created' AND message_key IN ({})",
+            "SELECT order_id, event_id::text, published_at IS NOT NULL FROM outbox \
+             WHERE event_type = 'order_created' AND order_id IN ({})",
             keys.join(",")
         ),
     )

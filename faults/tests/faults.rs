@@ -52,16 +52,15 @@ fn alerts_of(ids: &BTreeSet<String>) -> Vec<String> {
         .collect()
 }
 
-/// Sorted first of the fault tests (libtest runs them by name), so no publisher is still backing
-/// off from an earlier broker fault and the first order really meets the frozen broker.
+/// Sorted first of the fault tests (libtest runs them by name). No request talks to the broker
+/// (the relay is the only publisher), so a frozen broker delays events, never answers.
 #[test]
 fn a_broker_frozen_mid_order_holds_up_no_answer_and_loses_no_event() {
     const ORDERS: usize = 4;
     let product = product(INITIAL);
     let body = format!(r#"{{"product_id":{product},"quantity":1}}"#);
-    // Every environment of orders-create warm and idle first: a few clients at once start them
-    // all (a fresh stack has one), and each stays busy until its last order's event is
-    // published (a new environment's first publish connects its producer).
+    // Every environment of orders-create warm and idle first (a few clients at once start them
+    // all), and the relay's producer connected: the warm-up orders' events are published.
     let warming = Load::start(product, 4);
     sleep(Duration::from_secs(3));
     let warm = placed(&warming.stop());
@@ -83,17 +82,16 @@ fn a_broker_frozen_mid_order_holds_up_no_answer_and_loses_no_event() {
         let answer = post("/api/orders", &body).expect("the API answers");
         answers.push((answer, started.elapsed()));
     }
-    // Longer than the publisher's 5 s wait for the broker: the functions have given up by now.
+    // Longer than the relay's 5 s wait for the broker: its pass has given up by now.
     sleep(Duration::from_secs(7));
     ctl("thaw", "broker");
     let thawed = Instant::now();
     for ((status, body), _) in &answers {
         assert_eq!(*status, 201, "{body}");
     }
-    // Before events were published after the response, the first order after the freeze took
-    // the publisher's whole 5 s wait. On a fresh stack (faults run alone) one answer now and
-    // then still took 2.5-5 s, never in a full run (10-18 ms): not yet explained, so the bound
-    // is on the typical answer, and no answer may take the publisher's whole wait.
+    // The broker is not on the order path: when requests published, the first order after the
+    // freeze took the publisher's whole 5 s wait. The bound is on the typical answer, and no
+    // answer may take the relay's whole wait.
     let mut took: Vec<Duration> = answers.iter().map(|(_, took)| *took).collect();
     took.sort();
     let first = answers[0].1;
@@ -113,8 +111,8 @@ fn a_broker_frozen_mid_order_holds_up_no_answer_and_loses_no_event() {
         orders.len(),
         thawed.elapsed().as_secs_f64()
     );
-    // The frozen broker reads a produce the function gave up on once it thaws: that event is
-    // in doubt and the relay sends it again (at most once more).
+    // The frozen broker reads a produce the relay gave up on once it thaws: that event is in
+    // doubt and the relay's next pass sends it again (at most once more).
     let copies = on_topic_copies(&orders, &ids);
     assert!(
         copies.len() <= ORDERS && copies.iter().all(|(_, n)| *n == 2),
@@ -146,8 +144,8 @@ fn a_broker_restart_under_load_loses_no_event_and_records_each_once() {
     );
     let ids = delivered(
         &orders,
-        // Measured 19–42 s from the broker's return (relay every 5 s, events at least 6 s old,
-        // the trigger's consumer rejoining its group): 90 s leaves CI's slower runs room.
+        // Measured 19–42 s from the broker's return when the relay ran every 5 s (most of it the
+        // trigger's consumer rejoining its group): 90 s leaves CI's slower runs room.
         Duration::from_secs(90).saturating_sub(recovered.elapsed()),
     );
     eprintln!(
@@ -156,9 +154,9 @@ fn a_broker_restart_under_load_loses_no_event_and_records_each_once() {
         recovered.elapsed().as_secs_f64()
     );
     // A produce the broker wrote just as it stopped, but never acknowledged, is in doubt: the
-    // function leaves the event to the relay, which sends it again (outbox → broker is at least
-    // once; `delivered` showed each recorded once). Each client has one order in flight, so at
-    // most that many events can be in doubt, and none can be sent more than twice.
+    // relay's next pass sends it again (outbox → broker is at least once; `delivered` showed
+    // each recorded once). One batch is in flight at the stop, and nothing is sent more than
+    // twice.
     let copies = on_topic_copies(&orders, &ids);
     assert!(
         copies.len() <= CLIENTS && copies.iter().all(|(_, n)| *n == 2),
@@ -305,9 +303,9 @@ fn a_postgres_restart_under_load_keeps_stock_orders_and_events_right() {
         "every 201 is a confirmed order"
     );
     let ids = delivered(&confirmed, Duration::from_secs(60));
-    // A function that published an event but could not mark it (the database went down in
-    // between) leaves it to the relay, which sends it again: outbox → broker is at least once,
-    // and `delivered` showed each recorded exactly once all the same.
+    // A relay pass that published a batch but could not mark it (the database went down in
+    // between) leaves it unpublished, and a later pass sends it again: outbox → broker is at
+    // least once, and `delivered` showed each recorded exactly once all the same.
     let copies = on_topic_copies(&confirmed, &ids);
     assert!(
         copies.iter().all(|(_, n)| *n == 2),

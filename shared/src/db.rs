@@ -78,8 +78,7 @@ impl From<tokio_postgres::Error> for DbError {
 }
 
 /// The connection of this execution environment, reopened on demand. A clone is another handle
-/// to the same connection (for work that runs after the response, see [`crate::events::after_response`]):
-/// a reference count, so cloning on every request copies no configuration.
+/// to the same connection: a reference count, so cloning copies no configuration.
 #[derive(Clone)]
 pub struct Db(Arc<Inner>);
 

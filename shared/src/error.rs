@@ -222,13 +222,13 @@ mod tests {
             "database unavailable: connection refused"
         );
         let relay = RunError::from(crate::events::outbox::OutboxError::Publish(
-            crate::events::outbox::PublishError::BackingOff,
+            crate::events::outbox::PublishError::Producer("no brokers".into()),
         ));
         let relay = Diagnostic::from(relay);
         assert_eq!(relay.error_type, "Retryable.Broker");
         assert_eq!(
             relay.error_message,
-            "the broker did not take the events: the broker was unreachable moments ago; left to the relay"
+            "the broker did not take the events: could not create the producer: no brokers"
         );
         let queue = Diagnostic::from(RunError::Queue("timed out".into()));
         assert_eq!(

@@ -99,9 +99,9 @@ async fn product_writes_need_the_admin_scope_and_a_refused_write_changes_nothing
             user,
         );
         let answers = [
-            answer(products::create(&db, None, create.request()).await),
-            answer(products::update(&db, None, update.request()).await),
-            answer(products::adjust_stock(&db, None, adjust.request()).await),
+            answer(products::create(&db, create.request()).await),
+            answer(products::update(&db, update.request()).await),
+            answer(products::adjust_stock(&db, adjust.request()).await),
         ];
         let admin = user.is_some_and(|(_, admin)| admin);
         for a in &answers {
@@ -135,10 +135,10 @@ async fn product_writes_need_the_admin_scope_and_a_refused_write_changes_nothing
             .user(user.0, user.1)
             .request()
     };
-    let refused = answer(products::delete(&db, None, delete((USER_A, false))).await);
+    let refused = answer(products::delete(&db, delete((USER_A, false))).await);
     assert_error(&refused, StatusCode::FORBIDDEN, "forbidden");
     assert_eq!(stock_of(id).await, 104, "still there");
-    let deleted = answer(products::delete(&db, None, delete((USER_B, true))).await);
+    let deleted = answer(products::delete(&db, delete((USER_B, true))).await);
     assert_eq!(deleted.status, StatusCode::NO_CONTENT, "{}", deleted.text);
 }
 

@@ -1,25 +1,32 @@
-//! The event schema exists once, in `stockroom::events`: for every event type, what the real
-//! triggers write parses into the typed `Event` and serialises back to the same JSON, field for
-//! field (so the type knows every field the triggers write, with its type), and docs/events.md
-//! lists exactly those fields.
+//! The event schema exists once, in `stockroom::events`: for every event type, what the relay
+//! sends for what the real triggers wrote parses into the typed `Event` and serialises back to
+//! the same JSON, field for field, and docs/events.md lists exactly those fields.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::Value;
 use stockroom::db::{INVENTORY_DATABASE_URL, ORDER_DATABASE_URL};
+use stockroom::events;
+use stockroom::events::store::Outbox;
 use stockroom::events::{Event, EventType};
 use stockroom::orders;
 use stockroom_test_support::handler::{admin_query, order_dbs, product_with_stock, single_order};
 
-/// The outbox payloads of one database for a message key, in order.
+/// The events of one product or order, as the relay sends them, in order.
 async fn payloads(var: &str, key: i64) -> Vec<String> {
-    admin_query(
-        var,
-        &format!("SELECT payload FROM outbox WHERE message_key = '{key}' ORDER BY id"),
-    )
+    let outbox = if var == INVENTORY_DATABASE_URL {
+        Outbox::Inventory
+    } else {
+        Outbox::Orders
+    };
+    let db = stockroom::db::Db::new(&std::env::var(var).unwrap()).unwrap();
+    db.run("test", async |c| {
+        events::store::of_key(c, outbox, key).await
+    })
     .await
-    .iter()
-    .map(|row| row.get(0))
+    .unwrap()
+    .into_iter()
+    .map(|event| event.payload)
     .collect()
 }
 

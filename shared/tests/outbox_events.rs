@@ -1,103 +1,155 @@
-//! `events::store::with_events` against the real inventory_db: one writing statement and the read
-//! of the events its transaction wrote, in one round trip, and a failed statement leaves nothing
-//! behind, not even an open transaction.
+//! The outbox against the real databases: the triggers write each change's events as typed rows,
+//! in order, and nothing for a change that failed; the relay's reading of them gives the JSON the
+//! consumers read (docs/events.md); pruning deletes only published events past the retention.
 
-use stockroom::db::INVENTORY_DATABASE_URL;
+use serde_json::{Value, json};
+use stockroom::db::{INVENTORY_DATABASE_URL, ORDER_DATABASE_URL};
 use stockroom::events;
-use stockroom_test_support::handler::{admin_query, db, unique};
-use tokio_postgres::error::SqlState;
-use tokio_postgres::types::Type;
+use stockroom::events::store::Outbox;
+use stockroom::http::request_body::JsonObject;
+use stockroom::orders;
+use stockroom::orders::OrderRequest;
+use stockroom_test_support::handler::{admin_query, db, order_dbs, pause_relay, unique};
 
-const INSERT: &str = "INSERT INTO products (name, price, stock) VALUES ($1, 2.50, $2) RETURNING id";
-
-/// Whether the session holds no transaction that wrote: inside a block still open after a write,
-/// the transaction has an id; inside an aborted one, this statement fails.
-const IDLE: &str = "SELECT pg_current_xact_id_if_assigned() IS NULL";
-
-#[tokio::test]
-async fn a_statement_comes_back_with_exactly_the_events_its_transaction_wrote() {
-    let db = db().await;
-    let name = unique("with events");
-    let stock = 7_i32;
-    let (rows, events) = db
+/// The events of one product or order, as the relay sends them: `(event_type, JSON)`.
+async fn sent(var: &str, outbox: Outbox, key: i64) -> Vec<(String, Value)> {
+    let db = stockroom::db::Db::new(&std::env::var(var).unwrap()).unwrap();
+    let events = db
         .run("test", async |c| {
-            events::store::with_events(c, INSERT, &[(&name, Type::TEXT), (&stock, Type::INT4)])
-                .await
+            events::store::of_key(c, outbox, key).await
         })
         .await
         .unwrap();
-    let id: i64 = rows[0].get("id");
-    let stored: Vec<String> = admin_query(
-        INVENTORY_DATABASE_URL,
-        &format!("SELECT event_id::text FROM outbox WHERE message_key = '{id}' ORDER BY id"),
-    )
-    .await
-    .iter()
-    .map(|r| r.get(0))
-    .collect();
-    let returned: Vec<String> = events.iter().map(|e| e.event_id.to_string()).collect();
-    assert_eq!(returned, stored, "the events of the insert, and only those");
-    // A product of 7 is below the low-stock threshold: created, then the alert.
-    let types: Vec<String> = events
+    events
         .iter()
         .map(|e| {
-            serde_json::from_str::<serde_json::Value>(&e.payload).unwrap()["event_type"].to_string()
+            assert_eq!(e.key, key.to_string());
+            let value: Value = serde_json::from_str(&e.payload).unwrap();
+            assert_eq!(value["event_id"], e.event_id.to_string());
+            (value["event_type"].as_str().unwrap().to_owned(), value)
         })
-        .collect();
-    assert_eq!(types, ["\"product_created\"", "\"low_stock_alert\""]);
-    assert!(events.iter().all(|e| e.key == id.to_string()));
-    // Committed: another session sees the product.
-    let seen = admin_query(
-        INVENTORY_DATABASE_URL,
-        &format!("SELECT count(*) FROM products WHERE id = {id}"),
-    )
-    .await;
-    assert_eq!(seen[0].get::<_, i64>(0), 1);
-    let idle: bool = db
-        .run("test", async |c| c.query_typed_one(IDLE, &[]).await)
-        .await
-        .unwrap()
-        .get(0);
-    assert!(idle, "the transaction is over");
+        .collect()
+}
+
+fn threshold_of(rows: &[tokio_postgres::Row]) -> i64 {
+    i64::from(rows[0].get::<_, i32>(0))
 }
 
 #[tokio::test]
-async fn a_failed_statement_returns_its_own_error_and_leaves_no_transaction_open() {
-    let db = db().await;
-    let name = unique("negative stock");
-    let stock = -1_i32;
-    let failed = db
-        .run("test", async |c| {
-            events::store::with_events(c, INSERT, &[(&name, Type::TEXT), (&stock, Type::INT4)])
-                .await
-        })
-        .await;
-    let err = match failed {
-        Err(stockroom::db::DbError::Query(err)) => err,
-        other => panic!(
-            "expected the check's error, got {:?}",
-            other.map(|(r, e)| (r.len(), e))
-        ),
-    };
-    assert_eq!(err.code(), Some(&SqlState::CHECK_VIOLATION), "{err}");
-    let written = admin_query(
+async fn a_product_created_low_yields_created_then_its_alert_with_exact_fields() {
+    let threshold = threshold_of(
+        &admin_query(
+            INVENTORY_DATABASE_URL,
+            "SELECT low_stock_threshold FROM inventory_settings",
+        )
+        .await,
+    );
+    let name = unique("typed outbox");
+    let stock = threshold - 1;
+    let id: i64 = admin_query(
         INVENTORY_DATABASE_URL,
-        &format!("SELECT count(*) FROM products WHERE name = '{name}'"),
+        &format!("INSERT INTO products (name, price, stock) VALUES ('{name}', 2.50, {stock}) RETURNING id"),
+    )
+    .await[0]
+        .get(0);
+    let events = sent(INVENTORY_DATABASE_URL, Outbox::Inventory, id).await;
+    let types: Vec<&str> = events.iter().map(|(t, _)| t.as_str()).collect();
+    assert_eq!(types, ["product_created", "low_stock_alert"]);
+    let (_, created) = &events[0];
+    assert_eq!(created["product_id"], id);
+    assert_eq!(created["name"], name.as_str());
+    assert_eq!(created["stock"], stock);
+    // Money as a JSON number with its two decimals, never through a float.
+    assert!(
+        serde_json::to_string(created)
+            .unwrap()
+            .contains(r#""price":2.50"#),
+        "{created}"
+    );
+    assert_eq!(created["version"], 1);
+    let (_, alert) = &events[1];
+    assert_eq!(alert["threshold"], threshold);
+    assert_eq!(alert.get("price"), None);
+    // occurred_at is the change's transaction start, with microseconds; timestamp the same second.
+    let occurred = created["occurred_at"].as_str().unwrap();
+    let at = chrono::DateTime::parse_from_rfc3339(occurred).unwrap();
+    assert_eq!(
+        occurred.len(),
+        "2026-01-01T00:00:00.000000Z".len(),
+        "{occurred}"
+    );
+    assert_eq!(created["timestamp"], at.timestamp());
+    assert_ne!(created["event_id"], alert["event_id"]);
+}
+
+#[tokio::test]
+async fn a_change_that_fails_writes_no_event() {
+    let name = unique("refused");
+    let url = std::env::var(INVENTORY_DATABASE_URL).unwrap();
+    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    // The row is written (and its trigger runs), then the statement fails on the next row.
+    let failed = client
+        .batch_execute(&format!(
+            "INSERT INTO products (name, price, stock) VALUES ('{name}', 1.00, 5), ('{name}', 1.00, -1)"
+        ))
+        .await;
+    assert!(failed.is_err());
+    let rows = admin_query(
+        INVENTORY_DATABASE_URL,
+        &format!("SELECT count(*) FROM outbox WHERE name = '{name}'"),
     )
     .await;
-    assert_eq!(written[0].get::<_, i64>(0), 0);
-    // The same connection goes on, outside any transaction block.
-    let idle: bool = db
-        .run("test", async |c| c.query_typed_one(IDLE, &[]).await)
+    assert_eq!(rows[0].get::<_, i64>(0), 0);
+}
+
+#[tokio::test]
+async fn a_bulk_order_yields_one_order_created_per_line_and_a_cancel_its_cancelled() {
+    let product = stockroom_test_support::handler::product_with_stock("3.10", 100).await;
+    let body = json!({"user_id": 4, "items": [
+        {"product_id": product, "quantity": 1},
+        {"product_id": product, "quantity": 2},
+        {"product_id": product, "quantity": 3},
+    ]});
+    let request = OrderRequest::bulk(&JsonObject::parse(&body.to_string()).unwrap()).unwrap();
+    let ctx = order_dbs().await;
+    let placed = orders::saga::place(&ctx, &request, None).await;
+    assert_eq!(placed.status, 201, "{}", placed.body);
+    let placed: Vec<Value> = serde_json::from_str(&placed.body).unwrap();
+    for (order, quantity) in placed.iter().zip(1..) {
+        let id = order["id"].as_i64().unwrap();
+        let events = sent(ORDER_DATABASE_URL, Outbox::Orders, id).await;
+        assert_eq!(events.len(), 1, "{events:?}");
+        let (event_type, event) = &events[0];
+        assert_eq!(event_type, "order_created");
+        assert_eq!(event["quantity"], quantity);
+        assert_eq!(event["user_id"], 4);
+        assert_eq!(event["status"], "confirmed");
+        let text = serde_json::to_string(event).unwrap();
+        assert!(text.contains(r#""unit_price":3.10"#), "{text}");
+        let total = format!(
+            r#""total_price":{}"#,
+            ["3.10", "6.20", "9.30"][quantity - 1]
+        );
+        assert!(text.contains(&total), "{text}");
+    }
+    let first = placed[0]["id"].as_i64().unwrap();
+    orders::saga::cancel(&ctx, first, None).await.unwrap();
+    let types: Vec<String> = sent(ORDER_DATABASE_URL, Outbox::Orders, first)
         .await
-        .unwrap()
-        .get(0);
-    assert!(idle, "the aborted transaction was ended");
+        .into_iter()
+        .map(|(t, _)| t)
+        .collect();
+    assert_eq!(types, ["order_created", "order_cancelled"]);
 }
 
 /// Published events past the retention are deleted; younger or unpublished ones stay.
 #[tokio::test]
 async fn pruning_deletes_published_events_past_the_retention_only() {
+    // The stack's relay would publish (and prune) the old unpublished event first.
+    let _paused = pause_relay(INVENTORY_DATABASE_URL).await;
     let db = db().await;
     let week = std::time::Duration::from_secs(7 * 24 * 3600);
     // One product each: old and published, old and unpublished, young and published.
@@ -117,7 +169,7 @@ async fn pruning_deletes_published_events_past_the_retention_only() {
             INVENTORY_DATABASE_URL,
             &format!(
                 "UPDATE outbox SET created_at = now() - interval '{age}', published_at = {published} \
-                 WHERE message_key = '{id}'"
+                 WHERE product_id = {id}"
             ),
         )
         .await;
@@ -133,7 +185,7 @@ async fn pruning_deletes_published_events_past_the_retention_only() {
         left.push(
             admin_query(
                 INVENTORY_DATABASE_URL,
-                &format!("SELECT count(*) FROM outbox WHERE message_key = '{key}'"),
+                &format!("SELECT count(*) FROM outbox WHERE product_id = {key}"),
             )
             .await[0]
                 .get::<_, i64>(0),
@@ -144,7 +196,7 @@ async fn pruning_deletes_published_events_past_the_retention_only() {
     admin_query(
         INVENTORY_DATABASE_URL,
         &format!(
-            "UPDATE outbox SET published_at = now() WHERE message_key = '{}'",
+            "UPDATE outbox SET published_at = now() WHERE product_id = {}",
             keys[1]
         ),
     )

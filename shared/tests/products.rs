@@ -10,7 +10,7 @@ use stockroom_test_support::handler::{Answer, Event, answer, db, unique};
 
 async fn create(db: &Db, body: &str) -> Answer {
     let event = Event::new("POST", "/api/products", "/api/products").json_body(body);
-    answer(products::create(db, None, event.request()).await)
+    answer(products::create(db, event.request()).await)
 }
 
 async fn get(db: &Db, id: &str) -> Answer {
@@ -28,7 +28,7 @@ async fn update(db: &Db, id: &str, body: &str) -> Answer {
     let event = Event::new("PUT", "/api/products/{id}", &format!("/api/products/{id}"))
         .path_param("id", id)
         .json_body(body);
-    answer(products::update(db, None, event.request()).await)
+    answer(products::update(db, event.request()).await)
 }
 
 async fn delete(db: &Db, id: &str) -> Answer {
@@ -38,7 +38,7 @@ async fn delete(db: &Db, id: &str) -> Answer {
         &format!("/api/products/{id}"),
     )
     .path_param("id", id);
-    answer(products::delete(db, None, event.request()).await)
+    answer(products::delete(db, event.request()).await)
 }
 
 /// Creates a product and returns its JSON.
@@ -177,7 +177,7 @@ async fn unreadable_bodies_are_400_and_wrong_media_types_415() {
     let event = Event::new("POST", "/api/products", "/api/products")
         .header("content-type", "text/plain")
         .raw_body(r#"{"name":"a","price":1,"stock":1}"#);
-    let a = answer(products::create(&db, None, event.request()).await);
+    let a = answer(products::create(&db, event.request()).await);
     assert_eq!(a.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
     assert_eq!(a.error().0, "unsupported_media_type");
 }
@@ -367,7 +367,7 @@ async fn update_if_match(db: &Db, id: &str, body: &str, etag: &str) -> Answer {
         .path_param("id", id)
         .header("if-match", etag)
         .json_body(body);
-    answer(products::update(db, None, event.request()).await)
+    answer(products::update(db, event.request()).await)
 }
 
 /// The lost update: a client reads a product (stock 100), orders sell 20, the client PUTs its
@@ -432,7 +432,7 @@ async fn adjust(db: &Db, id: &str, body: &str) -> Answer {
     )
     .path_param("id", id)
     .json_body(body);
-    answer(products::adjust_stock(db, None, event.request()).await)
+    answer(products::adjust_stock(db, event.request()).await)
 }
 
 /// Restocking by a delta never erases a sale: 20 orders of 1 and 10 restocks of 5, all at once,
@@ -524,7 +524,7 @@ async fn bodies_that_are_not_utf8_are_400_as_api_gateway_delivers_them() {
         let event = Event::new("POST", "/api/products", "/api/products")
             .header("content-type", "application/json")
             .base64_body(&body);
-        let a = answer(products::create(&db, None, event.request()).await);
+        let a = answer(products::create(&db, event.request()).await);
         assert_eq!(a.status, StatusCode::BAD_REQUEST, "{}", a.text);
         assert_eq!(a.error().0, "malformed_json");
     }
@@ -540,7 +540,7 @@ async fn a_content_type_that_is_not_ascii_is_415_as_api_gateway_delivers_it() {
     let event = Event::new("POST", "/api/products", "/api/products")
         .raw_body(&format!(r#"{{"name":"{name}","price":1,"stock":1}}"#))
         .header("content-type", "application/j\u{e9}son");
-    let a = answer(products::create(&db, None, event.request()).await);
+    let a = answer(products::create(&db, event.request()).await);
     assert_eq!(a.status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{}", a.text);
     assert_eq!(count_named(&db, &name).await, 0);
 }

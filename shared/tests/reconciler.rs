@@ -172,6 +172,32 @@ async fn an_interrupted_cancel_is_finished_and_returns_the_stock_once() {
 }
 
 #[tokio::test]
+async fn a_cancel_that_died_after_its_release_is_finished_without_a_second_release() {
+    let ctx = order_dbs().await;
+    let product = product_with_stock("1.00", 5).await;
+    let reply = orders::saga::place(&ctx, &single_order(product, 3), None).await;
+    let id = serde_json::from_str::<serde_json::Value>(&reply.body).unwrap()["id"]
+        .as_i64()
+        .unwrap();
+    // The first two steps of the cancel, then the process dies.
+    let order_ref = {
+        let conn = ctx.orders.conn().await.unwrap();
+        match orders::store::begin_cancel(&*conn, id, None).await.unwrap() {
+            orders::store::CancelStart::Started(order_ref) => order_ref,
+            other => panic!("{other:?}"),
+        }
+    };
+    let released = orders::reservation::release(&ctx.stock, order_ref, Some(id))
+        .await
+        .unwrap();
+    assert_eq!((released, stock_of(product).await), (1, 5));
+    age(order_ref).await;
+    run_reconciler(&ctx).await;
+    assert_eq!(statuses(order_ref).await, ["cancelled"]);
+    assert_eq!(stock_of(product).await, 5, "the stock came back once");
+}
+
+#[tokio::test]
 async fn a_reservation_without_an_order_is_released() {
     let ctx = order_dbs().await;
     let product = product_with_stock("1.00", 5).await;

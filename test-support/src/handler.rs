@@ -184,8 +184,6 @@ pub async fn order_dbs() -> stockroom::orders::saga::OrderContext {
     stockroom::orders::saga::OrderContext {
         orders: Db::new(&url(ORDER_DATABASE_URL)).unwrap(),
         stock: Db::new(&url(stockroom::db::STOCK_RESERVATION_DATABASE_URL)).unwrap(),
-        // Events stay in the outbox here; shared/kafka/tests publish them to a real broker.
-        events: None,
     }
 }
 
@@ -201,6 +199,25 @@ pub async fn admin_query(var: &str, sql: &str) -> Vec<tokio_postgres::Row> {
         .query(sql, &[])
         .await
         .unwrap_or_else(|e| panic!("{sql}: {e}"))
+}
+
+/// Holds the relay's advisory lock on one database until the returned connection is dropped: the
+/// stack's relay then waits its turn, so a test can look at unpublished events (or prune) without
+/// the relay taking them first.
+pub async fn pause_relay(var: &str) -> tokio_postgres::Client {
+    let url = std::env::var(var).unwrap_or_else(|_| panic!("{var} is not set"));
+    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    client
+        .query(
+            "SELECT pg_advisory_lock($1)",
+            &[&stockroom::events::outbox::RELAY_LOCK],
+        )
+        .await
+        .unwrap();
+    client
 }
 
 /// Creates a product with `stock` units at `price`; returns its id.

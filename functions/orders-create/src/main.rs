@@ -2,12 +2,11 @@
 use lambda_http::Error;
 use stockroom::http::{Endpoint, Service, serve};
 use stockroom::{handlers, orders::saga::OrderContext};
-use stockroom_kafka::KafkaPublisher;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     stockroom::telemetry::init(env!("CARGO_BIN_NAME"));
-    let ctx = OrderContext::from_env(KafkaPublisher::shared_from_env()?).await?;
+    let ctx = OrderContext::from_env().await?;
     serve(Endpoint::new(Service::Order, "/api/orders"), |request| {
         handlers::orders::create(&ctx, request)
     })

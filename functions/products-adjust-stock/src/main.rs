@@ -2,16 +2,14 @@
 use lambda_http::Error;
 use stockroom::http::{Endpoint, Service, serve};
 use stockroom::{db::Db, handlers};
-use stockroom_kafka::KafkaPublisher;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     stockroom::telemetry::init(env!("CARGO_BIN_NAME"));
     let db = Db::from_env(stockroom::db::INVENTORY_DATABASE_URL).await?;
-    let events = KafkaPublisher::shared_from_env()?;
     serve(
         Endpoint::new(Service::Inventory, "/api/products/{id}/stock"),
-        |request| handlers::products::adjust_stock(&db, events.as_ref(), request),
+        |request| handlers::products::adjust_stock(&db, request),
     )
     .await
 }

@@ -2,8 +2,7 @@
 //!
 //! The producer is idempotent (`enable.idempotence`, which implies `acks=all`), so a retried send
 //! never duplicates or reorders a partition's messages; [`Publish::publish`] returns only once the
-//! broker acknowledged every event, which is what lets the caller mark them published before the
-//! Lambda invocation ends.
+//! broker acknowledged every event, which is what lets the relay mark them published.
 //!
 //! A warm execution environment lives for hours, across broker restarts and failovers. An
 //! idempotent producer that lost its session there can stay broken for good (fenced, or
@@ -23,23 +22,17 @@ use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use stockroom::config::{ConfigError, Vars as _};
-use stockroom::events::outbox::{OutboxEvent, Publish, PublishError, PublishFuture, Publisher};
+use stockroom::events::outbox::{OutboxEvent, Publish, PublishError, PublishFuture};
 
 pub mod msk_iam;
 pub mod security;
 pub mod setup;
 
-/// Environment variable with the brokers' `host:port` list; unset means "publishing disabled":
-/// events then wait in the outbox for the relay.
+/// Environment variable with the brokers' `host:port` list (required by the relay).
 pub const KAFKA_BROKERS: &str = "KAFKA_BROKERS";
-/// How long a send may wait for the broker before the event is left to the relay.
+/// How long a send may wait for the broker before the batch stays in the outbox for the relay's
+/// next pass.
 const DELIVERY_TIMEOUT: Duration = Duration::from_secs(5);
-// The relay must not send an event its function may still be waiting to hear about.
-const _: () =
-    assert!(DELIVERY_TIMEOUT.as_millis() < stockroom::events::outbox::RELAY_MIN_AGE.as_millis());
-/// After a failed delivery, a function skips publishing for this long: while the broker is down,
-/// a request should not wait [`DELIVERY_TIMEOUT`] each time only to leave its events to the relay.
-pub const REQUEST_BACKOFF: Duration = Duration::from_secs(30);
 
 /// Reads a setting by name: [`env_var`] in production. Tests pass their own rather than change
 /// the environment every test in the process shares.
@@ -133,24 +126,15 @@ pub struct KafkaPublisher {
     config: ClientConfig,
     /// The live producer; `None` after a failure, until the next publish builds a new one.
     producer: Mutex<Option<Producer>>,
-    backoff: Duration,
-    down_since: Mutex<Option<Instant>>,
 }
 
 impl KafkaPublisher {
-    /// A publisher for request handlers: after a failure it leaves events to the relay for
-    /// [`REQUEST_BACKOFF`].
+    /// A publisher for `brokers`, TLS and authentication from the environment.
     pub fn new(brokers: &str) -> Result<Self, KafkaError> {
-        Self::with_backoff(brokers, REQUEST_BACKOFF)
+        Self::build(client_config(brokers)?)
     }
 
-    /// A publisher that waits `backoff` after a failure before trying the broker again. The relay
-    /// uses zero: it is the fallback, and every run should try.
-    pub fn with_backoff(brokers: &str, backoff: Duration) -> Result<Self, KafkaError> {
-        Self::build(client_config(brokers)?, backoff)
-    }
-
-    fn build(mut config: ClientConfig, backoff: Duration) -> Result<Self, KafkaError> {
+    fn build(mut config: ClientConfig) -> Result<Self, KafkaError> {
         config
             .set("enable.idempotence", "true")
             .set("acks", "all")
@@ -158,8 +142,8 @@ impl KafkaPublisher {
                 "message.timeout.ms",
                 DELIVERY_TIMEOUT.as_millis().to_string(),
             )
-            // A request publishes its own few events and waits for them: nothing to batch with,
-            // so nothing to wait for (the relay queues its whole batch before it awaits any).
+            // The relay queues its whole batch before it awaits any delivery: nothing more to
+            // wait for.
             .set("linger.ms", "0")
             // Small produce requests, answered at once: Nagle's algorithm would hold them back.
             .set("socket.nagle.disable", "true");
@@ -168,38 +152,16 @@ impl KafkaPublisher {
         Ok(Self {
             config,
             producer: Mutex::new(Some(producer)),
-            backoff,
-            down_since: Mutex::new(None),
         })
     }
 
-    /// The request handlers' publisher configured by `KAFKA_BROKERS`, if any (unset or empty:
-    /// none, and every event waits for the relay).
-    pub fn from_env() -> Result<Option<Self>, InitError> {
-        let Some(brokers) = env_var.optional(KAFKA_BROKERS) else {
-            return Ok(None);
-        };
-        Ok(Some(Self::configured(&brokers, REQUEST_BACKOFF)?))
-    }
-
     /// The relay's publisher: `KAFKA_BROKERS` is required (unset or empty, every run would fail,
-    /// so init fails and says so, rather than waiting for a broker that is not there), and there
-    /// is no back-off: the relay is the fallback, so every scheduled run tries the broker.
+    /// so init fails and says so, rather than waiting for a broker that is not there).
     pub fn relay_from_env() -> Result<Self, InitError> {
         let brokers = env_var
             .required(KAFKA_BROKERS)
             .map_err(|err| err.note("no Kafka cluster to relay to"))?;
-        Self::configured(&brokers, Duration::ZERO)
-    }
-
-    /// A publisher for `brokers`, the rest of its settings from the environment.
-    fn configured(brokers: &str, backoff: Duration) -> Result<Self, InitError> {
-        Ok(Self::build(settings(brokers, env_var)?, backoff)?)
-    }
-
-    /// As the shared trait object the handlers take.
-    pub fn shared_from_env() -> Result<Option<Publisher>, InitError> {
-        Ok(Self::from_env()?.map(|p| Arc::new(p) as Publisher))
+        Ok(Self::build(settings(&brokers, env_var)?)?)
     }
 
     /// The live producer, built anew if the last one was discarded.
@@ -275,10 +237,6 @@ impl KafkaPublisher {
 impl Publish for KafkaPublisher {
     fn publish<'a>(&'a self, events: &'a [OutboxEvent]) -> PublishFuture<'a> {
         Box::pin(async move {
-            let down_since = *self.down_since.lock().expect("not poisoned");
-            if down_since.is_some_and(|at| at.elapsed() < self.backoff) {
-                return Err(PublishError::BackingOff);
-            }
             let started = Instant::now();
             let sent = self.send_all(events).await;
             metrics::histogram!("stockroom_kafka_publish_duration_seconds")
@@ -286,7 +244,6 @@ impl Publish for KafkaPublisher {
             if sent.is_err() {
                 self.discard();
             }
-            *self.down_since.lock().expect("not poisoned") = sent.is_err().then(Instant::now);
             sent
         })
     }

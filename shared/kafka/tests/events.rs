@@ -1,24 +1,25 @@
-//! Events against the real broker: every committed change yields exactly its events (matched by
-//! `event_id` between the outbox and the topic), a rolled-back change none, and the relay delivers
-//! what a down broker left behind.
+//! Events against the real broker, delivered by the relay of the running test stack (the only
+//! publisher): every committed change yields exactly its events (matched by `event_id` between
+//! the outbox and the topic), a rolled-back change none, and what waited while the relay could
+//! not run is delivered once when it can.
 
 use stockroom_test_support::handler;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use lambda_http::http::StatusCode;
 use serde_json::Value;
 use stockroom::db::{Db, INVENTORY_DATABASE_URL, NOTIFICATION_DATABASE_URL, ORDER_DATABASE_URL};
 use stockroom::events;
-use stockroom::events::outbox::Publisher;
+use stockroom::events::store::Outbox;
 use stockroom::http::request_body::JsonObject;
 use stockroom::orders;
 use stockroom::orders::OrderRequest;
-use stockroom::orders::saga::OrderContext;
 use stockroom_kafka::{KAFKA_BROKERS, KafkaPublisher};
 use stockroom_test_support::handler::{
-    Event, admin_query, age, answer, order_dbs, product_with_stock, single_order, unique,
+    Event, admin_query, age, answer, order_dbs, pause_relay, product_with_stock, single_order,
+    unique,
 };
 
 fn brokers() -> String {
@@ -27,29 +28,41 @@ fn brokers() -> String {
     })
 }
 
-/// The relay publishes every waiting event, including those a request has committed and is about
-/// to publish itself (a duplicate on the topic, which the consumer deduplicates, but which the
-/// tests here count). So a test that runs the relay holds this exclusively, and every other test
-/// of this file shares it.
+/// A test that pauses the relay holds this exclusively: the others wait for the relay.
 static RELAY: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
 
-fn publisher() -> KafkaPublisher {
-    KafkaPublisher::new(&brokers()).unwrap()
-}
-
-/// Outbox rows of one database for a message key: `(event_id, event_type, published)` in order.
+/// Outbox rows of one database for a product (inventory_db) or order (order_db):
+/// `(event_id, event_type, published)` in order.
 async fn outbox(var: &str, key: i64) -> Vec<(String, String, bool)> {
+    let column = if var == INVENTORY_DATABASE_URL {
+        "product_id"
+    } else {
+        "order_id"
+    };
     admin_query(
         var,
         &format!(
-            "SELECT event_id::text, payload::jsonb ->> 'event_type', published_at IS NOT NULL \
-             FROM outbox WHERE message_key = '{key}' ORDER BY id"
+            "SELECT event_id::text, event_type, published_at IS NOT NULL \
+             FROM outbox WHERE {column} = {key} ORDER BY id"
         ),
     )
     .await
     .iter()
     .map(|row| (row.get(0), row.get(1), row.get(2)))
     .collect()
+}
+
+/// [`outbox`] once every row is marked published (the relay marks right after the broker's
+/// acknowledgement), or as it is after 10 s.
+async fn published(var: &str, key: i64) -> Vec<(String, String, bool)> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let rows = outbox(var, key).await;
+        if rows.iter().all(|(_, _, published)| *published) || Instant::now() > deadline {
+            return rows;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// Every message on `topic` whose key is one of `keys`, as `event_id → payload` (the first copy),
@@ -78,15 +91,13 @@ fn ids(rows: &[(String, String, bool)]) -> BTreeSet<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_product_change_yields_exactly_its_events() {
-    let _publishing = RELAY.read().await;
+    let _relayed = RELAY.read().await;
     let db = Db::new(&std::env::var(INVENTORY_DATABASE_URL).unwrap()).unwrap();
-    let kafka: Publisher = std::sync::Arc::new(publisher());
-    let events = Some(&kafka);
     let name = unique("evented");
     let request = Event::new("POST", "/api/products", "/api/products")
         .json_body(&format!(r#"{{"name":"{name}","price":12.50,"stock":20}}"#))
         .request();
-    let created = answer(stockroom::handlers::products::create(&db, events, request).await);
+    let created = answer(stockroom::handlers::products::create(&db, request).await);
     assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
     let id = created.json()["id"].as_i64().unwrap();
     let path = format!("/api/products/{id}");
@@ -95,7 +106,7 @@ async fn every_product_change_yields_exactly_its_events() {
         .json_body(&format!(r#"{{"name":"{name}","price":12.50,"stock":5}}"#))
         .request();
     assert_eq!(
-        answer(stockroom::handlers::products::update(&db, events, update).await).status,
+        answer(stockroom::handlers::products::update(&db, update).await).status,
         StatusCode::OK
     );
     // Refused: no change, so no event.
@@ -104,18 +115,19 @@ async fn every_product_change_yields_exactly_its_events() {
         .json_body(r#"{"name":"x","price":-1,"stock":5}"#)
         .request();
     assert_eq!(
-        answer(stockroom::handlers::products::update(&db, events, refused).await).status,
+        answer(stockroom::handlers::products::update(&db, refused).await).status,
         StatusCode::UNPROCESSABLE_ENTITY
     );
     let delete = Event::new("DELETE", "/api/products/{id}", &path)
         .path_param("id", &id.to_string())
         .request();
     assert_eq!(
-        answer(stockroom::handlers::products::delete(&db, events, delete).await).status,
+        answer(stockroom::handlers::products::delete(&db, delete).await).status,
         StatusCode::NO_CONTENT
     );
 
-    let rows = outbox(INVENTORY_DATABASE_URL, id).await;
+    let (seen, messages) = consume("inventory-events", &[id], 4);
+    let rows = published(INVENTORY_DATABASE_URL, id).await;
     let types: Vec<&str> = rows.iter().map(|(_, t, _)| t.as_str()).collect();
     assert_eq!(
         types,
@@ -128,9 +140,8 @@ async fn every_product_change_yields_exactly_its_events() {
     );
     assert!(
         rows.iter().all(|(_, _, published)| *published),
-        "published by the functions: {rows:?}"
+        "published by the relay: {rows:?}"
     );
-    let (seen, messages) = consume("inventory-events", &[id], rows.len());
     assert_eq!(seen.keys().cloned().collect::<BTreeSet<_>>(), ids(&rows));
     assert_eq!(messages, rows.len(), "each event once");
     for payload in seen.values() {
@@ -147,15 +158,10 @@ async fn every_product_change_yields_exactly_its_events() {
     }
 }
 
-fn with_publisher(mut ctx: OrderContext, publisher: KafkaPublisher) -> OrderContext {
-    ctx.events = Some(std::sync::Arc::new(publisher));
-    ctx
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn orders_yield_order_and_stock_events() {
-    let _publishing = RELAY.read().await;
-    let ctx = with_publisher(order_dbs().await, publisher());
+    let _relayed = RELAY.read().await;
+    let ctx = order_dbs().await;
     let product = product_with_stock("7.00", 30).await;
     let placed = orders::saga::place(&ctx, &single_order(product, 4), None).await;
     assert_eq!(placed.status, StatusCode::CREATED, "{}", placed.body);
@@ -164,14 +170,14 @@ async fn orders_yield_order_and_stock_events() {
         .unwrap();
     orders::saga::cancel(&ctx, order_id, None).await.unwrap();
 
-    let order_rows = outbox(ORDER_DATABASE_URL, order_id).await;
+    let (seen, messages) = consume("order-events", &[order_id], 2);
+    let order_rows = published(ORDER_DATABASE_URL, order_id).await;
     let types: Vec<&str> = order_rows.iter().map(|(_, t, _)| t.as_str()).collect();
     assert_eq!(types, ["order_created", "order_cancelled"]);
     assert!(
         order_rows.iter().all(|(_, _, published)| *published),
         "{order_rows:?}"
     );
-    let (seen, messages) = consume("order-events", &[order_id], 2);
     assert_eq!(
         seen.keys().cloned().collect::<BTreeSet<_>>(),
         ids(&order_rows)
@@ -190,16 +196,15 @@ async fn orders_yield_order_and_stock_events() {
         (Some(order_id), Some(product), Some(4))
     );
     // Money travels as the database's exact decimal text.
-    let raw: String = admin_query(
-        ORDER_DATABASE_URL,
-        &format!("SELECT payload FROM outbox WHERE message_key = '{order_id}' ORDER BY id LIMIT 1"),
-    )
-    .await[0]
-        .get(0);
-    assert!(raw.contains(r#""total_price": 28.00"#), "{raw}");
+    let raw = stockroom_test_support::topic::raw(&brokers(), "order-events", order_id);
+    assert!(
+        raw.iter().any(|m| m.contains(r#""total_price":28.00"#)),
+        "{raw:?}"
+    );
 
-    // The reservation and the release changed stock: inventory events, published by the order functions.
-    let stock_rows = outbox(INVENTORY_DATABASE_URL, product).await;
+    // The reservation and the release changed stock: inventory events, published by the relay.
+    consume("inventory-events", &[product], 3);
+    let stock_rows = published(INVENTORY_DATABASE_URL, product).await;
     let types: Vec<&str> = stock_rows.iter().map(|(_, t, _)| t.as_str()).collect();
     assert_eq!(
         types,
@@ -210,8 +215,8 @@ async fn orders_yield_order_and_stock_events() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn what_the_reconciler_settles_reaches_the_topic_through_the_relay() {
-    let _relaying = RELAY.write().await;
-    let ctx = with_publisher(order_dbs().await, publisher());
+    let _relayed = RELAY.read().await;
+    let ctx = order_dbs().await;
     let product = product_with_stock("2.00", 10).await;
     // A placement that died after reserving: pending orders, stock reserved.
     let order_ref = uuid::Uuid::new_v4();
@@ -242,17 +247,15 @@ async fn what_the_reconciler_settles_reaches_the_topic_through_the_relay() {
     };
     age(order_ref).await;
     age(cancel_ref).await;
-    // The stack's own reconciler may settle them first: either way the events wait for the relay.
+    // The stack's own reconciler may settle them first: either way the relay sends the events.
     orders::saga::reconcile(&ctx, Duration::from_secs(60))
         .await
         .unwrap();
-    events::outbox::relay(&ctx.orders, &publisher(), 500, Duration::ZERO)
-        .await
-        .unwrap();
+    let (seen, messages) = consume("order-events", &[placed, cancelled], 3);
 
     let rows = [
-        outbox(ORDER_DATABASE_URL, placed).await,
-        outbox(ORDER_DATABASE_URL, cancelled).await,
+        published(ORDER_DATABASE_URL, placed).await,
+        published(ORDER_DATABASE_URL, cancelled).await,
     ];
     let types: Vec<Vec<&str>> = rows
         .iter()
@@ -269,7 +272,6 @@ async fn what_the_reconciler_settles_reaches_the_topic_through_the_relay() {
         rows.iter().flatten().all(|(_, _, published)| *published),
         "{rows:?}"
     );
-    let (seen, messages) = consume("order-events", &[placed, cancelled], 3);
     let expected: BTreeSet<String> = rows.iter().flat_map(|r| ids(r)).collect();
     assert_eq!(seen.keys().cloned().collect::<BTreeSet<_>>(), expected);
     assert_eq!(messages, 3);
@@ -277,8 +279,8 @@ async fn what_the_reconciler_settles_reaches_the_topic_through_the_relay() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rolled_back_change_yields_no_event() {
-    let _publishing = RELAY.read().await;
-    let ctx = with_publisher(order_dbs().await, publisher());
+    let _relayed = RELAY.read().await;
+    let ctx = order_dbs().await;
     let plenty = product_with_stock("1.00", 50).await;
     let scarce = product_with_stock("1.00", 1).await;
     let bulk = OrderRequest::bulk(&JsonObject::parse(&format!(
@@ -297,8 +299,8 @@ async fn a_rolled_back_change_yields_no_event() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn low_stock_alerts_once_per_crossing() {
-    let _publishing = RELAY.read().await;
-    let ctx = with_publisher(order_dbs().await, publisher());
+    let _relayed = RELAY.read().await;
+    let ctx = order_dbs().await;
     let product = product_with_stock("1.00", 12).await;
     let mut orders = Vec::new();
     for _ in 0..6 {
@@ -337,19 +339,18 @@ async fn low_stock_alerts_once_per_crossing() {
     );
 }
 
+/// While no relay can run (its lock held here, as a relay that is down or busy would leave
+/// them), orders succeed and their events wait in the outbox; a relay pass that does not get its
+/// turn sends nothing; once the lock is free the stack's relay sends every event once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn with_the_broker_down_orders_succeed_and_the_relay_delivers_later() {
-    let _relaying = RELAY.write().await;
-    // A broker address where nothing listens: what the functions see while the broker is stopped.
-    let dead = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.local_addr().unwrap().to_string()
-    };
+async fn what_waits_while_no_relay_runs_is_delivered_once_after() {
+    let _paused_tests = RELAY.write().await;
+    let paused = [
+        pause_relay(INVENTORY_DATABASE_URL).await,
+        pause_relay(ORDER_DATABASE_URL).await,
+    ];
     let product = product_with_stock("2.00", 1000).await;
-    let ctx = std::sync::Arc::new(with_publisher(
-        order_dbs().await,
-        KafkaPublisher::new(&dead).unwrap(),
-    ));
+    let ctx = std::sync::Arc::new(order_dbs().await);
     let mut tasks = Vec::new();
     for worker in 0..10 {
         let ctx = ctx.clone();
@@ -380,37 +381,26 @@ async fn with_the_broker_down_orders_succeed_and_the_relay_delivers_later() {
     for id in &order_ids {
         let rows = outbox(ORDER_DATABASE_URL, *id).await;
         assert_eq!(rows.len(), 1);
-        assert!(!rows[0].2, "unpublished while the broker is down");
+        assert!(!rows[0].2, "unpublished while no relay runs");
     }
+    // A relay without its turn publishes nothing.
+    let orders_db = Db::new(&std::env::var(ORDER_DATABASE_URL).unwrap()).unwrap();
+    let kafka = KafkaPublisher::new(&brokers()).unwrap();
+    let pass = events::outbox::relay_batch(&orders_db, Outbox::Orders, &kafka, 500)
+        .await
+        .unwrap();
+    assert_eq!(pass, None, "the lock is held: not this relay's turn");
+    assert!(!outbox(ORDER_DATABASE_URL, order_ids[0]).await[0].2);
 
-    // The broker is back: the relay publishes everything left behind.
-    let kafka = publisher();
-    let inventory = Db::new(&std::env::var(INVENTORY_DATABASE_URL).unwrap()).unwrap();
-    let orders = Db::new(&std::env::var(ORDER_DATABASE_URL).unwrap()).unwrap();
-    // The relay leaves events younger than its minimum age alone (their function may still be
-    // waiting for the broker); these are minutes old at most, so an hour's minimum sends nothing.
-    let hour = Duration::from_secs(3600);
-    let young = events::outbox::relay(&orders, &kafka, 500, hour)
-        .await
-        .unwrap();
-    assert_eq!(
-        young.published, 0,
-        "the relay sent events younger than an hour"
-    );
-    assert!(young.backlog.pending >= 100, "{:?}", young.backlog);
-    events::outbox::relay(&orders, &kafka, 500, Duration::ZERO)
-        .await
-        .unwrap();
-    events::outbox::relay(&inventory, &kafka, 500, Duration::ZERO)
-        .await
-        .unwrap();
+    // The relay's turn again: the stack's relay sends everything left behind, once.
+    drop(paused);
+    let (seen, messages) = consume("order-events", &order_ids, 100);
     let mut expected = BTreeSet::new();
     for id in &order_ids {
-        let rows = outbox(ORDER_DATABASE_URL, *id).await;
+        let rows = published(ORDER_DATABASE_URL, *id).await;
         assert!(rows[0].2, "order {id} published by the relay");
         expected.extend(ids(&rows));
     }
-    let (seen, messages) = consume("order-events", &order_ids, expected.len());
     assert_eq!(seen.keys().cloned().collect::<BTreeSet<_>>(), expected);
     assert_eq!(messages, 100, "each order's event once");
 
@@ -458,7 +448,8 @@ async fn with_the_broker_down_orders_succeed_and_the_relay_delivers_later() {
         (again.recorded, again.duplicates, again.forwarded),
         (0, 100, 0)
     );
-    let stock_rows = outbox(INVENTORY_DATABASE_URL, product).await;
+    consume("inventory-events", &[product], 101);
+    let stock_rows = published(INVENTORY_DATABASE_URL, product).await;
     assert_eq!(
         stock_rows.len(),
         101,

@@ -7,7 +7,6 @@
 //! schema is written down once, here. Fields the consumer does not need are optional, so events
 //! of older producers (the original system's) still parse.
 
-pub mod after_response;
 pub mod outbox;
 pub mod store;
 

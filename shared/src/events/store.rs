@@ -1,99 +1,166 @@
-//! The `outbox` table of inventory_db and order_db (migrations `inventory_db/0003`,
-//! `order_db/0002`): the events a transaction wrote, which one to send next, marking them sent,
-//! and how far behind publishing is. Rows are only ever marked through `outbox_mark_published`,
-//! the function the order functions' restricted role may call too.
+//! The `outbox` table of inventory_db and order_db (migrations `inventory_db/0003` and `0008`,
+//! `order_db/0002` and `0004`): the oldest unpublished events, marking them sent, pruning them,
+//! and how far behind publishing is. Only the relay, with the owner's rights, reads or marks
+//! them.
+//!
+//! A trigger writes each event's fields into typed columns and nothing more; the event's JSON is
+//! written here, from the typed schema ([`Event`]), by the relay: serialising it in the trigger
+//! (`jsonb_build_object`, `to_char`) cost the database, the one part that does not scale out, on
+//! every change.
 
 use std::time::Duration;
 
-use tokio_postgres::types::{ToSql, Type};
-use tokio_postgres::{Client, Error, GenericClient, Row};
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+use tokio_postgres::types::Type;
+use tokio_postgres::{Error, GenericClient, Row};
 
+use crate::Money;
 use crate::config::{ConfigError, Vars};
 use crate::events::outbox::OutboxEvent;
+use crate::events::{
+    Event, EventKind, INVENTORY_TOPIC, LowStockFields, ORDER_TOPIC, OrderFields, ProductFields,
+};
 
-fn outbox_event(row: &Row) -> OutboxEvent {
-    OutboxEvent {
-        id: row.get("id"),
-        event_id: row.get("event_id"),
-        topic: row.get("topic"),
-        key: row.get("message_key"),
-        payload: row.get("payload"),
+/// The two outboxes: what their rows hold, and the topic their events go to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outbox {
+    /// inventory_db: product changes and low-stock alerts, keyed by product id.
+    Inventory,
+    /// order_db: orders placed and cancelled, keyed by order id.
+    Orders,
+}
+
+impl Outbox {
+    /// The columns an event is built from ([`Self::event`]).
+    fn columns(self) -> &'static str {
+        match self {
+            Self::Inventory => {
+                "id, event_id, event_type, created_at, product_id, name, stock, price, threshold"
+            }
+            Self::Orders => {
+                "id, event_id, event_type, created_at, order_id, product_id, user_id, quantity, \
+                 unit_price, total_price, status"
+            }
+        }
+    }
+
+    /// The column holding the event's message key: the product's or the order's id.
+    fn key_column(self) -> &'static str {
+        match self {
+            Self::Inventory => "product_id",
+            Self::Orders => "order_id",
+        }
+    }
+
+    /// One row's event, as the consumers read it ([`Event`], docs/events.md).
+    fn event(self, row: &Row) -> OutboxEvent {
+        let created_at: DateTime<Utc> = row.get("created_at");
+        let money = |column: &str| Some(Money::from_stored(row.get::<_, Decimal>(column)));
+        let event_type: &str = row.get("event_type");
+        let (topic, key, kind) = match self {
+            Self::Inventory => {
+                let product_id: i64 = row.get("product_id");
+                let product = || ProductFields {
+                    product_id,
+                    name: row.get("name"),
+                    stock: row.get("stock"),
+                    price: money("price"),
+                };
+                let kind = match event_type {
+                    "product_created" => EventKind::ProductCreated(product()),
+                    "product_updated" => EventKind::ProductUpdated(product()),
+                    "product_deleted" => EventKind::ProductDeleted(product()),
+                    "low_stock_alert" => EventKind::LowStockAlert(LowStockFields {
+                        product_id,
+                        name: row.get("name"),
+                        stock: row.get("stock"),
+                        threshold: Some(row.get::<_, i32>("threshold").into()),
+                    }),
+                    other => unreachable!("outbox_event_type's CHECK refuses {other:?}"),
+                };
+                (INVENTORY_TOPIC, product_id, kind)
+            }
+            Self::Orders => {
+                let order_id: i64 = row.get("order_id");
+                let order = OrderFields {
+                    order_id,
+                    product_id: row.get("product_id"),
+                    user_id: Some(row.get("user_id")),
+                    quantity: row.get::<_, i32>("quantity").into(),
+                    unit_price: money("unit_price"),
+                    total_price: money("total_price"),
+                    status: Some(row.get("status")),
+                };
+                let kind = match event_type {
+                    "order_created" => EventKind::OrderCreated(order),
+                    "order_cancelled" => EventKind::OrderCancelled(order),
+                    other => unreachable!("outbox_event_type's CHECK refuses {other:?}"),
+                };
+                (ORDER_TOPIC, order_id, kind)
+            }
+        };
+        let event = Event {
+            event_id: row.get("event_id"),
+            version: Some(1),
+            occurred_at: Some(created_at.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()),
+            timestamp: Some(created_at.timestamp()),
+            kind,
+        };
+        OutboxEvent {
+            id: row.get("id"),
+            event_id: event.event_id,
+            topic: topic.to_owned(),
+            key: key.to_string(),
+            payload: serde_json::to_string(&event).expect("events serialise"),
+        }
     }
 }
 
-/// The unpublished events transaction `txid` wrote, in order.
-pub async fn unpublished_of(
+/// Marks the events `$1` (`bigint[]`) published, once: a row already marked keeps its time.
+const MARK_PUBLISHED: &str =
+    "UPDATE outbox SET published_at = now() WHERE id = ANY ($1) AND published_at IS NULL";
+
+/// The oldest `limit` unpublished events of `outbox`, in the order they were written (for one
+/// product or order, the order of its changes: the trigger writes while the changed row is
+/// locked), as the consumers will read them.
+pub async fn unpublished(
     client: &impl GenericClient,
-    txid: i64,
-) -> Result<Vec<OutboxEvent>, Error> {
-    let rows = client
-        .query_typed(
-            "SELECT id, event_id, topic, message_key, payload FROM outbox_unpublished($1)",
-            &[(&txid, Type::INT8)],
-        )
-        .await?;
-    Ok(rows.iter().map(outbox_event).collect())
-}
-
-/// The events the current transaction wrote so far, unpublished ([`with_events`]).
-pub const EVENTS_OF_THIS_TRANSACTION: &str = "SELECT id, event_id, topic, message_key, payload \
-     FROM outbox_unpublished(txid_current())";
-/// Marks the events `$1` (`bigint[]`) published ([`mark_published`]).
-pub const MARK_PUBLISHED: &str = "SELECT outbox_mark_published($1)";
-
-/// Runs one writing statement and reads the events its transaction wrote, as one transaction in
-/// one round trip: `BEGIN`, the statement, the outbox read and `COMMIT` go out together
-/// (tokio-postgres sends a request when it is first polled, and `join4` polls them in this
-/// order, before any answer is awaited). The triggers' outbox rows are invisible to the statement
-/// that fired them, not to the next statement of its transaction. When the statement fails, its
-/// error is returned and the `COMMIT` ends the aborted transaction as a rollback, so the session
-/// is left idle.
-pub async fn with_events(
-    client: &Client,
-    sql: &str,
-    params: &[(&(dyn ToSql + Sync), Type)],
-) -> Result<(Vec<Row>, Vec<OutboxEvent>), Error> {
-    let (begun, rows, events, committed) = futures_util::future::join4(
-        client.batch_execute("BEGIN"),
-        client.query_typed(sql, params),
-        client.query_typed(EVENTS_OF_THIS_TRANSACTION, &[]),
-        client.batch_execute("COMMIT"),
-    )
-    .await;
-    begun?;
-    let rows = rows?;
-    let events = events?;
-    committed?;
-    Ok((rows, events.iter().map(outbox_event).collect()))
-}
-
-/// The oldest `limit` unpublished events written at least `min_age` ago, locked until the
-/// transaction ends; rows another transaction holds are skipped, so overlapping relays never send
-/// the same events twice.
-pub async fn lock_oldest(
-    client: &impl GenericClient,
+    outbox: Outbox,
     limit: i64,
-    min_age: Duration,
 ) -> Result<Vec<OutboxEvent>, Error> {
-    let rows = client
-        .query_typed(
-            "SELECT id, event_id, topic, message_key, payload FROM outbox \
-             WHERE published_at IS NULL AND created_at <= now() - make_interval(secs => $2) \
-             ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
-            &[(&limit, Type::INT8), (&min_age.as_secs_f64(), Type::FLOAT8)],
-        )
-        .await?;
-    Ok(rows.iter().map(outbox_event).collect())
+    let sql = format!(
+        "SELECT {} FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT $1",
+        outbox.columns()
+    );
+    let rows = client.query_typed(&sql, &[(&limit, Type::INT8)]).await?;
+    Ok(rows.iter().map(|row| outbox.event(row)).collect())
 }
 
-/// Marks events published (once: a row already marked keeps its time).
+/// Every event still kept of one product (inventory) or order, published or not, as sent: for
+/// looking into a delivery after the fact. It reads the whole outbox (no index on the key).
+pub async fn of_key(
+    client: &impl GenericClient,
+    outbox: Outbox,
+    key: i64,
+) -> Result<Vec<OutboxEvent>, Error> {
+    let sql = format!(
+        "SELECT {} FROM outbox WHERE {} = $1 ORDER BY id",
+        outbox.columns(),
+        outbox.key_column()
+    );
+    let rows = client.query_typed(&sql, &[(&key, Type::INT8)]).await?;
+    Ok(rows.iter().map(|row| outbox.event(row)).collect())
+}
+
+/// Marks events published, in one statement.
 pub async fn mark_published(
     client: &impl GenericClient,
     events: &[OutboxEvent],
 ) -> Result<(), Error> {
     let ids: Vec<i64> = events.iter().map(|e| e.id).collect();
     client
-        .query_typed(MARK_PUBLISHED, &[(&ids, Type::INT8_ARRAY)])
+        .execute_typed(MARK_PUBLISHED, &[(&ids, Type::INT8_ARRAY)])
         .await?;
     Ok(())
 }

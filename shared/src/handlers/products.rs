@@ -6,30 +6,18 @@ use lambda_http::{Body, Request, Response};
 use crate::ApiError;
 use crate::auth;
 use crate::db::Db;
-use crate::events::outbox::{Publisher, publish_transaction};
 use crate::http::{error_response, json_body, list_reply, no_content, page, path_id, reply};
 use crate::products;
 use crate::products::STOCK_MAX;
-use crate::products::store::{Adjusted, Replaced, Txid};
+use crate::products::store::{Adjusted, Replaced};
 use crate::products::{Product, ProductInput};
 
 fn missing(id: i64) -> ApiError {
     ApiError::not_found(format!("no product with id {id}"))
 }
 
-/// Publishes the events of a committed write (see [`crate::events::outbox`]) and drops its txid.
-async fn published<T>(
-    db: &Db,
-    publisher: Option<&Publisher>,
-    written: Result<(T, Txid), ApiError>,
-) -> Result<T, ApiError> {
-    let (value, txid) = written?;
-    publish_transaction(db, publisher, txid).await;
-    Ok(value)
-}
-
 /// `POST /api/products` → 201 with the product.
-pub async fn create(db: &Db, publisher: Option<&Publisher>, request: Request) -> Response<Body> {
+pub async fn create(db: &Db, request: Request) -> Response<Body> {
     let written = async {
         auth::require_admin(&request)?;
         let input = ProductInput::from_json(&json_body(&request)?)?;
@@ -39,10 +27,7 @@ pub async fn create(db: &Db, publisher: Option<&Publisher>, request: Request) ->
             })
             .await?)
     };
-    tagged(
-        StatusCode::CREATED,
-        published(db, publisher, written.await).await,
-    )
+    tagged(StatusCode::CREATED, written.await)
 }
 
 /// The product with its `ETag`, or the error.
@@ -111,7 +96,7 @@ async fn find(db: &Db, id: i64) -> Result<Product, ApiError> {
 /// With `If-Match: "<ETag>"` only if the product is still that version, 412 otherwise: a restock
 /// computed from an old read must not erase the sales made since. Without it, as the original
 /// clients send it, the last write wins.
-pub async fn update(db: &Db, publisher: Option<&Publisher>, request: Request) -> Response<Body> {
+pub async fn update(db: &Db, request: Request) -> Response<Body> {
     let written = async {
         auth::require_admin(&request)?;
         let id = path_id(&request, "id", "product")?;
@@ -123,7 +108,7 @@ pub async fn update(db: &Db, publisher: Option<&Publisher>, request: Request) ->
             })
             .await?;
         match replaced {
-            Replaced::Done(product, txid) => Ok((product, txid)),
+            Replaced::Done(product) => Ok(product),
             Replaced::NotFound => Err(missing(id)),
             Replaced::Stale => Err(ApiError::new(
                 StatusCode::PRECONDITION_FAILED,
@@ -132,21 +117,14 @@ pub async fn update(db: &Db, publisher: Option<&Publisher>, request: Request) ->
             )),
         }
     };
-    tagged(
-        StatusCode::OK,
-        published(db, publisher, written.await).await,
-    )
+    tagged(StatusCode::OK, written.await)
 }
 
 /// `POST /api/products/{id}/stock` with `{"delta": n}` adds `n` to the stock (a negative `n` takes
 /// away) → 200 with the product. A restock or a count correction without reading first, so it
 /// can never erase a concurrent sale; 409 `insufficient_stock` below zero, 422 past the largest
 /// stock a write may set.
-pub async fn adjust_stock(
-    db: &Db,
-    publisher: Option<&Publisher>,
-    request: Request,
-) -> Response<Body> {
+pub async fn adjust_stock(db: &Db, request: Request) -> Response<Body> {
     let written = async {
         auth::require_admin(&request)?;
         let id = path_id(&request, "id", "product")?;
@@ -161,7 +139,7 @@ pub async fn adjust_stock(
             })
             .await?;
         match adjusted {
-            Adjusted::Done(product, txid) => Ok((product, txid)),
+            Adjusted::Done(product) => Ok(product),
             Adjusted::NotFound => Err(missing(id)),
             Adjusted::Insufficient { available } => Err(ApiError::conflict(
                 "insufficient_stock",
@@ -180,26 +158,22 @@ pub async fn adjust_stock(
             )),
         }
     };
-    tagged(
-        StatusCode::OK,
-        published(db, publisher, written.await).await,
-    )
+    tagged(StatusCode::OK, written.await)
 }
 
 /// `DELETE /api/products/{id}` → 204, 404 when there is none.
-pub async fn delete(db: &Db, publisher: Option<&Publisher>, request: Request) -> Response<Body> {
+pub async fn delete(db: &Db, request: Request) -> Response<Body> {
     let written = async {
         auth::require_admin(&request)?;
         let id = path_id(&request, "id", "product")?;
-        let txid = db
+        let deleted = db
             .run("delete_product", async |c| {
                 products::store::delete(c, id).await
             })
-            .await?
-            .ok_or_else(|| missing(id))?;
-        Ok(((), txid))
+            .await?;
+        if deleted { Ok(()) } else { Err(missing(id)) }
     };
-    match published(db, publisher, written.await).await {
+    match written.await {
         Ok(()) => no_content(),
         Err(err) => error_response(&err),
     }

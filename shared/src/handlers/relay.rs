@@ -1,21 +1,65 @@
-//! The scheduled outbox relay: an EventBridge schedule invokes it; it publishes every event the
-//! functions could not (broker down, function died after commit), oldest first, then deletes
-//! published events past the retention ([`events::store::retention_from_env`]).
+//! The outbox relay: the only publisher. An EventBridge schedule starts it every minute; each
+//! invocation polls both outboxes every [`RelaySettings::poll_every`] for
+//! [`RelaySettings::run_for`] (a little longer than the schedule's period, so the next invocation
+//! has started before this one ends), publishing what the requests committed in batches, and
+//! then deletes published events past the retention ([`events::store::retention_from_env`]).
+//! Overlapping invocations take turns through an advisory lock ([`outbox::relay_batch`]).
 
-use std::time::Duration;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use lambda_http::LambdaEvent;
 use serde::Serialize;
 
-use crate::config::ConfigError;
+use crate::config::{ConfigError, Vars};
 use crate::db::{Db, INVENTORY_DATABASE_URL, ORDER_DATABASE_URL};
 use crate::error::RunError;
 use crate::events;
-use crate::events::outbox::{OutboxError, Publish, Relayed};
+use crate::events::outbox::{self, OutboxError, Publish};
+use crate::events::store::Outbox;
 
-/// Events sent per batch (per transaction holding their rows).
+/// Events sent per batch (per transaction).
 const BATCH: i64 = 500;
+/// How long a pass waits after a failure (broker or database down) before it tries again.
+const RETRY_AFTER: Duration = Duration::from_secs(1);
+/// Time an invocation leaves itself before Lambda's deadline: a pass in flight (the broker's 5 s
+/// delivery bound) and the pruning.
+const DEADLINE_MARGIN: Duration = Duration::from_secs(10);
+
+/// Seconds one invocation relays (`RELAY_RUN_SECONDS`): the schedule's period and a few seconds of
+/// overlap with the next invocation.
+pub const RUN_SECONDS_VAR: &str = "RELAY_RUN_SECONDS";
+/// Milliseconds between polls of an outbox that had nothing to send (`RELAY_POLL_MILLISECONDS`).
+pub const POLL_MILLISECONDS_VAR: &str = "RELAY_POLL_MILLISECONDS";
+
+/// How long an invocation relays, and how often it polls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RelaySettings {
+    pub run_for: Duration,
+    pub poll_every: Duration,
+}
+
+impl RelaySettings {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_vars(crate::config::env)
+    }
+
+    fn from_vars(vars: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let seconds = vars.parsed_with(RUN_SECONDS_VAR, "1 to 900 seconds", |text| {
+            text.parse::<u64>().ok().filter(|s| (1..=900).contains(s))
+        })?;
+        let millis =
+            vars.parsed_with(POLL_MILLISECONDS_VAR, "10 to 10000 milliseconds", |text| {
+                text.parse::<u64>()
+                    .ok()
+                    .filter(|ms| (10..=10_000).contains(ms))
+            })?;
+        Ok(Self {
+            run_for: Duration::from_secs(seconds.unwrap_or(65)),
+            poll_every: Duration::from_millis(millis.unwrap_or(200)),
+        })
+    }
+}
 
 /// Both outboxes, with owner rights, and how long their published events are kept.
 pub struct Outboxes {
@@ -32,64 +76,185 @@ impl Outboxes {
             orders: Db::from_env(ORDER_DATABASE_URL).await?,
         })
     }
+
+    fn each(&self) -> [(&Db, Outbox, &'static str); 2] {
+        [
+            (&self.inventory, Outbox::Inventory, "inventory_db"),
+            (&self.orders, Outbox::Orders, "order_db"),
+        ]
+    }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct RelayReport {
     pub inventory_events: usize,
     pub order_events: usize,
+    /// Passes that found another relay holding the lock.
+    pub turns_waited: usize,
+    /// Passes that failed (broker or database unavailable), each retried after a second.
+    pub failed_passes: usize,
     /// Published events past the retention, deleted.
     pub inventory_pruned: u64,
     pub order_pruned: u64,
 }
 
-/// Relays one outbox, then prunes it.
-async fn relay_and_prune(
-    db: &Db,
-    publisher: &dyn Publish,
-    retention: Duration,
-) -> Result<(Relayed, u64), OutboxError> {
-    let relayed =
-        events::outbox::relay(db, publisher, BATCH, events::outbox::RELAY_MIN_AGE).await?;
-    let pruned = db
-        .run("prune_outbox", async |c| {
-            events::store::prune(c, retention).await
-        })
-        .await?;
-    Ok((relayed, pruned))
+/// When the invocation must stop relaying: after `run_for`, and well before Lambda's deadline.
+fn stop_at(settings: RelaySettings, deadline_ms: u64) -> Instant {
+    let now_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let left = Duration::from_millis(deadline_ms.saturating_sub(now_ms));
+    Instant::now() + settings.run_for.min(left.saturating_sub(DEADLINE_MARGIN))
 }
 
-/// Relays both outboxes; a failure on one does not stop the other, but fails the invocation.
+/// Relays both outboxes until [`stop_at`], then prunes them. The invocation fails when its last
+/// pass on either outbox failed (the broker or a database still down), so the schedule's failure
+/// alarm sees an outage that outlasts an invocation.
 pub async fn run(
     outboxes: &Outboxes,
     publisher: &dyn Publish,
+    settings: RelaySettings,
     event: LambdaEvent<EventBridgeEvent>,
 ) -> Result<RelayReport, RunError> {
     tracing::debug!(schedule = ?event.payload.resources, "relaying outboxes");
-    let inventory = relay_and_prune(&outboxes.inventory, publisher, outboxes.retention).await;
-    let orders = relay_and_prune(&outboxes.orders, publisher, outboxes.retention).await;
-    for (database, relayed) in [("inventory_db", &inventory), ("order_db", &orders)] {
-        if let Ok((relayed, pruned)) = relayed {
-            metrics::counter!("stockroom_outbox_pruned_total", "database" => database)
-                .increment(*pruned);
-            metrics::counter!("stockroom_events_published_total", "database" => database, "by" => "relay")
-                .increment(relayed.published as u64);
-            crate::telemetry::outbox_backlog(database, relayed.backlog);
+    let until = stop_at(settings, event.context.deadline);
+    let mut report = RelayReport::default();
+    let mut last_failure: [Option<OutboxError>; 2] = [None, None];
+    loop {
+        let passes = futures_util::future::join_all(
+            outboxes
+                .each()
+                .map(|(db, outbox, _)| outbox::relay_batch(db, outbox, publisher, BATCH)),
+        )
+        .await;
+        let (mut full, mut failed) = (false, false);
+        for (i, ((_, _, database), pass)) in outboxes.each().iter().zip(passes).enumerate() {
+            match &pass {
+                Ok(Some(sent)) => {
+                    full |= *sent as i64 == BATCH;
+                    if i == 0 {
+                        report.inventory_events += sent;
+                    } else {
+                        report.order_events += sent;
+                    }
+                    if *sent > 0 {
+                        metrics::counter!("stockroom_events_published_total", "database" => *database)
+                            .increment(*sent as u64);
+                    }
+                }
+                Ok(None) => report.turns_waited += 1,
+                Err(err) => {
+                    tracing::warn!(database, error = %crate::error::chain(err), "relay pass failed");
+                    report.failed_passes += 1;
+                    failed = true;
+                }
+            }
+            last_failure[i] = pass.err();
+        }
+        crate::telemetry::push_soon();
+        if Instant::now() >= until {
+            break;
+        }
+        // A full batch means more is waiting: go on at once.
+        match (full, failed) {
+            (true, false) => {}
+            (_, true) => tokio::time::sleep(RETRY_AFTER).await,
+            (false, false) => tokio::time::sleep(settings.poll_every).await,
         }
     }
-    let outcome = match (inventory, orders) {
-        (Ok((inventory, inventory_pruned)), Ok((orders, order_pruned))) => {
-            let report = RelayReport {
-                inventory_events: inventory.published,
-                order_events: orders.published,
-                inventory_pruned,
-                order_pruned,
-            };
-            tracing::info!(?report, "relayed");
-            Ok(report)
-        }
-        (Err(err), _) | (_, Err(err)) => Err(err.into()),
-    };
+    let outcome = finish(outboxes, &mut report, last_failure).await;
     crate::telemetry::finish_run(&outcome);
-    outcome
+    outcome.map(|()| report)
+}
+
+/// After the loop: the backlog gauges, the pruning, and the invocation's outcome.
+async fn finish(
+    outboxes: &Outboxes,
+    report: &mut RelayReport,
+    last_failure: [Option<OutboxError>; 2],
+) -> Result<(), RunError> {
+    for (i, (db, _, database)) in outboxes.each().into_iter().enumerate() {
+        // A relay holding the lock prunes at its own end.
+        let pruned = outbox::prune(db, outboxes.retention)
+            .await
+            .map(Option::unwrap_or_default);
+        let backlog = db
+            .run("outbox_backlog", async |c| events::store::backlog(c).await)
+            .await;
+        if let (Ok(pruned), Ok(backlog)) = (&pruned, &backlog) {
+            metrics::counter!("stockroom_outbox_pruned_total", "database" => database)
+                .increment(*pruned);
+            crate::telemetry::outbox_backlog(database, *backlog);
+            if i == 0 {
+                report.inventory_pruned = *pruned;
+            } else {
+                report.order_pruned = *pruned;
+            }
+        }
+        pruned.and(backlog)?;
+    }
+    tracing::info!(?report, "relayed");
+    match last_failure {
+        [Some(err), _] | [_, Some(err)] => Err(err.into()),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_settings_default_to_a_minute_and_some_overlap_and_refuse_nonsense() {
+        let settings = |run: Option<&'static str>, poll: Option<&'static str>| {
+            RelaySettings::from_vars(move |name: &str| match name {
+                RUN_SECONDS_VAR => run.map(str::to_owned),
+                POLL_MILLISECONDS_VAR => poll.map(str::to_owned),
+                other => panic!("read {other}"),
+            })
+        };
+        assert_eq!(
+            settings(None, None),
+            Ok(RelaySettings {
+                run_for: Duration::from_secs(65),
+                poll_every: Duration::from_millis(200),
+            })
+        );
+        assert_eq!(
+            settings(Some("12"), Some("50")),
+            Ok(RelaySettings {
+                run_for: Duration::from_secs(12),
+                poll_every: Duration::from_millis(50),
+            })
+        );
+        for (run, poll) in [(Some("0"), None), (Some("901"), None), (None, Some("5"))] {
+            assert!(settings(run, poll).is_err(), "{run:?} {poll:?}");
+        }
+    }
+
+    #[test]
+    fn an_invocation_stops_well_before_its_deadline() {
+        let settings = RelaySettings {
+            run_for: Duration::from_secs(65),
+            poll_every: Duration::from_millis(200),
+        };
+        let now_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64;
+        // 30 s left: stops 10 s before the deadline, not after 65 s.
+        let stop = stop_at(settings, now_ms + 30_000) - Instant::now();
+        assert!(
+            stop <= Duration::from_secs(20) && stop > Duration::from_secs(19),
+            "{stop:?}"
+        );
+        // 5 minutes left: the run's own length.
+        let stop = stop_at(settings, now_ms + 300_000) - Instant::now();
+        assert!(
+            stop <= Duration::from_secs(65) && stop > Duration::from_secs(64),
+            "{stop:?}"
+        );
+        // Past the deadline: at once.
+        assert!(stop_at(settings, now_ms.saturating_sub(1000)) <= Instant::now());
+    }
 }

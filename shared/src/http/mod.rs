@@ -10,12 +10,10 @@ use std::future::Future;
 use std::time::Instant;
 
 use lambda_http::http::{StatusCode, header};
-use lambda_http::lambda_runtime::{Runtime, layers::TracingLayer};
-use lambda_http::{Adapter, Body, Request, RequestExt, Response, service_fn};
+use lambda_http::{Body, Request, RequestExt, Response, service_fn};
 use serde::Serialize;
 
 use crate::ApiError;
-use crate::events::after_response::AfterResponseLayer;
 use crate::http::pagination::{Page, WHOLE_LIST_BYTES};
 use crate::http::request_body::JsonObject;
 
@@ -67,8 +65,7 @@ impl Endpoint {
 /// for every function (`<service>_http_requests_total{method,endpoint,status}` and
 /// `<service>_http_request_duration_seconds{method,endpoint}`); the metrics are then pushed in
 /// the background ([`crate::telemetry`]). With `AUTH_MODE=local` the caller's development token
-/// is verified here first ([`crate::auth`]). What the handler leaves for after the response
-/// ([`crate::events::after_response`]) runs once the response is posted.
+/// is verified here first ([`crate::auth`]).
 pub async fn serve<F, Fut>(endpoint: Endpoint, handler: F) -> Result<(), lambda_http::Error>
 where
     F: Fn(Request) -> Fut + Sync,
@@ -79,13 +76,7 @@ where
         let now = chrono::Utc::now().timestamp();
         observed(endpoint, &handler, auth.authenticate_locally(request, now))
     });
-    // `lambda_http::run`'s runtime (its adapter, the tracing span), with the after-response layer
-    // outside the service that posts the response.
-    Runtime::new(Adapter::from(handler))
-        .layer(AfterResponseLayer::default())
-        .layer(TracingLayer::new())
-        .run()
-        .await
+    lambda_http::run(handler).await
 }
 
 /// The handler's response, counted, timed and logged. Never an error: every outcome of a handler,

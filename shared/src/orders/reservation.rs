@@ -11,8 +11,6 @@ use uuid::Uuid;
 
 use crate::Money;
 use crate::db::{Db, DbError};
-use crate::events;
-use crate::events::outbox::OutboxEvent;
 use crate::orders::OrderLine;
 
 /// A reserved line: one order, its product, quantity and the unit price at reservation time.
@@ -83,14 +81,15 @@ fn reserved_line(row: &tokio_postgres::Row) -> ReservedLine {
 pub const RESERVE: &str =
     "SELECT line, product_id, quantity, unit_price FROM reserve_stock($1, $2::jsonb)";
 
-/// Reserves every line (keyed by its order id) or none. Idempotent by `order_ref`: called again,
-/// it returns what was reserved the first time. Also returns the inventory events (stock changes,
-/// low-stock alerts) the reservation wrote, which the caller publishes.
+/// Reserves every line (keyed by its order id) or none, in one statement (its own transaction,
+/// one round trip). Idempotent by `order_ref`: called again, it returns what was reserved the
+/// first time. The inventory events it causes (stock changes, low-stock alerts) are in the outbox
+/// with it, for the relay.
 pub async fn reserve(
     db: &Db,
     order_ref: Uuid,
     lines: &[(i64, OrderLine)],
-) -> Result<(Vec<ReservedLine>, Vec<OutboxEvent>), ReserveError> {
+) -> Result<Vec<ReservedLine>, ReserveError> {
     let payload = serde_json::Value::from(
         lines
             .iter()
@@ -100,17 +99,12 @@ pub async fn reserve(
             .collect::<Vec<_>>(),
     )
     .to_string();
-    // One round trip: the reservation and the read of its events, in one transaction.
     let reserved = db.run("reserve_stock", async |c| {
-        events::store::with_events(
-            c,
-            RESERVE,
-            &[(&order_ref, Type::UUID), (&payload, Type::TEXT)],
-        )
-        .await
+        c.query_typed(RESERVE, &[(&order_ref, Type::UUID), (&payload, Type::TEXT)])
+            .await
     });
     match reserved.await {
-        Ok((rows, events)) => Ok((rows.iter().map(reserved_line).collect(), events)),
+        Ok(rows) => Ok(rows.iter().map(reserved_line).collect()),
         Err(DbError::Query(err)) => {
             Err(contract_error(&err).unwrap_or(ReserveError::Db(DbError::Query(err))))
         }
@@ -118,25 +112,19 @@ pub async fn reserve(
     }
 }
 
-/// Returns the stock of one order (`line`) or of the whole reference, at most once. Returns how
-/// many lines it released and the inventory events it wrote, which the caller publishes.
-pub async fn release(
-    db: &Db,
-    order_ref: Uuid,
-    line: Option<i64>,
-) -> Result<(i32, Vec<OutboxEvent>), DbError> {
-    // One round trip: the release and the read of its events, in one transaction.
-    let (rows, events) = db
+/// Returns the stock of one order (`line`) or of the whole reference, at most once, in one
+/// statement. Returns how many lines it released.
+pub async fn release(db: &Db, order_ref: Uuid, line: Option<i64>) -> Result<i32, DbError> {
+    let row = db
         .run("release_stock", async |c| {
-            events::store::with_events(
-                c,
+            c.query_typed_one(
                 "SELECT release_stock($1, $2)",
                 &[(&order_ref, Type::UUID), (&line, Type::INT8)],
             )
             .await
         })
         .await?;
-    Ok((rows[0].get(0), events))
+    Ok(row.get(0))
 }
 
 /// Makes sure a reference can no longer reserve if it has not yet; tells which it is.

@@ -6,13 +6,13 @@
 //! 1. `order_db`: claim the `Idempotency-Key` (if any) and write the orders `pending`, in one
 //!    transaction.
 //! 2. `inventory_db`: `reserve_stock(order_ref, lines)` takes all the stock or none, in one
-//!    transaction (a conditional decrement, so it can never oversell), which also reads the events
-//!    it wrote.
+//!    statement and transaction (a conditional decrement, so it can never oversell).
 //! 3. `order_db`: confirm the orders with the reserved prices (or mark them `failed` when the
-//!    stock or the product was missing), reading the events, and store the response for the key.
+//!    stock or the product was missing), and store the response for the key.
 //!
-//! Without a key that is three round trips before the answer; after it, the events of steps 2
-//! and 3 are published and marked (two more, one per database, at once).
+//! Without a key that is three round trips and three commits, and nothing after the answer: the
+//! events of steps 2 and 3 are in each database's outbox with their change, and the relay
+//! (`events-relay`) publishes them.
 //!
 //! A crash or timeout between steps leaves `pending` orders; [`reconcile`] settles them later:
 //! it voids the reference in inventory (from then on it can never reserve) and confirms the orders
@@ -28,7 +28,6 @@ use uuid::Uuid;
 use crate::ApiError;
 use crate::config::ConfigError;
 use crate::db::{Db, DbError, ORDER_DATABASE_URL, STOCK_RESERVATION_DATABASE_URL};
-use crate::events::outbox::{OutboxEvent, Publisher, publish_events};
 use crate::orders;
 use crate::orders::reservation::{ReservationState, ReserveError};
 use crate::orders::store::{CancelStart, Claim};
@@ -39,18 +38,16 @@ pub const IDEMPOTENCY_KEY_TTL: Duration = Duration::from_secs(24 * 60 * 60);
 /// Longest accepted `Idempotency-Key`.
 pub const IDEMPOTENCY_KEY_MAX_CHARS: usize = 255;
 
-/// What the order functions hold: `order_db`, inventory's reservation contract, and (when a
-/// broker is configured) the publisher for the events their commits write.
+/// What the order functions hold: `order_db`, and inventory's reservation contract.
 pub struct OrderContext {
     pub orders: Db,
     pub stock: Db,
-    pub events: Option<Publisher>,
 }
 
 impl OrderContext {
     /// Connects to both databases at once: a connection's set-up (TLS, authentication, a new
     /// backend) is most of a cold start's wait.
-    pub async fn from_env(publisher: Option<Publisher>) -> Result<Self, ConfigError> {
+    pub async fn from_env() -> Result<Self, ConfigError> {
         let (orders, stock) = futures_util::future::join(
             Db::from_env(ORDER_DATABASE_URL),
             Db::from_env(STOCK_RESERVATION_DATABASE_URL),
@@ -59,12 +56,7 @@ impl OrderContext {
         Ok(Self {
             orders: orders?,
             stock: stock?,
-            events: publisher,
         })
-    }
-
-    fn publisher(&self) -> Option<&Publisher> {
-        self.events.as_ref()
     }
 }
 
@@ -240,17 +232,14 @@ async fn place_unmeasured(ctx: &OrderContext, request: &OrderRequest, key: Optio
         Err(err) => return Reply::error(&err),
     };
     let settled = match orders::reservation::reserve(&ctx.stock, order_ref, &lines).await {
-        Ok((reserved, stock_events)) => {
-            let (confirmed, order_events) = with_events(confirm(ctx, order_ref, &reserved).await);
-            // Both databases' events in one batch: one wait for the broker per order.
-            let written = vec![(&ctx.stock, stock_events), (&ctx.orders, order_events)];
-            publish_events(ctx.publisher(), written).await;
-            confirmed.and_then(placed).map(|orders| Reply {
+        Ok(reserved) => confirm(ctx, order_ref, &reserved)
+            .await
+            .and_then(placed)
+            .map(|orders| Reply {
                 status: StatusCode::CREATED,
                 body: body_of(request.kind, &orders),
                 replayed: false,
-            })
-        }
+            }),
         Err(ReserveError::Db(err)) => Err(err.into()),
         Err(refused) => {
             let error = refusal(request, &refused).expect("not a database error");
@@ -274,26 +263,16 @@ async fn place_unmeasured(ctx: &OrderContext, request: &OrderRequest, key: Optio
     reply
 }
 
-/// Step 3: confirm with the reserved prices; the orders as they now are, and the `order_created`
-/// events the caller publishes.
+/// Step 3: confirm with the reserved prices; the orders as they now are.
 async fn confirm(
     ctx: &OrderContext,
     order_ref: Uuid,
     reserved: &[orders::reservation::ReservedLine],
-) -> Result<(Vec<Order>, Vec<OutboxEvent>), ApiError> {
+) -> Result<Vec<Order>, ApiError> {
     let confirmed = ctx.orders.run("confirm_orders", async |c| {
         orders::store::confirm_returning(c, order_ref, reserved).await
     });
     Ok(confirmed.await?)
-}
-
-/// A step's value apart from the events it wrote, which are published whether or not a later
-/// step fails (none when this one failed: its transaction rolled back).
-fn with_events<T, E>(step: Result<(T, Vec<OutboxEvent>), E>) -> (Result<T, E>, Vec<OutboxEvent>) {
-    match step {
-        Ok((value, events)) => (Ok(value), events),
-        Err(err) => (Err(err), Vec::new()),
-    }
 }
 
 /// The confirmed orders, or an error if the reconciler settled them otherwise first.
@@ -342,15 +321,13 @@ pub async fn cancel(ctx: &OrderContext, id: i64, owner: Option<i64>) -> Result<O
             .with_details(serde_json::json!({ "status": status })));
         }
     };
-    let (_, stock_events) = orders::reservation::release(&ctx.stock, order_ref, Some(id)).await?;
-    let finished = ctx.orders.run("finish_cancel", async |c| {
-        orders::store::finish_cancel_returning(c, id).await
-    });
-    let (finished, order_events) = with_events(finished.await);
-    // Both databases' events in one batch, as for a placement.
-    let written = vec![(&ctx.stock, stock_events), (&ctx.orders, order_events)];
-    publish_events(ctx.publisher(), written).await;
-    let order = finished?;
+    orders::reservation::release(&ctx.stock, order_ref, Some(id)).await?;
+    let order = ctx
+        .orders
+        .run("finish_cancel", async |c| {
+            orders::store::finish_cancel_returning(c, id).await
+        })
+        .await?;
     metrics::counter!("order_orders_total", "status" => "cancelled").increment(1);
     order.ok_or_else(|| ApiError::not_found(format!("no order with id {id}")))
 }
@@ -371,8 +348,8 @@ pub struct Reconciled {
 }
 
 /// Settles everything left unsettled for longer than `after`: run on a schedule. It publishes
-/// nothing itself (the deployed reconciler has no broker): what it settles is in the outboxes
-/// with its change, and the relay sends it on its next run.
+/// nothing itself, as no request does: what it settles is in the outboxes with its change, and
+/// the relay sends it.
 pub async fn reconcile(ctx: &OrderContext, after: Duration) -> Result<Reconciled, DbError> {
     let mut done = Reconciled::default();
 
@@ -426,7 +403,7 @@ pub async fn reconcile(ctx: &OrderContext, after: Duration) -> Result<Reconciled
             })
             .await?;
         if !holds {
-            let (lines, _) = orders::reservation::release(&ctx.stock, order_ref, None).await?;
+            let lines = orders::reservation::release(&ctx.stock, order_ref, None).await?;
             done.released += usize::from(lines > 0);
         }
         orders::reservation::mark_checked(&ctx.stock, order_ref).await?;

@@ -4,12 +4,10 @@ use std::time::Duration;
 
 use rust_decimal::Decimal;
 use tokio_postgres::types::Type;
-use tokio_postgres::{Client, Error, GenericClient, Row};
+use tokio_postgres::{Error, GenericClient, Row};
 use uuid::Uuid;
 
 use crate::Money;
-use crate::events;
-use crate::events::outbox::OutboxEvent;
 use crate::http::pagination::Page;
 use crate::orders::reservation::ReservedLine;
 use crate::orders::{Order, OrderLine, OrderRequest, OrderStatus, total};
@@ -144,33 +142,32 @@ pub fn confirm_returning_sql() -> String {
 
 /// Confirms the pending orders of `order_ref` with the prices their reservation fixed (orders
 /// already settled, by a concurrent retry or the reconciler, are left as they are), in one
-/// statement that also returns every order of the reference as it now is, and the
-/// `order_created` events it wrote, which the caller publishes: one transaction, one round trip
-/// ([`events::store::with_events`]; so not inside a transaction block).
+/// statement that also returns every order of the reference as it now is: one round trip. The
+/// `order_created` events it causes are in the outbox with it, for the relay.
 pub async fn confirm_returning(
-    client: &Client,
+    client: &impl GenericClient,
     order_ref: Uuid,
     reserved: &[ReservedLine],
-) -> Result<(Vec<Order>, Vec<OutboxEvent>), Error> {
+) -> Result<Vec<Order>, Error> {
     let (ids, units, totals) = confirm_params(reserved);
-    let (rows, events) = events::store::with_events(
-        client,
-        &confirm_returning_sql(),
-        &[
-            (&order_ref, Type::UUID),
-            (&ids, Type::INT8_ARRAY),
-            (&units, Type::NUMERIC_ARRAY),
-            (&totals, Type::NUMERIC_ARRAY),
-        ],
-    )
-    .await?;
+    let rows = client
+        .query_typed(
+            &confirm_returning_sql(),
+            &[
+                (&order_ref, Type::UUID),
+                (&ids, Type::INT8_ARRAY),
+                (&units, Type::NUMERIC_ARRAY),
+                (&totals, Type::NUMERIC_ARRAY),
+            ],
+        )
+        .await?;
     let orders: Vec<Order> = rows.iter().map(order).collect();
     if orders.iter().all(|o| o.status == OrderStatus::Confirmed) {
-        return Ok((orders, events));
+        return Ok(orders);
     }
     // The statement's snapshot predates a concurrent confirmation (a retry with the same key)
     // that it waited for: a new statement sees how that one settled them.
-    Ok((by_ref(client, order_ref).await?, events))
+    by_ref(client, order_ref).await
 }
 
 /// Marks the still-pending orders of `order_ref` as never placed.
@@ -260,12 +257,12 @@ pub async fn begin_cancel(
 }
 
 /// Last step of a cancel, once the stock is back: `cancelling` becomes `cancelled`, in one
-/// statement that also returns the order as it now is, and the `order_cancelled` event it wrote, which the caller publishes: one transaction, one round trip
-/// ([`events::store::with_events`]; so not inside a transaction block).
+/// statement that also returns the order as it now is: one round trip. The `order_cancelled`
+/// event it causes is in the outbox with it, for the relay.
 pub async fn finish_cancel_returning(
-    client: &Client,
+    client: &impl GenericClient,
     id: i64,
-) -> Result<(Option<Order>, Vec<OutboxEvent>), Error> {
+) -> Result<Option<Order>, Error> {
     let returning = columns_of_o();
     // As in `confirm_returning`: the outer query cannot see the CTE's update.
     let sql = format!(
@@ -276,16 +273,16 @@ pub async fn finish_cancel_returning(
          SELECT {COLUMNS} FROM orders WHERE id = $1 AND status <> 'failed' \
              AND NOT EXISTS (SELECT 1 FROM done)"
     );
-    let (rows, events) = events::store::with_events(client, &sql, &[(&id, Type::INT8)]).await?;
+    let rows = client.query_typed(&sql, &[(&id, Type::INT8)]).await?;
     let found = rows.first().map(order);
     if found
         .as_ref()
         .is_none_or(|o| o.status == OrderStatus::Cancelled)
     {
-        return Ok((found, events));
+        return Ok(found);
     }
     // A concurrent retry finished it while this statement waited: a new statement sees it.
-    Ok((get(client, id).await?, events))
+    get(client, id).await
 }
 
 /// References with orders still `pending` after `age`: requests that died or timed out.

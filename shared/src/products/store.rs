@@ -37,23 +37,16 @@ fn input_params<'a>(
     ]
 }
 
-/// Every write returns the id of its transaction (`txid_current()`), whose outbox events the
-/// caller publishes once it has committed.
-pub type Txid = i64;
-
-pub async fn insert(
-    client: &impl GenericClient,
-    input: &ProductInput,
-) -> Result<(Product, Txid), Error> {
+pub async fn insert(client: &impl GenericClient, input: &ProductInput) -> Result<Product, Error> {
     let price = input.price.amount();
     let sql = format!(
         "INSERT INTO products (name, description, price, stock) VALUES ($1, $2, $3, $4) \
-         RETURNING {COLUMNS}, txid_current() AS txid"
+         RETURNING {COLUMNS}"
     );
     let row = client
         .query_typed_one(&sql, &input_params(input, &price))
         .await?;
-    Ok((product(&row), row.get("txid")))
+    Ok(product(&row))
 }
 
 pub async fn get(client: &impl GenericClient, id: i64) -> Result<Option<Product>, Error> {
@@ -75,7 +68,7 @@ pub async fn list(client: &impl GenericClient, page: Page) -> Result<Vec<Product
 /// What [`replace`] did.
 #[derive(Debug)]
 pub enum Replaced {
-    Done(Product, Txid),
+    Done(Product),
     NotFound,
     /// The product is at another version than any the caller named.
     Stale,
@@ -93,7 +86,7 @@ pub async fn replace(
     let sql = format!(
         "UPDATE products SET name = $2, description = $3, price = $4, stock = $5, updated_at = now() \
          WHERE id = $1 AND ($6::bigint[] IS NULL OR version = ANY ($6)) \
-         RETURNING {COLUMNS}, txid_current() AS txid"
+         RETURNING {COLUMNS}"
     );
     let [name, description, price, stock] = input_params(input, &price);
     let versions = versions.map(<[i64]>::to_vec);
@@ -111,7 +104,7 @@ pub async fn replace(
         )
         .await?;
     if let Some(row) = row {
-        return Ok(Replaced::Done(product(&row), row.get("txid")));
+        return Ok(Replaced::Done(product(&row)));
     }
     let exists = client
         .query_typed_opt("SELECT 1 FROM products WHERE id = $1", &[(&id, Type::INT8)])
@@ -127,7 +120,7 @@ pub async fn replace(
 /// What [`adjust_stock`] did.
 #[derive(Debug)]
 pub enum Adjusted {
-    Done(Product, Txid),
+    Done(Product),
     NotFound,
     /// Taking `delta` away would leave less than nothing: `available` is the stock now.
     Insufficient {
@@ -151,7 +144,7 @@ pub async fn adjust_stock(
     let sql = format!(
         "UPDATE products SET stock = stock + $2, updated_at = now() \
          WHERE id = $1 AND stock + $2 >= 0 AND stock + $2 <= $3 \
-         RETURNING {COLUMNS}, txid_current() AS txid"
+         RETURNING {COLUMNS}"
     );
     let row = client
         .query_typed_opt(
@@ -160,7 +153,7 @@ pub async fn adjust_stock(
         )
         .await?;
     if let Some(row) = row {
-        return Ok(Adjusted::Done(product(&row), row.get("txid")));
+        return Ok(Adjusted::Done(product(&row)));
     }
     let stock = client
         .query_typed_opt(
@@ -176,15 +169,12 @@ pub async fn adjust_stock(
     })
 }
 
-/// Deletes a product; `None` when there was no such product.
-pub async fn delete(client: &impl GenericClient, id: i64) -> Result<Option<Txid>, Error> {
-    let row = client
-        .query_typed_opt(
-            "DELETE FROM products WHERE id = $1 RETURNING txid_current()",
-            &[(&id, Type::INT8)],
-        )
+/// Deletes a product; false when there was no such product.
+pub async fn delete(client: &impl GenericClient, id: i64) -> Result<bool, Error> {
+    let deleted = client
+        .execute_typed("DELETE FROM products WHERE id = $1", &[(&id, Type::INT8)])
         .await?;
-    Ok(row.map(|row| row.get(0)))
+    Ok(deleted > 0)
 }
 
 /// Every product's stock, by id, for `inventory_stock_levels` (the `stock-levels` function).

@@ -122,10 +122,9 @@ pub fn cpu_seconds(name: Option<&str>) -> f64 {
 
 /// Places `orders` single orders one after another from one environment, on a runtime of its own
 /// that is single-threaded like the functions' (`current_thread`): the requests a function
-/// pipelines leave together, as they do in Lambda. Three passes: through round-trip counters in
+/// pipelines leave together, as they do in Lambda. Two passes: through round-trip counters in
 /// front of PostgreSQL (on `pg_port`); directly, for everything else (the counters' copying would
-/// count as the function's CPU); and directly without a broker, for the function's CPU without
-/// rdkafka.
+/// count as the function's CPU).
 pub async fn measure(products: Products, orders: u64, pg_port: u16) -> Cost {
     tokio::task::spawn_blocking(move || {
         tokio::runtime::Builder::new_current_thread()
@@ -134,13 +133,8 @@ pub async fn measure(products: Products, orders: u64, pg_port: u16) -> Cost {
             .expect("a runtime")
             .block_on(async move {
                 let round_trips = round_trips(products, orders, pg_port).await;
-                let mut cost = measure_direct(products, orders, true).await;
+                let mut cost = measure_direct(products, orders).await;
                 cost.round_trips = round_trips;
-                cost.function_cpu_no_broker_ms = Some(
-                    measure_direct(products, orders, false)
-                        .await
-                        .function_cpu_ms,
-                );
                 cost
             })
     })
@@ -169,9 +163,9 @@ async fn round_trips(products: Products, orders: u64, pg_port: u16) -> BTreeMap<
         .collect()
 }
 
-/// Everything but the round trips, with or without the broker.
-async fn measure_direct(products: Products, orders: u64, broker: bool) -> Cost {
-    let envs = Arc::new(vec![Environment::new(broker).await]);
+/// Everything but the round trips.
+async fn measure_direct(products: Products, orders: u64) -> Cost {
+    let envs = Arc::new(vec![Environment::new().await]);
     let mut rng = Rng::new(7);
     // Warm the connections, so connecting is not counted.
     one(&envs[0], Scenario::SingleOrder, products, &mut rng).await;

@@ -1,7 +1,7 @@
 //! Level 1: the handlers themselves, called with real HTTP API events by N simulated execution
-//! environments at once (each with its own connections, as in Lambda), against PostgreSQL and,
-//! when `KAFKA_BROKERS` is set, the broker. No router, no process boundary. Latency is until the
-//! answer, as a caller sees it; an environment's throughput includes what it does after answering.
+//! environments at once (each with its own connections, as in Lambda), against PostgreSQL (no
+//! request publishes: the relay does). No router, no process boundary. Latency is until the
+//! answer, as a caller sees it.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -11,7 +11,6 @@ use lambda_http::{Body, Request};
 use stockroom::db::{
     Db, INVENTORY_DATABASE_URL, ORDER_DATABASE_URL, STOCK_RESERVATION_DATABASE_URL,
 };
-use stockroom::events;
 use stockroom::handlers::{orders, products};
 use stockroom::orders::saga::OrderContext;
 use stockroom_test_support::handler::Event;
@@ -26,23 +25,16 @@ pub struct Environment {
 }
 
 impl Environment {
-    /// With `broker`, orders publish their events as the functions do (when `KAFKA_BROKERS` is
-    /// set); without, they leave them to the relay, which shows what the broker costs.
-    pub async fn new(broker: bool) -> Self {
-        let events = if broker {
-            stockroom_kafka::KafkaPublisher::shared_from_env().expect("Kafka settings")
-        } else {
-            None
-        };
+    pub async fn new() -> Self {
         Self {
             inventory: Db::from_env(INVENTORY_DATABASE_URL)
                 .await
                 .expect("inventory_db"),
-            orders: OrderContext::from_env(events).await.expect("order_db"),
+            orders: OrderContext::from_env().await.expect("order_db"),
         }
     }
 
-    /// An environment with a broker whose order connections reach PostgreSQL (on `pg_port`)
+    /// An environment whose order connections reach PostgreSQL (on `pg_port`)
     /// through other ports: inventory_db's through `stock_port`, order_db's through `order_port`.
     pub async fn relayed(pg_port: u16, stock_port: u16, order_port: u16) -> Self {
         let url = |var: &str, port: u16| {
@@ -51,7 +43,6 @@ impl Environment {
             assert!(url.contains(&from), "{var} does not name port {pg_port}");
             Db::new(&url.replace(&from, &to)).expect("a database URL")
         };
-        let events = stockroom_kafka::KafkaPublisher::shared_from_env().expect("Kafka settings");
         Self {
             inventory: Db::from_env(INVENTORY_DATABASE_URL)
                 .await
@@ -59,7 +50,6 @@ impl Environment {
             orders: OrderContext {
                 orders: url(ORDER_DATABASE_URL, order_port),
                 stock: url(STOCK_RESERVATION_DATABASE_URL, stock_port),
-                events,
             },
         }
     }
@@ -122,22 +112,14 @@ pub async fn one(
         }
     };
     let started = Instant::now();
-    // As in a function: the latency is until the answer; what the handler left for after it
-    // (publishing) runs before this environment takes its next request.
-    let (response, answered) = events::after_response::scope(async {
-        let response = match scenario {
-            Scenario::ProductGet => products::get(&env.inventory, request).await,
-            Scenario::ProductList => products::list(&env.inventory, request).await,
-            Scenario::SingleOrder | Scenario::HotProduct => {
-                orders::create(&env.orders, request).await
-            }
-            Scenario::Bulk20 => orders::bulk(&env.orders, request).await,
-            Scenario::Cancel => orders::cancel(&env.orders, request).await,
-        };
-        (response, started.elapsed())
-    })
-    .await;
-    (response.status(), answered)
+    let response = match scenario {
+        Scenario::ProductGet => products::get(&env.inventory, request).await,
+        Scenario::ProductList => products::list(&env.inventory, request).await,
+        Scenario::SingleOrder | Scenario::HotProduct => orders::create(&env.orders, request).await,
+        Scenario::Bulk20 => orders::bulk(&env.orders, request).await,
+        Scenario::Cancel => orders::cancel(&env.orders, request).await,
+    };
+    (response.status(), started.elapsed())
 }
 
 fn expected(scenario: Scenario) -> StatusCode {

@@ -237,43 +237,31 @@ async fn main() {
     println!("==> Level 1, in process: handlers with real HTTP API events");
     let outbox_start = outbox_ends().await;
     let mut in_process = Vec::new();
-    let mut without_broker = Vec::new();
+    // No request publishes any more (the relay does): the "no broker" rows of older runs are gone.
+    let without_broker = Vec::new();
     for &c in &CONCURRENCY {
-        for broker in [true, false] {
-            let mut envs = Vec::with_capacity(c);
-            for _ in 0..c {
-                envs.push(inprocess::Environment::new(broker).await);
-            }
-            let envs = Arc::new(envs);
-            for scenario in Scenario::ALL
-                .into_iter()
-                .filter(|s| broker || s.places_orders())
-            {
-                let measured = inprocess::run(&envs, scenario, products, warmup, measure).await;
-                let label = if broker { "" } else { ", no broker" };
-                println!(
-                    "    {:<30} c={c:<3} {}{label}",
-                    scenario.title(),
-                    report::line(&measured)
-                );
-                let what = format!("in process{label}, {}, c={c}", scenario.title());
-                checked(products, &what, &mut violations).await;
-                if !broker {
-                    discard_unpublished(&outbox_start).await;
-                }
-                let rows = if broker {
-                    &mut in_process
-                } else {
-                    &mut without_broker
-                };
-                rows.push(Row {
-                    scenario,
-                    concurrency: c,
-                    measured,
-                });
-            }
+        let mut envs = Vec::with_capacity(c);
+        for _ in 0..c {
+            envs.push(inprocess::Environment::new().await);
+        }
+        let envs = Arc::new(envs);
+        for scenario in Scenario::ALL {
+            let measured = inprocess::run(&envs, scenario, products, warmup, measure).await;
+            println!(
+                "    {:<30} c={c:<3} {}",
+                scenario.title(),
+                report::line(&measured)
+            );
+            let what = format!("in process, {}, c={c}", scenario.title());
+            checked(products, &what, &mut violations).await;
+            in_process.push(Row {
+                scenario,
+                concurrency: c,
+                measured,
+            });
         }
     }
+    discard_unpublished(&outbox_start).await;
 
     let mut end_to_end = Vec::new();
     match env("STOCKROOM_BENCH_URL") {

@@ -2,9 +2,9 @@
 //! their SQL taken from the domain crate (so it cannot drift), grouped into round trips as the
 //! functions send them. An order touches two databases, and a pgbench script only one, so two
 //! scripts run side by side for the same time with the same number of clients: inventory_db's
-//! reservation (one round trip of `BEGIN`, `reserve_stock`, the read of its events and `COMMIT`,
-//! then the mark), and order_db's pending insert, confirmation (one round trip, as the
-//! reservation) and mark. Each order needs both, so the lower rate is the orders' limit.
+//! reservation (`reserve_stock`, one statement), and order_db's pending insert and confirmation
+//! (one statement each). Each order needs both, so the lower rate is the orders' limit. No request
+//! reads or marks its events (the relay does, in batches): that is not replayed here.
 //!
 //! pgbench cannot pipeline a statement whose results it keeps (`\aset`), so a round trip of
 //! several statements is sent as one simple-protocol message (`\;`): one round trip too, and,
@@ -15,7 +15,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use stockroom::{events, orders};
+use stockroom::orders;
 
 use crate::pgbench::connection;
 use crate::scenario::Products;
@@ -64,16 +64,7 @@ fn draws(products: Products) -> String {
 /// inventory_db's part of one order of one item.
 fn inventory_script(products: Products) -> String {
     let lines = "('[{\"line\": ' || :r || ', \"product_id\": ' || :pid || ', \"quantity\": 1}]')";
-    draws(products)
-        + &together(&[
-            "BEGIN",
-            &bind(orders::reservation::RESERVE, &[REFERENCE, lines]),
-            events::store::EVENTS_OF_THIS_TRANSACTION,
-            "COMMIT",
-        ])
-        // `:id` is the last event's: an order of one item writes one.
-        + &bind(events::store::MARK_PUBLISHED, &["ARRAY[:id]::bigint[]"])
-        + ";\n"
+    draws(products) + &together(&[&bind(orders::reservation::RESERVE, &[REFERENCE, lines])])
 }
 
 /// order_db's part of the same order.
@@ -84,17 +75,10 @@ fn order_script(products: Products) -> String {
             &[REFERENCE, ":client_id", "ARRAY[:pid]", "ARRAY[1]"],
         )
         + " \\gset\n"
-        + &together(&[
-            "BEGIN",
-            &bind(
-                &orders::store::confirm_returning_sql(),
-                &[REFERENCE, "ARRAY[:id]", "ARRAY[9.99]", "ARRAY[9.99]"],
-            ),
-            events::store::EVENTS_OF_THIS_TRANSACTION,
-            "COMMIT",
-        ])
-        + &bind(events::store::MARK_PUBLISHED, &["ARRAY[:id]::bigint[]"])
-        + ";\n"
+        + &together(&[&bind(
+            &orders::store::confirm_returning_sql(),
+            &[REFERENCE, "ARRAY[:id]", "ARRAY[9.99]", "ARRAY[9.99]"],
+        )])
 }
 
 /// Writes the two scripts into `dir`.
