@@ -22,6 +22,8 @@ use crate::events::store::Outbox;
 const BATCH: i64 = 500;
 /// How long a pass waits after a failure (broker or database down) before it tries again.
 const RETRY_AFTER: Duration = Duration::from_secs(1);
+/// How often the outbox gauges (events waiting, the oldest one's age) are measured while relaying.
+const GAUGE_EVERY: Duration = Duration::from_secs(5);
 /// Time an invocation leaves itself before Lambda's deadline: a pass in flight (the broker's 5 s
 /// delivery bound) and the pruning.
 const DEADLINE_MARGIN: Duration = Duration::from_secs(10);
@@ -120,6 +122,7 @@ pub async fn run(
     let until = stop_at(settings, event.context.deadline);
     let mut report = RelayReport::default();
     let mut last_failure: [Option<OutboxError>; 2] = [None, None];
+    let mut gauged: Option<Instant> = None;
     loop {
         let passes = futures_util::future::join_all(
             outboxes
@@ -151,6 +154,10 @@ pub async fn run(
             }
             last_failure[i] = pass.err();
         }
+        if gauged.is_none_or(|at| at.elapsed() >= GAUGE_EVERY) {
+            gauge(outboxes).await;
+            gauged = Some(Instant::now());
+        }
         crate::telemetry::push_soon();
         if Instant::now() >= until {
             break;
@@ -167,7 +174,19 @@ pub async fn run(
     outcome.map(|()| report)
 }
 
-/// After the loop: the backlog gauges, the pruning, and the invocation's outcome.
+/// Sets the outbox gauges of both databases; one that cannot be read keeps its last value.
+async fn gauge(outboxes: &Outboxes) {
+    for (db, _, database) in outboxes.each() {
+        let backlog = db
+            .run("outbox_backlog", async |c| events::store::backlog(c).await)
+            .await;
+        if let Ok(backlog) = backlog {
+            crate::telemetry::outbox_backlog(database, backlog);
+        }
+    }
+}
+
+/// After the loop: the pruning, the gauges, and the invocation's outcome.
 async fn finish(
     outboxes: &Outboxes,
     report: &mut RelayReport,
@@ -176,23 +195,17 @@ async fn finish(
     for (i, (db, _, database)) in outboxes.each().into_iter().enumerate() {
         // A relay holding the lock prunes at its own end.
         let pruned = outbox::prune(db, outboxes.retention)
-            .await
-            .map(Option::unwrap_or_default);
-        let backlog = db
-            .run("outbox_backlog", async |c| events::store::backlog(c).await)
-            .await;
-        if let (Ok(pruned), Ok(backlog)) = (&pruned, &backlog) {
-            metrics::counter!("stockroom_outbox_pruned_total", "database" => database)
-                .increment(*pruned);
-            crate::telemetry::outbox_backlog(database, *backlog);
-            if i == 0 {
-                report.inventory_pruned = *pruned;
-            } else {
-                report.order_pruned = *pruned;
-            }
+            .await?
+            .unwrap_or_default();
+        metrics::counter!("stockroom_outbox_pruned_total", "database" => database)
+            .increment(pruned);
+        if i == 0 {
+            report.inventory_pruned = pruned;
+        } else {
+            report.order_pruned = pruned;
         }
-        pruned.and(backlog)?;
     }
+    gauge(outboxes).await;
     tracing::info!(?report, "relayed");
     match last_failure {
         [Some(err), _] | [_, Some(err)] => Err(err.into()),
