@@ -11,7 +11,6 @@
 //! (`stockroom_test_support::runtime_api`), with nothing of this process's environment.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use common::template::{document, intrinsic, scalar_text};
@@ -193,19 +192,6 @@ fn resolve_parameter(doc: &Yaml, value: &Yaml) -> Option<String> {
     resolve(doc, value)
 }
 
-fn binary(name: &str) -> PathBuf {
-    let target = std::env::var("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../target")));
-    let path = target.join("debug").join(name);
-    assert!(
-        path.exists(),
-        "{} is not built: localstack/test builds every function (cargo build --workspace --bins)",
-        path.display()
-    );
-    path
-}
-
 #[test]
 fn every_function_answers_its_event_with_the_templates_default_environment() {
     let doc = document();
@@ -217,7 +203,7 @@ fn every_function_answers_its_event_with_the_templates_default_environment() {
         let logical_id = logical_id.as_str().unwrap();
         let env = environment(&doc, resource);
         let mut run = Run::start(
-            &binary(name),
+            &common::binary(name),
             name,
             |api| event_for(&doc, logical_id, resource, &format!("http://{api}/answer")),
             &env,
