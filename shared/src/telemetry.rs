@@ -266,8 +266,8 @@ async fn flush_now() {
 /// still pushes right after each invocation. A push asked for while one is in flight is not
 /// dropped: the running task pushes once more, so the last invocation's values always go out
 /// (the cold start's push, still in flight when the first run ended, once hid that run's gauges).
-/// A push that waits when Lambda freezes the environment goes out when it thaws;
-/// docs/observability.md weighs this against an extension.
+/// A push that waits when Lambda freezes the environment goes out when it thaws, or at
+/// `SIGTERM` if Lambda retires it instead ([`shutdown`]).
 fn push_soon(pusher: &'static Pusher) {
     pusher.wanted.store(true, Ordering::Release);
     if pusher.busy.swap(true, Ordering::AcqRel) {
