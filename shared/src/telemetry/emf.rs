@@ -176,17 +176,17 @@ impl Recorder {
         let mut documents: Vec<Document> = Vec::new();
         for datum in self.take() {
             match documents.iter_mut().find(|d| d.fits(&datum)) {
-                Some(document) => document.add(datum, &self.namespace),
+                Some(document) => document.add(datum),
                 None => {
                     let mut document = Document::default();
-                    document.add(datum, &self.namespace);
+                    document.add(datum);
                     documents.push(document);
                 }
             }
         }
         documents
             .into_iter()
-            .map(|document| document.into_json(timestamp))
+            .map(|document| document.into_json(&self.namespace, timestamp))
             .collect()
     }
 
@@ -239,7 +239,7 @@ impl Recorder {
 #[derive(Default)]
 struct Document {
     root: BTreeMap<String, Value>,
-    directives: Vec<(Vec<Vec<String>>, Vec<Value>, String)>,
+    directives: Vec<(Vec<Vec<String>>, Vec<Value>)>,
 }
 
 impl Document {
@@ -253,7 +253,7 @@ impl Document {
             })
     }
 
-    fn add(&mut self, datum: Datum, namespace: &str) {
+    fn add(&mut self, datum: Datum) {
         let keys: Vec<String> = datum.labels.iter().map(|(k, _)| k.clone()).collect();
         let mut sets = vec![keys];
         if ROLLUPS.contains(&datum.name.as_str()) {
@@ -267,20 +267,18 @@ impl Document {
         match self
             .directives
             .iter_mut()
-            .find(|(s, metrics, _)| *s == sets && metrics.len() < MAX_METRICS)
+            .find(|(s, metrics)| *s == sets && metrics.len() < MAX_METRICS)
         {
-            Some((_, metrics, _)) => metrics.push(definition),
-            None => self
-                .directives
-                .push((sets, vec![definition], namespace.to_owned())),
+            Some((_, metrics)) => metrics.push(definition),
+            None => self.directives.push((sets, vec![definition])),
         }
     }
 
-    fn into_json(self, timestamp: u64) -> Value {
+    fn into_json(self, namespace: &str, timestamp: u64) -> Value {
         let directives: Vec<Value> = self
             .directives
             .into_iter()
-            .map(|(sets, metrics, namespace)| {
+            .map(|(sets, metrics)| {
                 json!({ "Namespace": namespace, "Dimensions": sets, "Metrics": metrics })
             })
             .collect();
