@@ -176,6 +176,27 @@ fn declared(documents: &[Value]) -> BTreeSet<(String, BTreeSet<String>)> {
     declared
 }
 
+/// How many CloudWatch metrics `documents` make: each name with each set of dimension values.
+fn metrics_written(documents: &[Value]) -> usize {
+    let mut metrics = BTreeSet::new();
+    for doc in documents {
+        for directive in doc["_aws"]["CloudWatchMetrics"].as_array().unwrap() {
+            for set in directive["Dimensions"].as_array().unwrap() {
+                let values: Vec<String> = set
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|k| format!("{k}={}", doc[k.as_str().unwrap()]))
+                    .collect();
+                for metric in directive["Metrics"].as_array().unwrap() {
+                    metrics.insert((metric["Name"].to_string(), values.clone()));
+                }
+            }
+        }
+    }
+    metrics.len()
+}
+
 /// A day of the shop through the EMF router: returns the products created and their stock.
 fn drive_traffic() -> (i64, i64) {
     let product = |stock: i32| {
@@ -321,6 +342,13 @@ fn the_cloudwatch_backend_writes_valid_emf_with_the_traffics_values_and_what_the
     assert_eq!(
         total(&docs, "notification_notifications_sent_total", &sent),
         1.0
+    );
+
+    // Each name with one set of dimension values is one CloudWatch metric, billed by the month.
+    eprintln!(
+        "{} EMF lines, {} CloudWatch metrics",
+        docs.len(),
+        metrics_written(&docs)
     );
 
     // What the dashboard and the alarms read is written, with the same dimensions. Two are
