@@ -224,6 +224,7 @@ fn drive_traffic() -> (i64, i64) {
     let cancel = format!("/api/orders/{}/cancel", placed["id"]);
     assert_eq!(call("POST", &cancel, Some("{}")).0, 200);
     assert_eq!(call("GET", "/api/nothing-here", None).0, 404);
+    assert_eq!(call("GET", "/api/notifications?limit=5", None).0, 200);
     let invoke = |function: &str, event: &str| {
         let path = format!("/2015-03-31/functions/{function}/invocations");
         let (status, answer) = call("POST", &path, Some(event));

