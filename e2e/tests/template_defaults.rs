@@ -1,6 +1,6 @@
 //! Every function of template.yaml started as Lambda would start it with the template's defaults
 //! (the environment its Globals and its own entry give, parameters at their defaults:
-//! `PUSHGATEWAY_URL` empty, `AUTH_MODE=jwt`, …) and given one event of the kind AWS sends it must
+//! `METRICS_BACKEND=cloudwatch`, `PUSHGATEWAY_URL` empty, `AUTH_MODE=jwt`, …) and given one event of the kind AWS sends it must
 //! answer that event: no init failure, no failed invocation. A setting whose default a function
 //! cannot start with (an empty pushgateway that failed two schedules' init on every run) fails
 //! here, offline, instead of in an account.
@@ -68,12 +68,27 @@ fn resolve(doc: &Yaml, value: &Yaml) -> Option<String> {
         );
         return resolve(doc, default);
     }
-    if let Some(items) = call(value, "Fn::If").and_then(Yaml::as_sequence)
-        && items[0] == "CreateDatabase"
-    {
-        return resolve(doc, &items[2]);
+    if let Some(items) = call(value, "Fn::If").and_then(Yaml::as_sequence) {
+        let name = items[0].as_str().unwrap();
+        // The database is brought (the local one); the other conditions at the defaults.
+        let holds = name != "CreateDatabase" && condition(doc, &doc["Conditions"][name]);
+        return resolve(doc, &items[if holds { 1 } else { 2 }]);
+    }
+    if let Some(text) = call(value, "Fn::Sub").and_then(Yaml::as_str) {
+        return Some(text.replace("${AWS::StackName}", "stockroom"));
     }
     panic!("no local meaning for {value:?}: teach template_defaults.rs")
+}
+
+/// Whether a condition (`!Equals`, `!Not`) holds at the parameters' defaults.
+fn condition(doc: &Yaml, value: &Yaml) -> bool {
+    if let Some(items) = call(value, "Fn::Equals").and_then(Yaml::as_sequence) {
+        return resolve(doc, &items[0]) == resolve(doc, &items[1]);
+    }
+    if let Some(items) = call(value, "Fn::Not").and_then(Yaml::as_sequence) {
+        return !condition(doc, &items[0]);
+    }
+    panic!("no local meaning for the condition {value:?}: teach template_defaults.rs")
 }
 
 /// The environment Lambda would give `resource` (a function of the template).
