@@ -1,9 +1,9 @@
 //! Every function of template.yaml started as Lambda would start it with the template's defaults
 //! (the environment its Globals and its own entry give, parameters at their defaults:
-//! `METRICS_BACKEND=cloudwatch`, `PUSHGATEWAY_URL` empty, `AUTH_MODE=jwt`, …) and given one event of the kind AWS sends it must
-//! answer that event: no init failure, no failed invocation. A setting whose default a function
-//! cannot start with (an empty pushgateway that failed two schedules' init on every run) fails
-//! here, offline, instead of in an account.
+//! `METRICS_BACKEND=cloudwatch`, `PUSHGATEWAY_URL` empty, `AUTH_MODE=jwt`, …) and given one event
+//! of the kind AWS sends it must answer that event: no init failure, no failed invocation. A
+//! setting whose default a function cannot start with (an empty pushgateway that failed two
+//! schedules' init on every run) fails here, offline, instead of in an account.
 //!
 //! What the stack would create is the local test stack's: the databases, the broker (plaintext,
 //! where MSK takes TLS with IAM), the queues. The binaries are those `localstack/test` builds
