@@ -307,9 +307,18 @@ fn the_cloudwatch_backend_writes_valid_emf_with_the_traffics_values_and_what_the
         4.0,
         "one latency sample per request"
     );
-    let orders = |status: &str| total(&docs, "order_orders_total", &[("status", status)]);
+    // By the functions the requests reached: the reconciler's run may settle orders other tests
+    // left, and counts those under its own name.
+    let orders = |function: &str, status: &str| {
+        let labels = [("function", function), ("status", status)];
+        total(&docs, "order_orders_total", &labels)
+    };
     assert_eq!(
-        (orders("confirmed"), orders("rejected"), orders("cancelled")),
+        (
+            orders("orders-create", "confirmed"),
+            orders("orders-create", "rejected"),
+            orders("orders-cancel", "cancelled")
+        ),
         (2.0, 1.0, 1.0)
     );
     let gateway = [("function", "not-found"), ("status", "404")];
