@@ -154,47 +154,36 @@ fn total(documents: &[Value], name: &str, labels: &[(&str, &str)]) -> f64 {
         .sum()
 }
 
-/// Every `(metric, dimension keys)` the documents declare.
-fn declared(documents: &[Value]) -> BTreeSet<(String, BTreeSet<String>)> {
-    let mut declared = BTreeSet::new();
-    for doc in documents {
-        for directive in doc["_aws"]["CloudWatchMetrics"].as_array().unwrap() {
-            for set in directive["Dimensions"].as_array().unwrap() {
-                let keys: BTreeSet<String> = set
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|k| k.as_str().unwrap().to_owned())
-                    .collect();
-                for metric in directive["Metrics"].as_array().unwrap() {
-                    let name = metric["Name"].as_str().unwrap().to_owned();
-                    declared.insert((name, keys.clone()));
-                }
-            }
-        }
-    }
-    declared
-}
-
-/// How many CloudWatch metrics `documents` make: each name with each set of dimension values.
-fn metrics_written(documents: &[Value]) -> usize {
+/// Every metric the documents make, as CloudWatch counts them: each name with each dimension set
+/// and the values the document gives those dimensions.
+fn extracted(documents: &[Value]) -> BTreeSet<(String, Vec<(String, String)>)> {
     let mut metrics = BTreeSet::new();
     for doc in documents {
         for directive in doc["_aws"]["CloudWatchMetrics"].as_array().unwrap() {
             for set in directive["Dimensions"].as_array().unwrap() {
-                let values: Vec<String> = set
+                let dimensions: Vec<(String, String)> = set
                     .as_array()
                     .unwrap()
                     .iter()
-                    .map(|k| format!("{k}={}", doc[k.as_str().unwrap()]))
+                    .map(|k| k.as_str().unwrap())
+                    .map(|k| (k.to_owned(), doc[k].as_str().unwrap().to_owned()))
                     .collect();
                 for metric in directive["Metrics"].as_array().unwrap() {
-                    metrics.insert((metric["Name"].to_string(), values.clone()));
+                    let name = metric["Name"].as_str().unwrap().to_owned();
+                    metrics.insert((name, dimensions.clone()));
                 }
             }
         }
     }
-    metrics.len()
+    metrics
+}
+
+/// Every `(metric, dimension keys)` the documents declare.
+fn declared(documents: &[Value]) -> BTreeSet<(String, BTreeSet<String>)> {
+    extracted(documents)
+        .into_iter()
+        .map(|(name, dimensions)| (name, dimensions.into_iter().map(|(k, _)| k).collect()))
+        .collect()
 }
 
 /// A day of the shop through the EMF router: returns the products created and their stock.
@@ -358,7 +347,7 @@ fn the_cloudwatch_backend_writes_valid_emf_with_the_traffics_values_and_what_the
     eprintln!(
         "{} EMF lines, {} CloudWatch metrics",
         docs.len(),
-        metrics_written(&docs)
+        extracted(&docs).len()
     );
 
     // What the dashboard and the alarms read is written, with the same dimensions. Two are
