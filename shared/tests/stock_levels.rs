@@ -18,6 +18,10 @@ async fn pushed_level(gateway: &Pushgateway, product: i64) -> Vec<String> {
         .collect()
 }
 
+/// Held by the tests that create products and compare a run with the count of every product:
+/// run side by side, each would count the other's.
+static COUNTING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 async fn products() -> usize {
     let rows = admin_query(INVENTORY_DATABASE_URL, "SELECT count(*) FROM products").await;
     rows[0].get::<_, i64>(0) as usize
@@ -25,6 +29,7 @@ async fn products() -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_product_has_its_stock_in_one_group_and_a_deleted_one_goes() {
+    let _counting = COUNTING.lock().await;
     let gateway = Pushgateway::from_env()
         .unwrap()
         .expect("PUSHGATEWAY_URL: run the tests with localstack/test");
@@ -102,6 +107,7 @@ fn written_level(documents: &[serde_json::Value], product: i64) -> Vec<serde_jso
 
 #[tokio::test(flavor = "current_thread")]
 async fn for_cloudwatch_each_product_is_a_gauge_and_a_deleted_one_is_not_written() {
+    let _counting = COUNTING.lock().await;
     let db = db().await;
     let (kept, deleted) = (
         product_with_stock("1.00", 12).await,
