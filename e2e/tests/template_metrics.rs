@@ -170,3 +170,30 @@ fn each_prometheus_alert_has_its_cloudwatch_alarm() {
         assert_eq!(alarms, 1, "one alarm described as \"{alert} - …\"");
     }
 }
+
+/// With a pushgateway no EMF metric arrives: what reads them exists only when the functions write
+/// them (an alarm on a silent metric, `ScheduledSilentAlarm`, would fire for ever).
+#[test]
+fn what_reads_emf_metrics_exists_only_when_the_functions_write_them() {
+    let doc = document();
+    let condition = argument(&doc["Conditions"]["CloudWatchMetrics"], "Fn::Equals");
+    assert_eq!(
+        argument(&condition[0], "Ref").as_str(),
+        Some("PushgatewayUrl")
+    );
+    assert_eq!(condition[1].as_str(), Some(""));
+    let readers: BTreeSet<String> = cloudwatch_metric_refs(&doc)
+        .into_iter()
+        .map(|r| r.place.split(':').next().unwrap().to_owned())
+        .collect();
+    assert!(readers.len() >= 7, "{readers:?}");
+    for reader in readers {
+        assert_eq!(
+            doc["Resources"][reader.as_str()]["Condition"].as_str(),
+            Some("CloudWatchMetrics"),
+            "{reader}"
+        );
+    }
+    let output = &doc["Outputs"]["MetricsDashboard"];
+    assert_eq!(output["Condition"].as_str(), Some("CloudWatchMetrics"));
+}
