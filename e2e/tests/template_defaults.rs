@@ -1,9 +1,9 @@
 //! Every function of template.yaml started as Lambda would start it with the template's defaults
 //! (the environment its Globals and its own entry give, parameters at their defaults:
-//! `PUSHGATEWAY_URL` empty, `AUTH_MODE=jwt`, …) and given one event of the kind AWS sends it must
-//! answer that event: no init failure, no failed invocation. A setting whose default a function
-//! cannot start with (an empty pushgateway that failed two schedules' init on every run) fails
-//! here, offline, instead of in an account.
+//! `METRICS_BACKEND=cloudwatch`, `PUSHGATEWAY_URL` empty, `AUTH_MODE=jwt`, …) and given one event
+//! of the kind AWS sends it must answer that event: no init failure, no failed invocation. A
+//! setting whose default a function cannot start with (an empty pushgateway that failed two
+//! schedules' init on every run) fails here, offline, instead of in an account.
 //!
 //! What the stack would create is the local test stack's: the databases, the broker (plaintext,
 //! where MSK takes TLS with IAM), the queues. The binaries are those `localstack/test` builds
@@ -11,7 +11,6 @@
 //! (`stockroom_test_support::runtime_api`), with nothing of this process's environment.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use common::template::{document, intrinsic, scalar_text};
@@ -69,12 +68,27 @@ fn resolve(doc: &Yaml, value: &Yaml) -> Option<String> {
         );
         return resolve(doc, default);
     }
-    if let Some(items) = call(value, "Fn::If").and_then(Yaml::as_sequence)
-        && items[0] == "CreateDatabase"
-    {
-        return resolve(doc, &items[2]);
+    if let Some(items) = call(value, "Fn::If").and_then(Yaml::as_sequence) {
+        let name = items[0].as_str().unwrap();
+        // The database is brought (the local one); the other conditions at the defaults.
+        let holds = name != "CreateDatabase" && condition(doc, &doc["Conditions"][name]);
+        return resolve(doc, &items[if holds { 1 } else { 2 }]);
+    }
+    if let Some(text) = call(value, "Fn::Sub").and_then(Yaml::as_str) {
+        return Some(text.replace("${AWS::StackName}", "stockroom"));
     }
     panic!("no local meaning for {value:?}: teach template_defaults.rs")
+}
+
+/// Whether a condition (`!Equals`, `!Not`) holds at the parameters' defaults.
+fn condition(doc: &Yaml, value: &Yaml) -> bool {
+    if let Some(items) = call(value, "Fn::Equals").and_then(Yaml::as_sequence) {
+        return resolve(doc, &items[0]) == resolve(doc, &items[1]);
+    }
+    if let Some(items) = call(value, "Fn::Not").and_then(Yaml::as_sequence) {
+        return !condition(doc, &items[0]);
+    }
+    panic!("no local meaning for the condition {value:?}: teach template_defaults.rs")
 }
 
 /// The environment Lambda would give `resource` (a function of the template).
@@ -193,19 +207,6 @@ fn resolve_parameter(doc: &Yaml, value: &Yaml) -> Option<String> {
     resolve(doc, value)
 }
 
-fn binary(name: &str) -> PathBuf {
-    let target = std::env::var("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../target")));
-    let path = target.join("debug").join(name);
-    assert!(
-        path.exists(),
-        "{} is not built: localstack/test builds every function (cargo build --workspace --bins)",
-        path.display()
-    );
-    path
-}
-
 #[test]
 fn every_function_answers_its_event_with_the_templates_default_environment() {
     let doc = document();
@@ -217,7 +218,7 @@ fn every_function_answers_its_event_with_the_templates_default_environment() {
         let logical_id = logical_id.as_str().unwrap();
         let env = environment(&doc, resource);
         let mut run = Run::start(
-            &binary(name),
+            &common::binary(name),
             name,
             |api| event_for(&doc, logical_id, resource, &format!("http://{api}/answer")),
             &env,

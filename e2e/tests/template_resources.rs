@@ -203,8 +203,15 @@ fn mentions_stack_name(value: &Yaml) -> bool {
 }
 
 /// Properties whose limit no stack name reaches (stack names end at 128 characters): log group
-/// names at 512, tag values at 256.
-const ROOMY: [&str; 2] = ["LogGroupName", "Tags"];
+/// names at 512, tag values at 256, CloudWatch namespaces (`Stockroom/<stack>`, in an alarm's
+/// `Namespace` or `Metrics`, and in the dashboard's body) at 255.
+const ROOMY: [&str; 5] = [
+    "LogGroupName",
+    "Tags",
+    "Namespace",
+    "Metrics",
+    "DashboardBody",
+];
 
 #[test]
 fn no_length_limited_name_is_built_from_the_stack_name() {

@@ -1,13 +1,20 @@
 //! Logs and metrics shared by every function.
 //!
-//! A Lambda environment cannot be scraped, so each one keeps its metrics in process (the `metrics`
-//! crate with a Prometheus text renderer) and pushes them to a Prometheus pushgateway after each
-//! invocation, as the group `job="stockroom"`, `function=<binary>`, `instance=<one id per
-//! environment>`. Each environment owns its group and replaces it whole (`PUT`) with its
-//! cumulative counters, so concurrent environments never overwrite one another, and a push that
-//! fails loses nothing: the next one carries the same totals. The push runs in a background task
-//! after the handler returned, so no client waits for it, at most one at a time, each bounded by
-//! [`PUSH_TIMEOUT`]. `PUSHGATEWAY_URL` unset: metrics off. docs/observability.md explains the model.
+//! Metrics are recorded through the `metrics` facade and leave the process through one of two
+//! backends, chosen by `METRICS_BACKEND` ([`choose`]):
+//!
+//! - **cloudwatch**: CloudWatch Embedded Metric Format lines on stdout when each invocation ends
+//!   ([`emf`]); no network call and no server. What a deploy without a pushgateway uses.
+//! - **pushgateway**: each environment keeps its metrics in process (a Prometheus text renderer)
+//!   and pushes them to a Prometheus pushgateway after each invocation, as the group
+//!   `job="stockroom"`, `function=<binary>`, `instance=<one id per environment>`. Each environment
+//!   owns its group and replaces it whole (`PUT`) with its cumulative counters, so concurrent
+//!   environments never overwrite one another, and a push that fails loses nothing: the next one
+//!   carries the same totals. The push runs in a background task after the handler returned, so
+//!   no client waits for it, at most one at a time, each bounded by [`PUSH_TIMEOUT`].
+//!
+//! Either way, what an environment recorded after its last flush goes out when Lambda shuts it
+//! down ([`shutdown`]). docs/observability.md explains the model.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, OnceLock};
@@ -19,10 +26,22 @@ use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
 use crate::events::store::Backlog;
 
-/// Environment variable with the pushgateway's base URL (`http://host:port`); unset: no metrics.
+pub mod emf;
+mod shutdown;
+
+/// Environment variable choosing where metrics go: `cloudwatch`, `pushgateway` or `off`
+/// ([`choose`]).
+pub const METRICS_BACKEND: &str = "METRICS_BACKEND";
+/// Environment variable with the CloudWatch namespace of the EMF metrics ([`emf::DEFAULT_NAMESPACE`]
+/// when unset).
+pub const METRICS_NAMESPACE: &str = "METRICS_NAMESPACE";
+
+/// Environment variable with the pushgateway's base URL (`http://host:port`).
 pub const PUSHGATEWAY_URL: &str = "PUSHGATEWAY_URL";
 /// Longest a push may take; a slow or dead pushgateway costs a background task this long.
 pub const PUSH_TIMEOUT: Duration = Duration::from_secs(2);
+/// Longest the push at shutdown may take: Lambda kills the process 500 ms after `SIGTERM`.
+const LAST_PUSH_TIMEOUT: Duration = Duration::from_millis(300);
 /// Longest any other pushgateway call may take (the janitor's and `stock-levels`' calls, whose
 /// listing of every group can be large): below the functions' 15 s.
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
@@ -36,6 +55,8 @@ const BUCKETS: &[f64] = &[
 struct Pusher {
     handle: PrometheusHandle,
     gateway: Pushgateway,
+    /// The same pushgateway, with the shutdown's shorter timeout.
+    last_gateway: Pushgateway,
     /// This environment's group.
     path: String,
     /// A push task is pending or in flight.
@@ -57,7 +78,46 @@ pub struct StockLevel {
     pub stock: i64,
 }
 
-static PUSHER: OnceLock<Pusher> = OnceLock::new();
+/// Where this process's metrics go; unset: metrics off.
+enum Backend {
+    Pushgateway(Pusher),
+    CloudWatch(emf::Recorder),
+}
+
+/// What [`choose`] picked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Choice {
+    Off,
+    CloudWatch,
+    /// With the pushgateway's URL.
+    Pushgateway(String),
+}
+
+/// The backend the variables `var` gives call for: `METRICS_BACKEND` (`cloudwatch`,
+/// `pushgateway` with `PUSHGATEWAY_URL`, or `off`); unset or empty, the pushgateway when
+/// `PUSHGATEWAY_URL` is set and off otherwise, as before there was a choice (the local stack and
+/// the tests set only the URL). The template sets it for every function.
+pub fn choose(var: impl Fn(&str) -> Option<String>) -> Result<Choice, String> {
+    let given = |name: &str| {
+        var(name)
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+    };
+    let url = given(PUSHGATEWAY_URL);
+    match (given(METRICS_BACKEND).as_deref(), url) {
+        (Some("off"), _) | (None, None) => Ok(Choice::Off),
+        (Some("cloudwatch"), _) => Ok(Choice::CloudWatch),
+        (Some("pushgateway") | None, Some(url)) => Ok(Choice::Pushgateway(url)),
+        (Some("pushgateway"), None) => Err(format!(
+            "{METRICS_BACKEND}=pushgateway needs {PUSHGATEWAY_URL}"
+        )),
+        (Some(other), _) => Err(format!(
+            "{METRICS_BACKEND} must be cloudwatch, pushgateway or off, not {other:?}"
+        )),
+    }
+}
+
+static BACKEND: OnceLock<Backend> = OnceLock::new();
 static FUNCTION: OnceLock<String> = OnceLock::new();
 static INVOKED: AtomicBool = AtomicBool::new(false);
 
@@ -72,21 +132,57 @@ pub fn first_invocation() -> bool {
 }
 
 /// Structured logs to stdout, which Lambda ships to CloudWatch (level from `AWS_LAMBDA_LOG_LEVEL`
-/// or `RUST_LOG`, JSON with `AWS_LAMBDA_LOG_FORMAT=JSON`), and metrics when `PUSHGATEWAY_URL` is
-/// set. `function` names the binary (`env!("CARGO_BIN_NAME")`): in AWS the function's own name is
-/// generated by CloudFormation.
+/// or `RUST_LOG`, JSON with `AWS_LAMBDA_LOG_FORMAT=JSON`), and metrics through the backend
+/// [`choose`] picks, flushed at shutdown too. `function` names the binary
+/// (`env!("CARGO_BIN_NAME")`): in AWS the function's own name is generated by CloudFormation.
 pub fn init(function: &str) {
     lambda_http::tracing::init_default_subscriber();
     let _ = FUNCTION.set(function.to_owned());
-    let url = std::env::var(PUSHGATEWAY_URL).unwrap_or_default();
-    if url.trim().is_empty() {
-        return;
-    }
-    let gateway = match Pushgateway::within(&url, PUSH_TIMEOUT) {
-        Ok(gateway) => gateway,
+    let backend = match choose(|name| std::env::var(name).ok()) {
+        Ok(Choice::Off) => return,
+        Ok(Choice::CloudWatch) => {
+            let namespace = std::env::var(METRICS_NAMESPACE)
+                .ok()
+                .filter(|n| !n.trim().is_empty());
+            let namespace = namespace.as_deref().unwrap_or(emf::DEFAULT_NAMESPACE);
+            let recorder = emf::Recorder::new(namespace, function);
+            let installed = metrics::set_global_recorder(recorder.clone()).is_ok();
+            installed.then_some(Backend::CloudWatch(recorder))
+        }
+        Ok(Choice::Pushgateway(url)) => start_pushgateway(function, &url),
         Err(err) => {
             tracing::warn!(%err, "metrics are off");
             return;
+        }
+    };
+    let Some(backend) = backend else {
+        return;
+    };
+    let pushes = matches!(backend, Backend::Pushgateway(_));
+    if BACKEND.set(backend).is_err() {
+        return;
+    }
+    if pushes {
+        declare_counters();
+    }
+    metrics::counter!("stockroom_cold_starts_total").increment(1);
+    if pushes {
+        // At once, before the first event: see `declare_counters`.
+        flush();
+    }
+    shutdown::flush_on_sigterm();
+}
+
+/// The pushgateway backend, its recorder installed; `None` (metrics off) when the URL is not one
+/// or a recorder is already installed.
+fn start_pushgateway(function: &str, url: &str) -> Option<Backend> {
+    let gateways = Pushgateway::within(url, PUSH_TIMEOUT)
+        .and_then(|g| Ok((g, Pushgateway::within(url, LAST_PUSH_TIMEOUT)?)));
+    let (gateway, last_gateway) = match gateways {
+        Ok(gateways) => gateways,
+        Err(err) => {
+            tracing::warn!(%err, "metrics are off");
+            return None;
         }
     };
     let recorder = PrometheusBuilder::new()
@@ -94,29 +190,29 @@ pub fn init(function: &str) {
         .expect("buckets are not empty")
         .build_recorder();
     let handle = recorder.handle();
-    if metrics::set_global_recorder(recorder).is_err() {
-        return;
-    }
+    metrics::set_global_recorder(recorder).ok()?;
     let instance = uuid::Uuid::new_v4().to_string();
     let group = [
         ("job", "stockroom"),
         ("function", function),
         ("instance", &instance),
     ];
-    let pusher = Pusher {
+    let path = group_path(&group).expect("the group has a job");
+    tracing::info!(group = path, "metrics go to the pushgateway");
+    Some(Backend::Pushgateway(Pusher {
         handle,
         gateway,
-        path: group_path(&group).expect("the group has a job"),
+        last_gateway,
+        path,
         busy: AtomicBool::new(false),
         wanted: AtomicBool::new(false),
         last_push: Mutex::new(None),
-    };
-    if PUSHER.set(pusher).is_ok() {
-        declare_counters();
-        metrics::counter!("stockroom_cold_starts_total").increment(1);
-        // At once, before the first event: see `declare_counters`.
-        push_soon();
-    }
+    }))
+}
+
+/// Whether metrics go to CloudWatch (EMF), where the stock levels are recorded as gauges.
+pub fn cloudwatch() -> bool {
+    matches!(BACKEND.get(), Some(Backend::CloudWatch(_)))
 }
 
 /// The counters whose every increase the rules must see, present at zero from the first push.
@@ -137,19 +233,42 @@ fn declare_counters() {
     metrics::counter!("stockroom_alerts_forwarded_total").absolute(0);
 }
 
-/// Pushes this environment's metrics in the background. Call it when an invocation is done; the
-/// caller never waits. At most one push is pending or in flight, and pushes start at least
+/// Sends what this invocation recorded: with CloudWatch, writes its EMF lines now (no network
+/// call); with a pushgateway, pushes in the background ([`push_soon`]). Call it when an
+/// invocation is done; the caller never waits for the network.
+pub fn flush() {
+    match BACKEND.get() {
+        Some(Backend::CloudWatch(recorder)) => recorder.flush(),
+        Some(Backend::Pushgateway(pusher)) => push_soon(pusher),
+        None => {}
+    }
+}
+
+/// What [`flush`] would send, sent before the process exits (on `SIGTERM`): the EMF lines, or one
+/// last push bounded by [`LAST_PUSH_TIMEOUT`], not spaced from the previous one.
+async fn flush_now() {
+    match BACKEND.get() {
+        Some(Backend::CloudWatch(recorder)) => recorder.flush(),
+        Some(Backend::Pushgateway(pusher)) => {
+            pusher.handle.run_upkeep();
+            let body = pusher.handle.render();
+            if let Err(err) = pusher.last_gateway.call("PUT", &pusher.path, &body).await {
+                tracing::warn!(%err, "the last metrics push failed");
+            }
+        }
+        None => {}
+    }
+}
+
+/// Pushes this environment's metrics in the background. At most one push is pending or in flight, and pushes start at least
 /// [`PUSH_EVERY`] apart: under load one push carries many invocations, so the push (which shares
 /// the environment's thread) delays at most one request in that interval, and a quiet function
 /// still pushes right after each invocation. A push asked for while one is in flight is not
 /// dropped: the running task pushes once more, so the last invocation's values always go out
 /// (the cold start's push, still in flight when the first run ended, once hid that run's gauges).
-/// A push that waits when Lambda freezes the environment goes out when it thaws;
-/// docs/observability.md weighs this against an extension.
-pub fn push_soon() {
-    let Some(pusher) = PUSHER.get() else {
-        return;
-    };
+/// A push that waits when Lambda freezes the environment goes out when it thaws, or at
+/// `SIGTERM` if Lambda retires it instead ([`shutdown`]).
+fn push_soon(pusher: &'static Pusher) {
     pusher.wanted.store(true, Ordering::Release);
     if pusher.busy.swap(true, Ordering::AcqRel) {
         return;
@@ -211,12 +330,22 @@ pub fn outbox_backlog(database: &str, backlog: Backlog) {
         .set(backlog.oldest_age_seconds);
 }
 
+/// Records every product's stock as `inventory_stock_levels{product_id}` gauges, for CloudWatch:
+/// a pushgateway gets them as one group of their own instead ([`stock_group`]). No product name:
+/// CloudWatch takes only ASCII dimension values, and a rename would start a new metric.
+pub fn record_stock_levels(levels: &[StockLevel]) {
+    for level in levels {
+        metrics::gauge!("inventory_stock_levels", "product_id" => level.product_id.to_string())
+            .set(level.stock as f64);
+    }
+}
+
 /// Ends an invocation of a scheduled or event-driven function: counts it by outcome
-/// (`stockroom_scheduled_runs_total{outcome="ok"|"error"}`) and pushes the metrics.
+/// (`stockroom_scheduled_runs_total{outcome="ok"|"error"}`) and flushes the metrics.
 pub fn finish_run<T, E>(result: &Result<T, E>) {
     let outcome = if result.is_ok() { "ok" } else { "error" };
     metrics::counter!("stockroom_scheduled_runs_total", "outcome" => outcome).increment(1);
-    push_soon();
+    flush();
 }
 
 /// A pushgateway's HTTP API, through ureq on a blocking thread ([`crate::aws::api::run`]), each
@@ -341,6 +470,38 @@ fn group_path<K: AsRef<str>, V: AsRef<str>>(labels: &[(K, V)]) -> Result<String,
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_backend_is_what_metrics_backend_says_and_else_the_pushgateway_if_there_is_one() {
+        let choose_from = |vars: &[(&str, &str)]| {
+            choose(|name| {
+                vars.iter()
+                    .find(|(k, _)| *k == name)
+                    .map(|(_, v)| (*v).to_owned())
+            })
+        };
+        let url = "http://127.0.0.1:9091";
+        assert_eq!(choose_from(&[]), Ok(Choice::Off));
+        assert_eq!(choose_from(&[(METRICS_BACKEND, " ")]), Ok(Choice::Off));
+        assert_eq!(
+            choose_from(&[(PUSHGATEWAY_URL, url)]),
+            Ok(Choice::Pushgateway(url.into()))
+        );
+        assert_eq!(
+            choose_from(&[(METRICS_BACKEND, "cloudwatch"), (PUSHGATEWAY_URL, url)]),
+            Ok(Choice::CloudWatch)
+        );
+        assert_eq!(
+            choose_from(&[(METRICS_BACKEND, "pushgateway"), (PUSHGATEWAY_URL, url)]),
+            Ok(Choice::Pushgateway(url.into()))
+        );
+        assert_eq!(
+            choose_from(&[(METRICS_BACKEND, "off"), (PUSHGATEWAY_URL, url)]),
+            Ok(Choice::Off)
+        );
+        assert!(choose_from(&[(METRICS_BACKEND, "pushgateway")]).is_err());
+        assert!(choose_from(&[(METRICS_BACKEND, "prometheus")]).is_err());
+    }
 
     #[test]
     fn a_stock_group_has_a_series_per_product_and_escapes_names() {

@@ -18,7 +18,7 @@ async fn a_push_asked_for_while_one_is_in_flight_still_goes_out() {
     telemetry::init(&function);
     tokio::task::yield_now().await;
     metrics::gauge!("stockroom_push_test_value").set(42.0);
-    telemetry::push_soon();
+    telemetry::flush();
 
     let label = format!("function=\"{function}\"");
     let deadline = Instant::now() + Duration::from_secs(10);

@@ -2,8 +2,9 @@
 //! (`AWS_LAMBDA_RUNTIME_API` and the variables Lambda sets, plus the caller's), given one event,
 //! and what it posted back: its response, an invocation error or an init error. No cargo and no
 //! router in between, so a test sees exactly what the runtime does with the environment it got.
-//! Any other request to the same address (a custom resource's answer PUT to its `ResponseURL`)
-//! is answered 200 and kept.
+//! An extension may register (the graceful-shutdown helper's), and then waits for an event that
+//! never comes. Any other request to the same address (a custom resource's answer PUT to its
+//! `ResponseURL`) is answered 200 and kept.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -67,6 +68,10 @@ struct Shared {
     event: String,
     function: String,
     served: AtomicBool,
+    /// The function asked for a second event: its first invocation is over, after-response work
+    /// included.
+    done: AtomicBool,
+    registered: AtomicBool,
     posted: Mutex<mpsc::Sender<Posted>>,
     other: Mutex<Vec<(String, String, String)>>,
 }
@@ -78,8 +83,24 @@ fn serve(stream: TcpStream, shared: &Shared) {
     let mut reader = BufReader::new(stream);
     while let Some((method, path, body)) = read_request(&mut reader) {
         let text = String::from_utf8_lossy(&body).into_owned();
+        if method == "POST" && path.contains("/extension/register") {
+            shared.registered.store(true, Ordering::SeqCst);
+            let headers = [("lambda-extension-identifier", "extension-1".to_owned())];
+            let body = format!(
+                r#"{{"functionName":"{}","functionVersion":"$LATEST","handler":"bootstrap"}}"#,
+                shared.function
+            );
+            write_response(&mut writer, "200 OK", &headers, body.as_bytes());
+            continue;
+        }
+        if method == "GET" && path.ends_with("/extension/event/next") {
+            // No event an extension could subscribe to ever comes here.
+            let _ = reader.read(&mut [0; 1]);
+            return;
+        }
         if method == "GET" && path.ends_with("/runtime/invocation/next") {
             if shared.served.swap(true, Ordering::SeqCst) {
+                shared.done.store(true, Ordering::SeqCst);
                 // Held until the process is killed and the socket closes.
                 let _ = reader.read(&mut [0; 1]);
                 return;
@@ -141,6 +162,25 @@ pub struct Run {
     shared: Arc<Shared>,
     finished: Arc<AtomicBool>,
     accepting: Option<JoinHandle<()>>,
+    /// What it wrote to stdout and stderr, when started with [`Run::start_captured`].
+    output: Option<(JoinHandle<String>, JoinHandle<String>)>,
+}
+
+/// How a run's output is handled.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Output {
+    Inherit,
+    Drop,
+    Capture,
+}
+
+/// Reads a child's stream to its end on a thread of its own.
+fn collect(stream: impl Read + Send + 'static) -> JoinHandle<String> {
+    std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = BufReader::new(stream).read_to_string(&mut text);
+        text
+    })
 }
 
 impl Run {
@@ -155,6 +195,32 @@ impl Run {
         env: &[(String, String)],
         show_output: bool,
     ) -> Self {
+        let output = if show_output {
+            Output::Inherit
+        } else {
+            Output::Drop
+        };
+        Self::launch(binary, function, event, env, output)
+    }
+
+    /// Like [`Run::start`], keeping what the process writes to stdout and stderr for
+    /// [`Run::terminate`].
+    pub fn start_captured(
+        binary: &Path,
+        function: &str,
+        event: impl FnOnce(SocketAddr) -> String,
+        env: &[(String, String)],
+    ) -> Self {
+        Self::launch(binary, function, event, env, Output::Capture)
+    }
+
+    fn launch(
+        binary: &Path,
+        function: &str,
+        event: impl FnOnce(SocketAddr) -> String,
+        env: &[(String, String)],
+        output: Output,
+    ) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").expect("a port for the Runtime API");
         let address = listener.local_addr().expect("its address");
         let (tx, posted) = mpsc::channel();
@@ -162,6 +228,8 @@ impl Run {
             event: event(address),
             function: function.to_owned(),
             served: AtomicBool::new(false),
+            done: AtomicBool::new(false),
+            registered: AtomicBool::new(false),
             posted: Mutex::new(tx),
             other: Mutex::new(Vec::new()),
         });
@@ -191,13 +259,24 @@ impl Run {
             .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
             .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
             .envs(env.iter().map(|(k, v)| (k, v)));
-        if !show_output {
-            command.stdout(Stdio::null()).stderr(Stdio::null());
+        match output {
+            Output::Inherit => {}
+            Output::Drop => {
+                command.stdout(Stdio::null()).stderr(Stdio::null());
+            }
+            Output::Capture => {
+                command.stdout(Stdio::piped()).stderr(Stdio::piped());
+            }
         }
         let started = Instant::now();
-        let child = command
+        let mut child = command
             .spawn()
             .unwrap_or_else(|err| panic!("starting {}: {err}", binary.display()));
+        let output = (output == Output::Capture).then(|| {
+            let stdout = child.stdout.take().expect("piped stdout");
+            let stderr = child.stderr.take().expect("piped stderr");
+            (collect(stdout), collect(stderr))
+        });
         Self {
             started,
             child,
@@ -206,7 +285,57 @@ impl Run {
             shared,
             finished,
             accepting: Some(accepting),
+            output,
         }
+    }
+
+    /// Whether an extension registered (before the runtime asked for its event, or it would
+    /// have been refused in Lambda).
+    pub fn extension_registered(&self) -> bool {
+        self.shared.registered.load(Ordering::SeqCst)
+    }
+
+    /// Waits at most `limit` until the function asks for its next event: the invocation is over,
+    /// including what the runtime runs after posting the response. Whether it did.
+    pub fn wait_until_idle(&self, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        while !self.shared.done.load(Ordering::SeqCst) {
+            if Instant::now() > deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        true
+    }
+
+    /// Sends `SIGTERM`, as Lambda does when it retires an environment, and waits at most `limit`
+    /// for the process to exit: its exit status (`None` if it did not exit in time, when it is
+    /// killed), and its stdout and stderr if they were captured.
+    pub fn terminate(
+        &mut self,
+        limit: Duration,
+    ) -> (Option<std::process::ExitStatus>, String, String) {
+        let sent = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        assert!(sent.is_ok_and(|s| s.success()), "kill -TERM failed");
+        let deadline = Instant::now() + limit;
+        let status = loop {
+            match self.child.try_wait() {
+                Ok(Some(status)) => break Some(status),
+                _ if Instant::now() > deadline => break None,
+                _ => std::thread::sleep(Duration::from_millis(10)),
+            }
+        };
+        if status.is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+        let (stdout, stderr) = match self.output.take() {
+            Some((stdout, stderr)) => (stdout.join().unwrap(), stderr.join().unwrap()),
+            None => Default::default(),
+        };
+        (status, stdout, stderr)
     }
 
     pub fn pid(&self) -> u32 {

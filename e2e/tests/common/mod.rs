@@ -28,3 +28,17 @@ pub fn unique(prefix: &str) -> String {
         .as_nanos();
     format!("{prefix}-{nanos}")
 }
+
+/// A function's binary as `localstack/test` builds it (`cargo build --workspace --bins`).
+pub fn binary(name: &str) -> std::path::PathBuf {
+    let target = std::env::var("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../target").into());
+    let path = target.join("debug").join(name);
+    assert!(
+        path.exists(),
+        "{} is not built: localstack/test builds every function (cargo build --workspace --bins)",
+        path.display()
+    );
+    path
+}

@@ -142,3 +142,138 @@ pub fn scalar_text(value: &Yaml) -> Option<String> {
         _ => None,
     }
 }
+
+/// The namespace the functions write their EMF metrics to, as template.yaml's Globals set it
+/// (`METRICS_NAMESPACE`, a `!Sub` of the stack name).
+pub const METRICS_NAMESPACE: &str = "Stockroom/${AWS::StackName}";
+
+/// One metric the CloudWatch dashboard or an alarm reads from the functions' namespace.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct MetricRef {
+    /// Where: `MetricsDashboard: <widget title>` or the alarm's logical id.
+    pub place: String,
+    pub name: String,
+    /// Its dimension keys (the SEARCH schema's, or the alarm's), empty for a rollup.
+    pub dimensions: std::collections::BTreeSet<String>,
+    /// The dimension values an alarm fixes (`function` = `notifications`, …).
+    pub values: Vec<(String, String)>,
+}
+
+/// `MetricsDashboard`'s body, its `!Sub` variables given stand-in values, parsed.
+pub fn dashboard_body(doc: &Yaml) -> serde_json::Value {
+    let body = &doc["Resources"]["MetricsDashboard"]["Properties"]["DashboardBody"];
+    let (function, text) = intrinsic(body).expect("DashboardBody is a !Sub");
+    assert_eq!(function, "Fn::Sub");
+    let mut text = text.as_str().expect("a !Sub of one string").to_owned();
+    // `${X}` stand-ins: a name for the stack, 10 for the threshold, an ARN for an alarm.
+    while let Some(start) = text.find("${") {
+        let end = start + text[start..].find('}').expect("a closed ${...}");
+        let stand_in = match &text[start + 2..end] {
+            "AWS::StackName" => "stack".to_owned(),
+            "AWS::Region" => "us-east-1".to_owned(),
+            "LowStockThreshold" => "10".to_owned(),
+            other => format!("arn:aws:cloudwatch:us-east-1:000000000000:alarm:{other}"),
+        };
+        text.replace_range(start..=end, &stand_in);
+    }
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("DashboardBody: {e}\n{text}"))
+}
+
+/// Every metric of the functions' namespace that `MetricsDashboard` and the alarms read.
+pub fn cloudwatch_metric_refs(doc: &Yaml) -> Vec<MetricRef> {
+    let namespace = METRICS_NAMESPACE.replace("${AWS::StackName}", "stack");
+    let mut refs = Vec::new();
+    for widget in dashboard_body(doc)["widgets"].as_array().unwrap() {
+        let place = format!("MetricsDashboard: {}", widget["properties"]["title"]);
+        let metrics = widget["properties"]["metrics"].as_array().cloned();
+        for metric in metrics.unwrap_or_default() {
+            let metric = metric.as_array().unwrap();
+            if let Some(expression) = metric[0]["expression"].as_str() {
+                // Math over other ids (`100 * SUM(errors) / SUM(responses)`) reads nothing itself.
+                if expression.contains("SEARCH(") {
+                    refs.extend(searched(expression, &namespace, &place));
+                }
+            } else {
+                assert_eq!(metric[0], namespace.as_str(), "{place}: {metric:?}");
+                let pairs: Vec<_> = metric[2..]
+                    .iter()
+                    .filter_map(|v| v.as_str().map(str::to_owned))
+                    .collect();
+                refs.push(MetricRef {
+                    place: place.clone(),
+                    name: metric[1].as_str().unwrap().to_owned(),
+                    dimensions: pairs.chunks(2).map(|p| p[0].clone()).collect(),
+                    values: pairs
+                        .chunks(2)
+                        .map(|p| (p[0].clone(), p[1].clone()))
+                        .collect(),
+                });
+            }
+        }
+    }
+    for (id, resource) in doc["Resources"].as_mapping().unwrap() {
+        if resource["Type"] != "AWS::CloudWatch::Alarm" {
+            continue;
+        }
+        let place = id.as_str().unwrap().to_owned();
+        let properties = &resource["Properties"];
+        let mut metrics = vec![properties];
+        if let Some(queries) = properties["Metrics"].as_sequence() {
+            metrics.extend(queries.iter().map(|q| &q["MetricStat"]["Metric"]));
+        }
+        for metric in metrics {
+            let Some(name) = metric["MetricName"].as_str() else {
+                continue;
+            };
+            let in_ours = intrinsic(&metric["Namespace"]).is_some_and(|(f, text)| {
+                f == "Fn::Sub" && text.as_str() == Some(METRICS_NAMESPACE)
+            });
+            if !in_ours {
+                continue;
+            }
+            let values: Vec<(String, String)> = metric["Dimensions"]
+                .as_sequence()
+                .map(|dims| {
+                    dims.iter()
+                        .map(|d| {
+                            let text = |k: &str| scalar_text(&d[k]).expect("a literal dimension");
+                            (text("Name"), text("Value"))
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            refs.push(MetricRef {
+                place: place.clone(),
+                name: name.to_owned(),
+                dimensions: values.iter().map(|(k, _)| k.clone()).collect(),
+                values,
+            });
+        }
+    }
+    refs
+}
+
+/// The metrics a dashboard `SEARCH('{namespace,key,...} MetricName="x" ...', ...)` finds.
+fn searched(expression: &str, namespace: &str, place: &str) -> Vec<MetricRef> {
+    let mut refs = Vec::new();
+    let mut rest = expression;
+    while let Some(start) = rest.find("SEARCH('{") {
+        let search = &rest[start + "SEARCH('{".len()..];
+        let close = search.find('}').expect("a closed schema");
+        let mut schema = search[..close].split(',').map(str::trim);
+        assert_eq!(schema.next(), Some(namespace), "{place}: {expression}");
+        let dimensions: std::collections::BTreeSet<String> = schema.map(str::to_owned).collect();
+        let terms = &search[close..search.find("',").expect("a closed search")];
+        for name in terms.split("MetricName=\"").skip(1) {
+            refs.push(MetricRef {
+                place: place.to_owned(),
+                name: name[..name.find('"').unwrap()].to_owned(),
+                dimensions: dimensions.clone(),
+                values: Vec::new(),
+            });
+        }
+        rest = &search[close..];
+    }
+    assert!(!refs.is_empty(), "{place}: no metric in {expression}");
+    refs
+}

@@ -22,7 +22,8 @@ use crate::events::store::Outbox;
 const BATCH: i64 = 500;
 /// How long a pass waits after a failure (broker or database down) before it tries again.
 const RETRY_AFTER: Duration = Duration::from_secs(1);
-/// How often the outbox gauges (events waiting, the oldest one's age) are measured while relaying.
+/// How often the outbox gauges (events waiting, the oldest one's age) are measured, and the
+/// metrics flushed, while relaying.
 const GAUGE_EVERY: Duration = Duration::from_secs(5);
 /// Time an invocation leaves itself before Lambda's deadline: a pass in flight (the broker's 5 s
 /// delivery bound) and the pruning.
@@ -154,11 +155,13 @@ pub async fn run(
             }
             last_failure[i] = pass.err();
         }
+        // Every few seconds, the gauges and what was counted so far go out (an EMF line, or a
+        // push), not only at the invocation's end, a minute later.
         if gauged.is_none_or(|at| at.elapsed() >= GAUGE_EVERY) {
             gauge(outboxes).await;
+            crate::telemetry::flush();
             gauged = Some(Instant::now());
         }
-        crate::telemetry::push_soon();
         if Instant::now() >= until {
             break;
         }

@@ -1,6 +1,7 @@
-//! The scheduled stock exporter: pushes every product's stock as `inventory_stock_levels`, one
-//! pushgateway group (`job="stockroom_stock"`) replaced whole on every run, so a deleted product's
-//! series goes with the next run.
+//! The scheduled stock exporter: every product's stock as `inventory_stock_levels`. To a
+//! pushgateway, one group (`job="stockroom_stock"`) replaced whole on every run, so a deleted
+//! product's series goes with the next run; to CloudWatch, one gauge per product in the run's EMF
+//! lines, so a deleted product's metric just stops.
 //!
 //! Why a schedule rather than a push per change: the pushgateway checks every push against every
 //! series it holds, so a push costs time in proportion to them (measured on the 2-core machine:
@@ -25,7 +26,7 @@ pub struct Exported {
     /// Groups of the earlier layout (one per product, `product_id` in the grouping key) deleted:
     /// their series would clash with the new group's, and the pushgateway refuses a clash.
     pub old_groups_deleted: usize,
-    /// No pushgateway is configured (`PUSHGATEWAY_URL` empty): the run did nothing, successfully.
+    /// Metrics are off (no pushgateway, no CloudWatch): the run did nothing, successfully.
     pub metrics_off: bool,
 }
 
@@ -64,8 +65,24 @@ pub async fn export(db: &Db, gateway: &Pushgateway) -> Result<Exported, RunError
     Ok(exported)
 }
 
-/// Handles one scheduled event. Without a pushgateway there is nowhere to export to: the run
-/// reads nothing and succeeds, so a stack deployed with metrics off has no failing schedule.
+/// Reads every product's stock and records it as gauges, which the CloudWatch backend writes with
+/// the run's other metrics.
+pub async fn record(db: &Db) -> Result<Exported, RunError> {
+    let levels = db
+        .run("stock_levels", async |c| {
+            products::store::stock_levels(c).await
+        })
+        .await?;
+    telemetry::record_stock_levels(&levels);
+    Ok(Exported {
+        products: levels.len(),
+        ..Exported::default()
+    })
+}
+
+/// Handles one scheduled event: to the pushgateway, or to CloudWatch. With metrics off there is
+/// nowhere to export to: the run reads nothing and succeeds, so a stack deployed with metrics off
+/// has no failing schedule.
 pub async fn run(
     db: &Db,
     gateway: Option<&Pushgateway>,
@@ -74,13 +91,14 @@ pub async fn run(
     tracing::debug!(schedule = ?event.payload.resources, "exporting stock levels");
     let exported = match gateway {
         Some(gateway) => export(db, gateway).await,
+        None if telemetry::cloudwatch() => record(db).await,
         None => Ok(Exported {
             metrics_off: true,
             ..Exported::default()
         }),
     };
     if let Ok(exported) = &exported {
-        tracing::info!(?exported, "stock levels pushed");
+        tracing::info!(?exported, "stock levels exported");
     }
     telemetry::finish_run(&exported);
     exported

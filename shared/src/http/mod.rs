@@ -63,9 +63,10 @@ impl Endpoint {
 
 /// Runs an HTTP function: every request goes to `handler`, and is counted and timed here, once
 /// for every function (`<service>_http_requests_total{method,endpoint,status}` and
-/// `<service>_http_request_duration_seconds{method,endpoint}`); the metrics are then pushed in
-/// the background ([`crate::telemetry`]). With `AUTH_MODE=local` the caller's development token
-/// is verified here first ([`crate::auth`]).
+/// `<service>_http_request_duration_seconds{method,endpoint}`); the metrics are then flushed
+/// ([`crate::telemetry::flush`]: EMF lines written with the request's log line, or a push in the
+/// background). With `AUTH_MODE=local` the caller's development token is verified here first
+/// ([`crate::auth`]).
 pub async fn serve<F, Fut>(endpoint: Endpoint, handler: F) -> Result<(), lambda_http::Error>
 where
     F: Fn(Request) -> Fut + Sync,
@@ -112,7 +113,7 @@ where
     metrics::histogram!(endpoint.service.duration_metric(),
         "method" => method, "endpoint" => endpoint.route)
     .record(latency.as_secs_f64());
-    crate::telemetry::push_soon();
+    crate::telemetry::flush();
     Ok(response)
 }
 
