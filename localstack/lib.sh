@@ -207,34 +207,85 @@ write_env_file() {
     for var in $FUNCTION_ENV_VARS; do printf '%s=%s\n' "$var" "${!var}"; done >"$1"
 }
 
-# Starts `cargo lambda watch` in the background on $1 (port), recording its pid in $2, logging to $3.
-# WATCH_FLAGS adds flags: the test stack sets --ignore-changes, because a reload kills the
-# instances serving requests (those requests then never get an answer).
+# How many instances of one function cargo lambda watch runs at most.
+ROUTER_CONCURRENCY=4
+# What a client waits at most (seconds) before the local gateway (tools/gateway, in front of
+# cargo lambda watch) answers 504 itself: API Gateway's 30 s integration timeout for API routes;
+# for the Lambda invoke API, which carries the schedules and the Kafka trigger, more than the
+# longest invocation: the scheduled functions' 60 s timeout in template.yaml, and the events
+# relay's planned run of about a minute (up to ~70 s) per invocation. cargo lambda watch's own
+# --timeout is not used: in 1.9.2 it also cuts every idle instance's long poll, which kills the
+# instance (docs/local-and-aws.md).
+GATEWAY_TIMEOUT=${STOCKROOM_GATEWAY_TIMEOUT:-30}
+GATEWAY_INVOKE_TIMEOUT=${STOCKROOM_GATEWAY_INVOKE_TIMEOUT:-120}
+export STOCKROOM_GATEWAY_TIMEOUT=$GATEWAY_TIMEOUT STOCKROOM_GATEWAY_INVOKE_TIMEOUT=$GATEWAY_INVOKE_TIMEOUT
+# cargo lambda watch itself listens this many ports above the gateway.
+ROUTER_PORT_OFFSET=50
+
+# Starts the router in the background on $1 (port): the local gateway there, cargo lambda watch
+# behind it on $1 + ROUTER_PORT_OFFSET, one process group, cargo lambda watch's pid in $2, both
+# logging to $3. WATCH_FLAGS adds flags to cargo lambda watch: the test stack sets --ignore-changes,
+# because a reload kills the instances serving requests (those requests then get the gateway's 504).
 start_watch() {
     local port=$1 pidfile=$2 log=$3
-    if pid_alive "$pidfile"; then
-        info "cargo lambda watch already runs (pid $(cat "$pidfile")) on 127.0.0.1:$port"
+    local inner=$((port + ROUTER_PORT_OFFSET))
+    if pid_alive "$pidfile" && port_open "$port"; then
+        info "cargo lambda watch already runs (pid $(cat "$pidfile")) behind 127.0.0.1:$port"
         return
     fi
-    step "Building the functions"
+    # One of the two died: start both again.
+    stop_watch "$pidfile"
+    step "Building the functions and the local gateway"
     (cd "$REPO_DIR" && cargo build --quiet --workspace --bins)
-    step "Starting cargo lambda watch on 127.0.0.1:$port"
+    step "Starting the local gateway on 127.0.0.1:$port, cargo lambda watch behind it on 127.0.0.1:$inner"
     write_env_file "$STATE_DIR/functions-$port.env"
     : >"$log"
-    # shellcheck disable=SC2086 # WATCH_FLAGS holds several flags, or none
-    (cd "$REPO_DIR" && start_daemon "$pidfile" "$log" "$CARGO_LAMBDA" lambda watch \
-        --invoke-address 127.0.0.1 --invoke-port "$port" \
-        --env-file "$STATE_DIR/functions-$port.env" ${WATCH_FLAGS:-} --concurrency 4)
+    # The gateway in a subshell that exits at once: in the router's process group (stop_watch
+    # stops both), but not a child of cargo lambda watch (router_instances lists its children).
+    # shellcheck disable=SC2086,SC2016 # WATCH_FLAGS holds several flags, or none; $1.. are bash -c's
+    (cd "$REPO_DIR" && start_daemon "$pidfile" "$log" bash -c '
+        ( STOCKROOM_GATEWAY_LISTEN=127.0.0.1:$1 STOCKROOM_GATEWAY_ROUTER=127.0.0.1:$2 "$3" & )
+        shift 3
+        exec "$@"' gateway "$port" "$inner" "${CARGO_TARGET_DIR:-$REPO_DIR/target}/debug/stockroom-gateway" \
+        "$CARGO_LAMBDA" lambda watch --invoke-address 127.0.0.1 --invoke-port "$inner" \
+        --env-file "$STATE_DIR/functions-$port.env" ${WATCH_FLAGS:-} --concurrency "$ROUTER_CONCURRENCY")
     local i
     for i in $(seq 1 120); do
-        if curl -s -o /dev/null "http://127.0.0.1:$port/"; then
+        if port_open "$port" && curl -s -o /dev/null "http://127.0.0.1:$inner/"; then
             info "listening (log: $log)"
             return
         fi
         pid_alive "$pidfile" || die "cargo lambda watch exited; see $log"
         sleep 1
     done
-    die "cargo lambda watch did not listen on port $port within 120 s; see $log"
+    die "cargo lambda watch did not listen on port $inner within 120 s; see $log"
+}
+
+# The live function instances of the router whose pid file is $1, one "FUNCTION PID" a line: the
+# router's children. It starts each instance as `cargo run --bin FUNCTION`, which becomes the
+# function's own binary (cargo execs it) once built.
+router_instances() {
+    local root
+    root=$(cat "$1" 2>/dev/null) || return 0
+    ps -o pid=,args= --ppid "$root" | awk '{
+        name = ""
+        for (i = 3; i <= NF; i++) if ($i == "--bin") name = $(i + 1)
+        if (name == "") { n = split($2, path, "/"); name = path[n] }
+        print name, $1 }'
+}
+
+# The functions of the router ($1 pid file, $2 log) that have no live instance left. cargo lambda
+# watch 1.9.2 never replaces an instance whose process ended (killed, out of memory): it stays in
+# its function's pool, which holds at most ROUTER_CONCURRENCY, and it blocks new instances while it
+# was idle when it died. Once every instance started is dead, each request to the function gets the
+# gateway's 504 after GATEWAY_TIMEOUT. Started instances are counted from the log, live ones from ps.
+router_dead_functions() {
+    local pidfile=$1 log=$2
+    [ -s "$log" ] || return 0
+    join -a 1 -e 0 -o 0,1.2,2.2 \
+        <(sed -n 's/.*spawning function instance.*function="\([^"]*\)".*/\1/p' "$log" | sort | uniq -c | awk '{ print $2, $1 }' | sort) \
+        <(router_instances "$pidfile" | awk '{ print $1 }' | sort | uniq -c | awk '{ print $2, $1 }' | sort) |
+        awk '$3 == 0 { print $1 }'
 }
 
 # Starts the local stand-in for Lambda's Kafka event source mapping: it feeds the notifications
@@ -317,12 +368,13 @@ sqs_call() {
         -d "$1&Version=2012-11-05"
 }
 
-# True when `METHOD URL [DATA]` gets any HTTP answer within 10 s.
+# True when `METHOD URL [DATA]` gets an HTTP answer within 10 s, other than the local gateway's own
+# 502 (router unreachable) and 504 (no answer within its bound).
 http_answers() {
     local code
     code=$(curl -s -o /dev/null -m 10 -w '%{http_code}' -X "$1" -H 'content-type: application/json' \
         ${3:+-d "$3"} "$2") || true
-    [ "$code" != 000 ]
+    case $code in 000 | 502 | 504) return 1 ;; esac
 }
 
 # The parts localstack/ctl and the watchdog act on, by name: broker, sqs, postgres, router.
