@@ -207,6 +207,21 @@ write_env_file() {
     for var in $FUNCTION_ENV_VARS; do printf '%s=%s\n' "$var" "${!var}"; done >"$1"
 }
 
+# Builds the functions and the local tools in the background (log: $STATE_DIR/build.log), so that
+# the build overlaps the slow steps before start_watch needs it: tansu's build, whose last crates
+# compile one at a time and leave a core idle, and the installs, which mostly wait on the network.
+# wait_for_build waits for it; start_watch's own build is then a no-op.
+start_build() {
+    step "Building the functions in the background (log: $STATE_DIR/build.log)"
+    (cd "$REPO_DIR" && cargo build --quiet --workspace --bins >"$STATE_DIR/build.log" 2>&1 9>&-) &
+    BUILD_PID=$!
+}
+wait_for_build() {
+    [ -n "${BUILD_PID:-}" ] || return 0
+    wait "$BUILD_PID" || { cat "$STATE_DIR/build.log" >&2; die "building the functions failed"; }
+    BUILD_PID=''
+}
+
 # How many instances of one function cargo lambda watch runs at most.
 ROUTER_CONCURRENCY=4
 # What a client waits at most (seconds) before the local gateway (tools/gateway, in front of
@@ -235,6 +250,7 @@ start_watch() {
     fi
     # One of the two died: start both again.
     stop_watch "$pidfile"
+    wait_for_build
     step "Building the functions and the local gateway"
     (cd "$REPO_DIR" && cargo build --quiet --workspace --bins)
     step "Starting the local gateway on 127.0.0.1:$port, cargo lambda watch behind it on 127.0.0.1:$inner"
@@ -623,6 +639,7 @@ start_sqs() {
 ensure_stack() {
     step "Checking tools"
     ensure_base_tools
+    start_build
     ensure_postgres_installed
     ensure_cargo_lambda
     ensure_tansu
