@@ -516,6 +516,9 @@ ensure_template_tools() {
 
 # tansu, a Kafka-compatible broker in Rust: built once per machine (about 13 minutes on 2 cores)
 # with the storage engines its default build lacks, and reused while the pinned version matches.
+# libsql is sqlite://, the stack's; dynostore is memory://, localstack/bench's, and costs no
+# crate: `cargo tree` lists the same 422 crates with libsql alone, since tansu-schema pulls
+# object_store in whatever the features.
 ensure_tansu() {
     TANSU="$TOOLS_DIR/tansu-$TANSU_VERSION/bin/tansu"
     if [ -x "$TANSU" ]; then
