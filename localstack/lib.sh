@@ -237,34 +237,37 @@ export STOCKROOM_GATEWAY_TIMEOUT=$GATEWAY_TIMEOUT STOCKROOM_GATEWAY_INVOKE_TIMEO
 # cargo lambda watch itself listens this many ports above the gateway.
 ROUTER_PORT_OFFSET=50
 
-# Starts the router in the background on $1 (port): the local gateway there, cargo lambda watch
-# behind it on $1 + ROUTER_PORT_OFFSET, one process group, cargo lambda watch's pid in $2, both
-# logging to $3. WATCH_FLAGS adds flags to cargo lambda watch: the test stack sets --ignore-changes,
-# because a reload kills the instances serving requests (those requests then get the gateway's 504).
+# Starts the router in the background on $1 (port): the local gateway there (pid in $2's
+# -gateway.pid, log beside it), and cargo lambda watch behind it on $1 + ROUTER_PORT_OFFSET (pid in
+# $2, log $3). Each is started when it does not run, so the watchdog restarts cargo lambda watch
+# under a gateway that keeps accepting requests. WATCH_FLAGS adds flags to cargo lambda watch: the
+# test stack sets --ignore-changes, because a reload kills the instances serving requests (those
+# requests then get the gateway's 504).
 start_watch() {
     local port=$1 pidfile=$2 log=$3
-    local inner=$((port + ROUTER_PORT_OFFSET))
-    if pid_alive "$pidfile" && port_open "$port"; then
+    local inner=$((port + ROUTER_PORT_OFFSET)) gateway_pidfile="${2%.pid}-gateway.pid"
+    if pid_alive "$pidfile" && pid_alive "$gateway_pidfile"; then
         info "cargo lambda watch already runs (pid $(cat "$pidfile")) behind 127.0.0.1:$port"
         return
     fi
-    # One of the two died: start both again.
-    stop_watch "$pidfile"
     wait_for_build
     step "Building the functions and the local gateway"
     (cd "$REPO_DIR" && cargo build --quiet --workspace --bins)
-    step "Starting the local gateway on 127.0.0.1:$port, cargo lambda watch behind it on 127.0.0.1:$inner"
-    write_env_file "$STATE_DIR/functions-$port.env"
-    : >"$log"
-    # The gateway in a subshell that exits at once: in the router's process group (stop_watch
-    # stops both), but not a child of cargo lambda watch (router_instances lists its children).
-    # shellcheck disable=SC2086,SC2016 # WATCH_FLAGS holds several flags, or none; $1.. are bash -c's
-    (cd "$REPO_DIR" && start_daemon "$pidfile" "$log" bash -c '
-        ( STOCKROOM_GATEWAY_LISTEN=127.0.0.1:$1 STOCKROOM_GATEWAY_ROUTER=127.0.0.1:$2 "$3" & )
-        shift 3
-        exec "$@"' gateway "$port" "$inner" "${CARGO_TARGET_DIR:-$REPO_DIR/target}/debug/stockroom-gateway" \
-        "$CARGO_LAMBDA" lambda watch --invoke-address 127.0.0.1 --invoke-port "$inner" \
-        --env-file "$STATE_DIR/functions-$port.env" ${WATCH_FLAGS:-} --concurrency "$ROUTER_CONCURRENCY")
+    if ! pid_alive "$gateway_pidfile"; then
+        step "Starting the local gateway on 127.0.0.1:$port"
+        STOCKROOM_GATEWAY_LISTEN=127.0.0.1:$port STOCKROOM_GATEWAY_ROUTER=127.0.0.1:$inner \
+            start_daemon "$gateway_pidfile" "${gateway_pidfile%.pid}.log" \
+            "${CARGO_TARGET_DIR:-$REPO_DIR/target}/debug/stockroom-gateway"
+    fi
+    if ! pid_alive "$pidfile"; then
+        step "Starting cargo lambda watch on 127.0.0.1:$inner, behind the gateway"
+        write_env_file "$STATE_DIR/functions-$port.env"
+        : >"$log"
+        # shellcheck disable=SC2086 # WATCH_FLAGS holds several flags, or none
+        (cd "$REPO_DIR" && start_daemon "$pidfile" "$log" "$CARGO_LAMBDA" lambda watch \
+            --invoke-address 127.0.0.1 --invoke-port "$inner" \
+            --env-file "$STATE_DIR/functions-$port.env" ${WATCH_FLAGS:-} --concurrency "$ROUTER_CONCURRENCY")
+    fi
     local i
     for i in $(seq 1 120); do
         if port_open "$port" && curl -s -o /dev/null "http://127.0.0.1:$inner/"; then
@@ -272,9 +275,16 @@ start_watch() {
             return
         fi
         pid_alive "$pidfile" || die "cargo lambda watch exited; see $log"
+        pid_alive "$gateway_pidfile" || die "the local gateway exited; see ${gateway_pidfile%.pid}.log"
         sleep 1
     done
     die "cargo lambda watch did not listen on port $inner within 120 s; see $log"
+}
+
+# Stops the router started with pid file $1: cargo lambda watch and its gateway.
+stop_router() {
+    stop_watch "$1"
+    stop_watch "${1%.pid}-gateway.pid"
 }
 
 # The live function instances of the router whose pid file is $1, one "FUNCTION PID" a line: the
@@ -407,6 +417,7 @@ stop_part() {
     case $1 in
         broker | sqs) stop_watch "$STATE_DIR/$1.pid" ;;
         postgres) stop_postgres ;;
+        # cargo lambda watch alone: the gateway keeps accepting requests meanwhile.
         router) stop_watch "$STATE_DIR/watch.pid" ;;
     esac
 }

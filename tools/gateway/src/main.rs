@@ -6,7 +6,9 @@
 //! dies (docs/local-and-aws.md). This proxy passes every request through unchanged and answers
 //! 504 itself when no whole answer came within the bound: 30 s for API routes (API Gateway's
 //! integration timeout), longer for the Lambda invoke API, which carries the scheduled functions
-//! and the Kafka trigger's invocations.
+//! and the Kafka trigger's invocations. It outlives the router: while the watchdog restarts
+//! cargo lambda watch, a request that cannot connect is tried again until the router is back or
+//! the bound is reached, so clients see a slower answer instead of a refused connection.
 //!
 //! Settings: STOCKROOM_GATEWAY_LISTEN and STOCKROOM_GATEWAY_ROUTER (host:port),
 //! STOCKROOM_GATEWAY_TIMEOUT and STOCKROOM_GATEWAY_INVOKE_TIMEOUT (seconds).
@@ -18,6 +20,7 @@ use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
 use hyper::header::TRANSFER_ENCODING;
+use hyper::http::request::Parts;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
@@ -31,7 +34,7 @@ const INVOKE_PREFIX: &str = "/2015-03-31/functions/";
 
 struct Gateway {
     router: String,
-    client: Client<HttpConnector, Incoming>,
+    client: Client<HttpConnector, Full<Bytes>>,
     timeout: Duration,
     invoke_timeout: Duration,
 }
@@ -78,10 +81,9 @@ impl Gateway {
         // The whole answer within the bound, body included: the router has been seen to send an
         // answer's head and never its body.
         let whole = async {
-            let answer = self
-                .client
-                .request(Request::from_parts(parts, body))
-                .await?;
+            // Kept whole (Lambda takes at most 6 MB), so that it can be sent again.
+            let body = body.collect().await?.to_bytes();
+            let answer = self.send(&parts, body).await?;
             let (mut parts, body) = answer.into_parts();
             let body = body.collect().await?.to_bytes();
             parts.headers.remove(TRANSFER_ENCODING);
@@ -92,10 +94,35 @@ impl Gateway {
         };
         Ok(match tokio::time::timeout(bound, whole).await {
             Ok(Ok(answer)) => answer,
-            // The router is down or restarting (the watchdog restarts it).
+            // The router dropped the request (it was stopped while serving it).
             Ok(Err(_)) => own_answer(StatusCode::BAD_GATEWAY, "Bad Gateway"),
             Err(_) => own_answer(StatusCode::GATEWAY_TIMEOUT, "Endpoint request timed out"),
         })
+    }
+}
+
+impl Gateway {
+    /// Sends the request to the router; while the router does not accept connections (it is
+    /// being restarted), tries again every 200 ms: the request never reached it, so sending it
+    /// again places nothing twice.
+    async fn send(
+        &self,
+        parts: &Parts,
+        body: Bytes,
+    ) -> Result<Response<Incoming>, hyper_util::client::legacy::Error> {
+        loop {
+            let mut request = Request::new(Full::new(body.clone()));
+            *request.method_mut() = parts.method.clone();
+            *request.uri_mut() = parts.uri.clone();
+            *request.version_mut() = parts.version;
+            *request.headers_mut() = parts.headers.clone();
+            match self.client.request(request).await {
+                Err(e) if e.is_connect() => {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                answer => return answer,
+            }
+        }
     }
 }
 
