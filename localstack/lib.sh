@@ -409,7 +409,7 @@ start_part() {
         broker) ensure_tansu >/dev/null && start_broker ;;
         sqs) ensure_moto >/dev/null && start_sqs ;;
         postgres) start_postgres ;;
-        router) start_watch "$API_PORT" "$STATE_DIR/watch.pid" "$STATE_DIR/watch.log" ;;
+        router) ensure_cargo_lambda >/dev/null && start_watch "$API_PORT" "$STATE_DIR/watch.pid" "$STATE_DIR/watch.log" ;;
     esac
 }
 
