@@ -216,34 +216,111 @@ write_env_file() {
     for var in $FUNCTION_ENV_VARS; do printf '%s=%s\n' "$var" "${!var}"; done >"$1"
 }
 
-# Starts `cargo lambda watch` in the background on $1 (port), recording its pid in $2, logging to $3.
-# WATCH_FLAGS adds flags: the test stack sets --ignore-changes, because a reload kills the
-# instances serving requests (those requests then never get an answer).
+# Builds the functions and the local tools in the background (log: $STATE_DIR/build.log), so that
+# the build overlaps the slow steps before start_watch needs it: tansu's build, whose last crates
+# compile one at a time and leave a core idle, and the installs, which mostly wait on the network.
+# wait_for_build waits for it; start_watch's own build is then a no-op.
+start_build() {
+    step "Building the functions in the background (log: $STATE_DIR/build.log)"
+    (cd "$REPO_DIR" && cargo build --quiet --workspace --bins >"$STATE_DIR/build.log" 2>&1 9>&-) &
+    BUILD_PID=$!
+}
+wait_for_build() {
+    [ -n "${BUILD_PID:-}" ] || return 0
+    wait "$BUILD_PID" || { cat "$STATE_DIR/build.log" >&2; die "building the functions failed"; }
+    BUILD_PID=''
+}
+
+# How many instances of one function cargo lambda watch runs at most.
+ROUTER_CONCURRENCY=4
+# What a client waits at most (seconds) before the local gateway (tools/gateway, in front of
+# cargo lambda watch) answers 504 itself: API Gateway's 30 s integration timeout for API routes;
+# for the Lambda invoke API, which carries the schedules and the Kafka trigger, more than the
+# longest invocation: the scheduled functions' 60 s timeout in template.yaml, and the events
+# relay's planned run of about a minute (up to ~70 s) per invocation. cargo lambda watch's own
+# --timeout is not used: in 1.9.2 it also cuts every idle instance's long poll, which kills the
+# instance (docs/local-and-aws.md).
+GATEWAY_TIMEOUT=${STOCKROOM_GATEWAY_TIMEOUT:-30}
+GATEWAY_INVOKE_TIMEOUT=${STOCKROOM_GATEWAY_INVOKE_TIMEOUT:-120}
+export STOCKROOM_GATEWAY_TIMEOUT=$GATEWAY_TIMEOUT STOCKROOM_GATEWAY_INVOKE_TIMEOUT=$GATEWAY_INVOKE_TIMEOUT
+# cargo lambda watch itself listens this many ports above the gateway.
+ROUTER_PORT_OFFSET=50
+
+# Starts the router in the background on $1 (port): the local gateway there (pid in $2's
+# -gateway.pid, log beside it), and cargo lambda watch behind it on $1 + ROUTER_PORT_OFFSET (pid in
+# $2, log $3). Each is started when it does not run, so the watchdog restarts cargo lambda watch
+# under a gateway that keeps accepting requests. WATCH_FLAGS adds flags to cargo lambda watch: the
+# test stack sets --ignore-changes, because a reload kills the instances serving requests (those
+# requests then get the gateway's 504).
 start_watch() {
     local port=$1 pidfile=$2 log=$3
-    if pid_alive "$pidfile"; then
-        info "cargo lambda watch already runs (pid $(cat "$pidfile")) on 127.0.0.1:$port"
+    local inner=$((port + ROUTER_PORT_OFFSET)) gateway_pidfile="${2%.pid}-gateway.pid"
+    if pid_alive "$pidfile" && pid_alive "$gateway_pidfile"; then
+        info "cargo lambda watch already runs (pid $(cat "$pidfile")) behind 127.0.0.1:$port"
         return
     fi
-    step "Building the functions"
+    wait_for_build
+    step "Building the functions and the local gateway"
     (cd "$REPO_DIR" && cargo build --quiet --workspace --bins)
-    step "Starting cargo lambda watch on 127.0.0.1:$port"
-    write_env_file "$STATE_DIR/functions-$port.env"
-    : >"$log"
-    # shellcheck disable=SC2086 # WATCH_FLAGS holds several flags, or none
-    (cd "$REPO_DIR" && start_daemon "$pidfile" "$log" "$CARGO_LAMBDA" lambda watch \
-        --invoke-address 127.0.0.1 --invoke-port "$port" \
-        --env-file "$STATE_DIR/functions-$port.env" ${WATCH_FLAGS:-} --concurrency 4)
+    if ! pid_alive "$gateway_pidfile"; then
+        step "Starting the local gateway on 127.0.0.1:$port"
+        STOCKROOM_GATEWAY_LISTEN=127.0.0.1:$port STOCKROOM_GATEWAY_ROUTER=127.0.0.1:$inner \
+            start_daemon "$gateway_pidfile" "${gateway_pidfile%.pid}.log" \
+            "${CARGO_TARGET_DIR:-$REPO_DIR/target}/debug/stockroom-gateway"
+    fi
+    if ! pid_alive "$pidfile"; then
+        step "Starting cargo lambda watch on 127.0.0.1:$inner, behind the gateway"
+        write_env_file "$STATE_DIR/functions-$port.env"
+        : >"$log"
+        # shellcheck disable=SC2086 # WATCH_FLAGS holds several flags, or none
+        (cd "$REPO_DIR" && start_daemon "$pidfile" "$log" "$CARGO_LAMBDA" lambda watch \
+            --invoke-address 127.0.0.1 --invoke-port "$inner" \
+            --env-file "$STATE_DIR/functions-$port.env" ${WATCH_FLAGS:-} --concurrency "$ROUTER_CONCURRENCY")
+    fi
     local i
     for i in $(seq 1 120); do
-        if curl -s -o /dev/null "http://127.0.0.1:$port/"; then
+        if port_open "$port" && curl -s -o /dev/null "http://127.0.0.1:$inner/"; then
             info "listening (log: $log)"
             return
         fi
         pid_alive "$pidfile" || die "cargo lambda watch exited; see $log"
+        pid_alive "$gateway_pidfile" || die "the local gateway exited; see ${gateway_pidfile%.pid}.log"
         sleep 1
     done
-    die "cargo lambda watch did not listen on port $port within 120 s; see $log"
+    die "cargo lambda watch did not listen on port $inner within 120 s; see $log"
+}
+
+# Stops the router started with pid file $1: cargo lambda watch and its gateway.
+stop_router() {
+    stop_watch "$1"
+    stop_watch "${1%.pid}-gateway.pid"
+}
+
+# The live function instances of the router whose pid file is $1, one "FUNCTION PID" a line: the
+# router's children. It starts each instance as `cargo run --bin FUNCTION`, which becomes the
+# function's own binary (cargo execs it) once built.
+router_instances() {
+    local root
+    root=$(cat "$1" 2>/dev/null) || return 0
+    ps -o pid=,args= --ppid "$root" | awk '{
+        name = ""
+        for (i = 3; i <= NF; i++) if ($i == "--bin") name = $(i + 1)
+        if (name == "") { n = split($2, path, "/"); name = path[n] }
+        print name, $1 }'
+}
+
+# The functions of the router ($1 pid file, $2 log) that have no live instance left. cargo lambda
+# watch 1.9.2 never replaces an instance whose process ended (killed, out of memory): it stays in
+# its function's pool, which holds at most ROUTER_CONCURRENCY, and it blocks new instances while it
+# was idle when it died. Once every instance started is dead, each request to the function gets the
+# gateway's 504 after GATEWAY_TIMEOUT. Started instances are counted from the log, live ones from ps.
+router_dead_functions() {
+    local pidfile=$1 log=$2
+    [ -s "$log" ] || return 0
+    join -a 1 -e 0 -o 0,1.2,2.2 \
+        <(sed -n 's/.*spawning function instance.*function="\([^"]*\)".*/\1/p' "$log" | sort | uniq -c | awk '{ print $2, $1 }' | sort) \
+        <(router_instances "$pidfile" | awk '{ print $1 }' | sort | uniq -c | awk '{ print $2, $1 }' | sort) |
+        awk '$3 == 0 { print $1 }'
 }
 
 # Starts the local stand-in for Lambda's Kafka event source mapping: it feeds the notifications
@@ -326,12 +403,13 @@ sqs_call() {
         -d "$1&Version=2012-11-05"
 }
 
-# True when `METHOD URL [DATA]` gets any HTTP answer within 10 s.
+# True when `METHOD URL [DATA]` gets an HTTP answer within 10 s, other than the local gateway's own
+# 502 (router unreachable) and 504 (no answer within its bound).
 http_answers() {
     local code
     code=$(curl -s -o /dev/null -m 10 -w '%{http_code}' -X "$1" -H 'content-type: application/json' \
         ${3:+-d "$3"} "$2") || true
-    [ "$code" != 000 ]
+    case $code in 000 | 502 | 504) return 1 ;; esac
 }
 
 # The parts localstack/ctl and the watchdog act on, by name: broker, sqs, postgres, router.
@@ -340,7 +418,7 @@ start_part() {
         broker) ensure_tansu >/dev/null && start_broker ;;
         sqs) ensure_moto >/dev/null && start_sqs ;;
         postgres) start_postgres ;;
-        router) start_watch "$API_PORT" "$STATE_DIR/watch.pid" "$STATE_DIR/watch.log" ;;
+        router) ensure_cargo_lambda >/dev/null && start_watch "$API_PORT" "$STATE_DIR/watch.pid" "$STATE_DIR/watch.log" ;;
     esac
 }
 
@@ -348,6 +426,7 @@ stop_part() {
     case $1 in
         broker | sqs) stop_watch "$STATE_DIR/$1.pid" ;;
         postgres) stop_postgres ;;
+        # cargo lambda watch alone: the gateway keeps accepting requests meanwhile.
         router) stop_watch "$STATE_DIR/watch.pid" ;;
     esac
 }
@@ -457,6 +536,9 @@ ensure_template_tools() {
 
 # tansu, a Kafka-compatible broker in Rust: built once per machine (about 13 minutes on 2 cores)
 # with the storage engines its default build lacks, and reused while the pinned version matches.
+# libsql is sqlite://, the stack's; dynostore is memory://, localstack/bench's, and costs no
+# crate: `cargo tree` lists the same 422 crates with libsql alone, since tansu-schema pulls
+# object_store in whatever the features.
 ensure_tansu() {
     TANSU="$TOOLS_DIR/tansu-$TANSU_VERSION/bin/tansu"
     if [ -x "$TANSU" ]; then
@@ -479,10 +561,53 @@ ensure_tansu() {
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
+# How long the local broker keeps a message (minutes). tansu 0.6 keeps every record in its SQLite
+# file for ever, unless the topic's cleanup.policy is delete: then its maintenance, every 10
+# minutes, deletes the records older than the topic's retention.ms, and SQLite reuses their pages.
+# The file then holds about this long of traffic. The Kafka trigger consumes within seconds; what
+# it has not consumed after this long (a trigger stopped for hours) is lost, as with Kafka's own
+# retention.
+BROKER_RETENTION_MINUTES=${STOCKROOM_BROKER_RETENTION_MINUTES:-120}
+topic_configs() {
+    printf -- '--config %s ' cleanup.policy=delete "retention.ms=$((BROKER_RETENTION_MINUTES * 60000))"
+}
+
+# Before the broker starts: gives the topics of an existing file that retention (topics created
+# before it kept everything, and tansu has no command to change a topic's configuration), and
+# deletes the records it has expired, as tansu's maintenance would. That maintenance runs first at
+# start-up, holding tansu's only database connection while it deletes: measured on a 147 MB file
+# whose 360,000 records had all expired, tansu answered nothing for 54 s (the watchdog restarts a
+# broker after three 10 s probes missed in a row); deleted here first, it answered in 0.4 s.
+set_topic_retention() {
+    local db="$STATE_DIR/tansu.db"
+    [ -s "$db" ] || return 0
+    # shellcheck disable=SC2086 # one topic a word
+    python3 - "$db" "$((BROKER_RETENTION_MINUTES * 60000))" $TOPICS <<'EOF' ||
+import sqlite3, sys, time
+db = sqlite3.connect(sys.argv[1], timeout=10)
+retention_ms, topics = int(sys.argv[2]), sys.argv[3:]
+marks = ",".join("?" * len(topics))
+with db:
+    for name, value in (("cleanup.policy", "delete"), ("retention.ms", str(retention_ms))):
+        db.executemany(
+            "INSERT INTO topic_configuration (topic, name, value) SELECT id, ?, ? FROM topic"
+            " WHERE name = ? ON CONFLICT (topic, name) DO UPDATE SET value = excluded.value",
+            [(name, value, topic) for topic in topics],
+        )
+    db.execute(
+        "DELETE FROM record WHERE timestamp < ? AND topition IN (SELECT tp.id FROM topition tp"
+        f" JOIN topic t ON t.id = tp.topic WHERE t.name IN ({marks}))",
+        [int(time.time() * 1000) - retention_ms, *topics],
+    )
+EOF
+        info "could not apply the topics' retention to $db"
+}
+
 start_broker() {
     if port_open "$KAFKA_PORT"; then
         info "a broker already answers on 127.0.0.1:$KAFKA_PORT"
     else
+        set_topic_retention
         step "Starting tansu on 127.0.0.1:$KAFKA_PORT"
         # Both listener flags: by default tansu listens on every interface. SQLite storage keeps
         # what the broker acknowledged (messages, committed offsets) across a restart.
@@ -496,8 +621,10 @@ start_broker() {
     fi
     local topic
     for topic in $TOPICS; do
-        if "$TANSU" topic create "$topic" --broker "tcp://127.0.0.1:$KAFKA_PORT" --partitions 3 >/dev/null 2>&1; then
-            info "created topic $topic"
+        # shellcheck disable=SC2046 # topic_configs gives several words
+        if "$TANSU" topic create "$topic" --broker "tcp://127.0.0.1:$KAFKA_PORT" --partitions 3 \
+            $(topic_configs) >/dev/null 2>&1; then
+            info "created topic $topic (kept $BROKER_RETENTION_MINUTES min)"
         fi
     done
 }
@@ -535,6 +662,7 @@ start_sqs() {
 ensure_stack() {
     step "Checking tools"
     ensure_base_tools
+    start_build
     ensure_postgres_installed
     ensure_cargo_lambda
     ensure_tansu

@@ -17,11 +17,17 @@ pub fn env(name: &str) -> String {
         .unwrap_or_else(|_| panic!("{name} is not set: run the fault tests with localstack/test"))
 }
 
+/// The local gateway's bound on an API request (`localstack/lib.sh`'s GATEWAY_TIMEOUT): a request
+/// whose function instance died gets its 504 after this long.
+pub fn gateway_timeout() -> Duration {
+    Duration::from_secs(env("STOCKROOM_GATEWAY_TIMEOUT").parse().expect("seconds"))
+}
+
 /// `POST path` with a JSON body: `(status, body)` (`null` when not JSON), or why no answer came
-/// within 30 s.
+/// within the gateway's bound and 10 s more.
 pub fn try_post(path: &str, body: &str) -> Result<(u16, Value), String> {
     let reply = Client::from_var("STOCKROOM_E2E_URL")
-        .timeout(Duration::from_secs(30))
+        .timeout(gateway_timeout() + Duration::from_secs(10))
         .try_call("POST", path, Some(body), &[])?;
     let json = serde_json::from_str(&reply.text).unwrap_or(Value::Null);
     Ok((reply.status, json))
@@ -54,6 +60,21 @@ pub fn ctl(action: &str, part: &str) {
     assert!(status.success(), "localstack/ctl {action} {part} failed");
 }
 
+/// The functions behind the router with no live instance left (`localstack/ctl check router`, the
+/// watchdog's test).
+pub fn dead_functions() -> Vec<String> {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../localstack/ctl");
+    let out = Command::new(script)
+        .args(["check", "router"])
+        .output()
+        .expect("localstack/ctl runs");
+    assert!(out.status.success(), "localstack/ctl check router failed");
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect()
+}
+
 /// Each load client places at most one order per this interval: a steady load the debug-built
 /// local pipeline keeps up with (8 clients: 40 orders, about 120 events a second), so what a test
 /// measures is recovery, not a backlog of saturation.
@@ -73,6 +94,7 @@ pub struct Outcome {
     /// The error code of a JSON error, or why no answer came.
     pub error: Option<String>,
     pub at: Instant,
+    pub took: Duration,
 }
 
 impl Load {
@@ -95,6 +117,7 @@ impl Load {
                                 Err(e) => Some(e.clone()),
                             },
                             at: Instant::now(),
+                            took: started.elapsed(),
                         };
                         outcomes.lock().unwrap().push(outcome);
                         std::thread::sleep(PACE.saturating_sub(started.elapsed()));

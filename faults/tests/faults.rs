@@ -380,3 +380,79 @@ fn the_migrate_custom_resource_waits_out_a_postgres_that_is_down_or_frozen() {
     thaw.join().unwrap();
     assert_eq!(status, "SUCCESS", "migrated once PostgreSQL was thawed");
 }
+
+/// A function instance killed (SIGKILL, as the kernel's OOM killer does) while it serves orders:
+/// cargo lambda watch never replaces it. Every request still gets an answer within the local
+/// gateway's bound: the one the dead instance held gets 504, later ones are served by the
+/// function's other instances. Once every instance is dead, each request waits out the bound for
+/// a 504, `localstack/ctl check router` names the function (the watchdog's test), and a restart of
+/// the router serves it again.
+#[test]
+fn a_killed_function_instance_leaves_no_request_without_an_answer() {
+    let bound = gateway_timeout() + Duration::from_secs(5);
+    let product = product(INITIAL);
+    let load = Load::start(product, 8);
+    wait_for("orders flowing", Duration::from_secs(60), || {
+        (load.count() >= 50).then_some(())
+    });
+    assert!(dead_functions().is_empty(), "{:?}", dead_functions());
+    ctl("kill", "orders-create");
+    let killed = Instant::now();
+    sleep(Duration::from_secs(5));
+    let served = load.count();
+    sleep(Duration::from_secs(5));
+    assert!(
+        load.count() > served,
+        "the function's other instances go on serving"
+    );
+    assert!(dead_functions().is_empty(), "other instances live");
+    ctl("kill-all", "orders-create");
+    let all_killed = Instant::now();
+    sleep(Duration::from_secs(5));
+    // Waits for the requests in flight: each gets its answer within the bound.
+    let outcomes = load.stop();
+    assert_eq!(dead_functions(), ["orders-create"]);
+    let unanswered: Vec<_> = outcomes.iter().filter(|o| o.status.is_none()).collect();
+    assert!(
+        unanswered.is_empty(),
+        "requests without an answer: {unanswered:?}"
+    );
+    let slowest = outcomes.iter().map(|o| o.took).max().unwrap();
+    assert!(slowest <= bound, "an answer took {slowest:?}");
+    let timed_out: Vec<&Outcome> = outcomes.iter().filter(|o| o.status == Some(504)).collect();
+    let after_one = timed_out
+        .iter()
+        .filter(|o| o.at - o.took < all_killed)
+        .count();
+    eprintln!(
+        "{} requests; {} answered 504 after {:?}–{:?}, {after_one} of them sent before every instance was killed; others: {:?}",
+        outcomes.len(),
+        timed_out.len(),
+        timed_out.iter().map(|o| o.took).min().unwrap_or_default(),
+        timed_out.iter().map(|o| o.took).max().unwrap_or_default(),
+        tally(&outcomes)
+    );
+    assert!(
+        outcomes.iter().all(|o| matches!(o.status, Some(201 | 504))),
+        "{:?}",
+        tally(&outcomes)
+    );
+    assert!(
+        outcomes.iter().any(|o| o.status == Some(201)
+            && o.at > killed + Duration::from_secs(1)
+            && o.at < all_killed),
+        "orders placed between the two kills"
+    );
+    ctl("restart", "router");
+    let (status, body) = post(
+        "/api/orders",
+        &format!(r#"{{"product_id":{product},"quantity":1}}"#),
+    )
+    .expect("the restarted router answers");
+    assert_eq!(status, 201, "{body}");
+    // A killed request may have left its order pending: the reconciler settles it (pending
+    // timeout 5 s here), and stock agrees with what was confirmed.
+    sleep(Duration::from_secs(6));
+    run_scheduled("orders-reconciler");
+    assert_stock_invariant(product, INITIAL.into());
+}
