@@ -3,7 +3,7 @@
 //! order's event is on the topic (twice only where the outage left its delivery in doubt) and
 //! recorded exactly once, alerts reach SQS, and stock agrees with the orders. Run one at a time (`--test-threads=1`), after the other tests.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
@@ -171,7 +171,7 @@ fn an_sqs_outage_under_load_delays_alerts_and_loses_none() {
     quiet_alerts();
     let product = product(INITIAL);
     // moto keeps queues in memory: stopping it first means every alert of the test is sent after
-    // it restarts, so the queue shows whether each arrived exactly once.
+    // it restarts, so the queue shows how often each arrived.
     ctl("stop", "sqs");
     let load = Load::start(product, 8);
     sleep(Duration::from_secs(30));
@@ -206,7 +206,21 @@ fn an_sqs_outage_under_load_delays_alerts_and_loses_none() {
         distinct, ids,
         "every order_created reached the alerts queue"
     );
-    assert_eq!(alerts.len(), ids.len(), "and each exactly once");
+    // SQS takes a batch at least once: moto, catching up on the backlog on a busy machine, has
+    // answered a SendMessageBatch after the SDK's 2 s attempt timeout, and the SDK's retry sent
+    // the batch again (20 of 1,351 on 2026-12-04 and 20 of 1,441 on 2026-12-06, both with the
+    // development stack running beside the tests; docs/events.md). So: none lost, none sent more
+    // than twice, and the duplicates counted.
+    let mut copies: BTreeMap<&String, usize> = BTreeMap::new();
+    for alert in &alerts {
+        *copies.entry(alert).or_default() += 1;
+    }
+    let twice = copies.values().filter(|n| **n == 2).count();
+    assert!(
+        copies.values().all(|n| *n <= 2),
+        "an alert arrived more than twice: {copies:?}"
+    );
+    eprintln!("{twice} of {} alerts arrived twice", ids.len());
     let letters = drain_queue(&env("DEAD_LETTER_QUEUE_URL"));
     assert!(
         letters.is_empty(),
