@@ -101,12 +101,18 @@ pub struct RelayReport {
     pub order_pruned: u64,
 }
 
-/// When the invocation must stop relaying: after `run_for`, and well before Lambda's deadline.
+/// When the invocation must stop relaying: after `run_for`, and well before Lambda's deadline. A
+/// deadline already past when the invocation starts is none: Lambda's is always ahead, and
+/// `cargo lambda watch` 1.9 sends the constant 600000 (a few minutes into 1970; its
+/// `functions_router.rs`), so locally the run's own length bounds it.
 fn stop_at(settings: RelaySettings, deadline_ms: u64) -> Instant {
     let now_ms = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64);
-    let left = Duration::from_millis(deadline_ms.saturating_sub(now_ms));
+    if deadline_ms <= now_ms {
+        return Instant::now() + settings.run_for;
+    }
+    let left = Duration::from_millis(deadline_ms - now_ms);
     Instant::now() + settings.run_for.min(left.saturating_sub(DEADLINE_MARGIN))
 }
 
@@ -270,7 +276,13 @@ mod tests {
             stop <= Duration::from_secs(65) && stop > Duration::from_secs(64),
             "{stop:?}"
         );
-        // Past the deadline: at once.
-        assert!(stop_at(settings, now_ms.saturating_sub(1000)) <= Instant::now());
+        // Less than the margin left: at once.
+        assert!(stop_at(settings, now_ms + 5_000) <= Instant::now());
+        // A deadline before the invocation began is none: what cargo lambda watch sends.
+        let stop = stop_at(settings, 600_000) - Instant::now();
+        assert!(
+            stop <= Duration::from_secs(65) && stop > Duration::from_secs(64),
+            "{stop:?}"
+        );
     }
 }
