@@ -144,23 +144,26 @@ async fn a_retry_with_the_key_finishes_what_a_crash_left() {
     assert_eq!(stock_of(product).await, 3, "reserved once");
 }
 
+/// An order of `quantity` placed, then the first step of its cancel (`cancelling`), as if the
+/// process died there: its id and order reference.
+async fn placed_then_cancel_begun(ctx: &OrderContext, product: i64, quantity: i32) -> (i64, Uuid) {
+    let reply = orders::saga::place(ctx, &single_order(product, quantity), None).await;
+    let id = serde_json::from_str::<serde_json::Value>(&reply.body).unwrap()["id"]
+        .as_i64()
+        .unwrap();
+    let conn = ctx.orders.conn().await.unwrap();
+    match orders::store::begin_cancel(&*conn, id, None).await.unwrap() {
+        orders::store::CancelStart::Started(order_ref) => (id, order_ref),
+        other => panic!("{other:?}"),
+    }
+}
+
 #[tokio::test]
 async fn an_interrupted_cancel_is_finished_and_returns_the_stock_once() {
     let ctx = order_dbs().await;
     let product = product_with_stock("1.00", 5).await;
-    let reply = orders::saga::place(&ctx, &single_order(product, 3), None).await;
-    let id = serde_json::from_str::<serde_json::Value>(&reply.body).unwrap()["id"]
-        .as_i64()
-        .unwrap();
+    let (_, order_ref) = placed_then_cancel_begun(&ctx, product, 3).await;
     assert_eq!(stock_of(product).await, 2);
-    // First step of the cancel, then the process dies.
-    let order_ref = {
-        let conn = ctx.orders.conn().await.unwrap();
-        match orders::store::begin_cancel(&*conn, id, None).await.unwrap() {
-            orders::store::CancelStart::Started(order_ref) => order_ref,
-            other => panic!("{other:?}"),
-        }
-    };
     age(order_ref).await;
     // Reconcilers of other tests may run at the same time and settle it first: that is safe
     // (every step is idempotent), so only the outcome is checked.
@@ -175,18 +178,8 @@ async fn an_interrupted_cancel_is_finished_and_returns_the_stock_once() {
 async fn a_cancel_that_died_after_its_release_is_finished_without_a_second_release() {
     let ctx = order_dbs().await;
     let product = product_with_stock("1.00", 5).await;
-    let reply = orders::saga::place(&ctx, &single_order(product, 3), None).await;
-    let id = serde_json::from_str::<serde_json::Value>(&reply.body).unwrap()["id"]
-        .as_i64()
-        .unwrap();
     // The first two steps of the cancel, then the process dies.
-    let order_ref = {
-        let conn = ctx.orders.conn().await.unwrap();
-        match orders::store::begin_cancel(&*conn, id, None).await.unwrap() {
-            orders::store::CancelStart::Started(order_ref) => order_ref,
-            other => panic!("{other:?}"),
-        }
-    };
+    let (id, order_ref) = placed_then_cancel_begun(&ctx, product, 3).await;
     let released = orders::reservation::release(&ctx.stock, order_ref, Some(id))
         .await
         .unwrap();
