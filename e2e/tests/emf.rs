@@ -254,13 +254,24 @@ fn fresh_uuid() -> String {
 fn the_cloudwatch_backend_writes_valid_emf_with_the_traffics_values_and_what_the_template_reads() {
     let from = std::fs::metadata(log_path()).unwrap().len() as usize;
     let (_, scarce) = drive_traffic();
-    // The lines are written before each response; the watch's log gets them at once, give or
-    // take its buffering.
+    // The lines are written before each response; the watch's log gets them later, after its
+    // own buffering (a request's line was seen to arrive after the scheduled runs' lines): wait
+    // for the last of what the traffic counted, not only for the runs.
     let deadline = Instant::now() + Duration::from_secs(20);
     let docs = loop {
         let docs = documents(from);
         let runs = total(&docs, "stockroom_scheduled_runs_total", &[]);
-        if runs >= 5.0 || Instant::now() > deadline {
+        let reads = total(
+            &docs,
+            "inventory_http_requests_total",
+            &[("function", "products-get")],
+        );
+        let writes = total(
+            &docs,
+            "inventory_http_requests_total",
+            &[("function", "products-create")],
+        );
+        if (runs >= 5.0 && reads >= 4.0 && writes >= 2.0) || Instant::now() > deadline {
             break docs;
         }
         std::thread::sleep(Duration::from_millis(200));
