@@ -316,7 +316,7 @@ fn main() {
     let order_ids: Vec<i64> = orders.iter().map(|(id, _)| *id).collect();
     let keys = order_ids
         .iter()
-        .map(|id| format!("'{id}'"))
+        .map(i64::to_string)
         .collect::<Vec<_>>()
         .join(",");
     let events = || -> Vec<(String, String, bool)> {
@@ -326,8 +326,8 @@ fn main() {
         sql(
             "ORDER_DATABASE_URL",
             &format!(
-                "SELECT event_id::text, payload::jsonb ->> 'event_type', published_at IS NOT NULL \
-                 FROM outbox WHERE message_key IN ({keys})"
+                "SELECT event_id::text, event_type, published_at IS NOT NULL \
+                 FROM outbox WHERE order_id IN ({keys})"
             ),
         )
         .iter()
