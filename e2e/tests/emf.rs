@@ -258,20 +258,34 @@ fn the_cloudwatch_backend_writes_valid_emf_with_the_traffics_values_and_what_the
     // own buffering (a request's line was seen to arrive after the scheduled runs' lines): wait
     // for the last of what the traffic counted, not only for the runs.
     let deadline = Instant::now() + Duration::from_secs(20);
+    // Wait for every function's share of the traffic, counted by its own request counter.
+    let arrived = |docs: &[Value]| {
+        let requests_of = |function: &str| -> f64 {
+            let counted = |d: &Value| -> f64 {
+                let members = d.as_object().into_iter().flatten();
+                members
+                    .filter(|(name, _)| name.ends_with("_http_requests_total"))
+                    .filter_map(|(_, value)| value.as_f64())
+                    .sum()
+            };
+            let mine = docs.iter().filter(|d| d["function"] == function);
+            mine.map(counted).sum()
+        };
+        let requests = [
+            ("products-create", 2),
+            ("products-get", 4),
+            ("orders-create", 3),
+            ("orders-cancel", 1),
+            ("not-found", 1),
+        ];
+        requests
+            .iter()
+            .all(|(function, n)| requests_of(function) >= f64::from(*n))
+            && total(docs, "stockroom_scheduled_runs_total", &[]) >= 5.0
+    };
     let docs = loop {
         let docs = documents(from);
-        let runs = total(&docs, "stockroom_scheduled_runs_total", &[]);
-        let reads = total(
-            &docs,
-            "inventory_http_requests_total",
-            &[("function", "products-get")],
-        );
-        let writes = total(
-            &docs,
-            "inventory_http_requests_total",
-            &[("function", "products-create")],
-        );
-        if (runs >= 5.0 && reads >= 4.0 && writes >= 2.0) || Instant::now() > deadline {
+        if arrived(&docs) || Instant::now() > deadline {
             break docs;
         }
         std::thread::sleep(Duration::from_millis(200));
