@@ -4,9 +4,10 @@
 //! 1. in process: the handlers called with real HTTP API events by N simulated execution
 //!    environments ([`inprocess`]);
 //! 2. end to end: HTTP through `cargo lambda watch --release`, loaded by wrk ([`wrk`]);
-//! 3. the full pipeline: a burst of orders end to end with the broker, a Kafka trigger, the
-//!    notifications function and SQS running, and how soon the notifications catch up
-//!    ([`pipeline`]; it runs last, its SQS traffic being the heaviest on the local stand-ins);
+//! 3. the local stack as `localstack/up` runs it: a burst of orders through its gateway and
+//!    router while everything else of it runs, how soon each event was on the topic and every
+//!    one recorded by notifications ([`local_stack`]; `stockroom-bench stack`, run before the
+//!    script pauses the stack for the other levels);
 //! 4. the limit: pgbench's one-transaction order in the same run ([`pgbench`]);
 //!
 //! then what one order costs ([`cost`]), and each HTTP function's cold start, peak memory and
@@ -18,8 +19,8 @@ mod artifacts;
 mod coldstart;
 mod cost;
 mod inprocess;
+mod local_stack;
 mod pgbench;
-mod pipeline;
 mod plots;
 mod replay;
 mod report;
@@ -51,15 +52,10 @@ pub struct Results {
     pub date: String,
     pub cores: usize,
     pub seconds: u64,
-    pub kafka: bool,
-    /// `memory` (a broker of the benchmark's own) or `stack` (the stack's, on SQLite).
-    pub broker: String,
     pub in_process: Vec<Row>,
-    /// The order scenarios in process with events left to the relay: the broker's share.
-    pub in_process_without_broker: Vec<Row>,
     pub end_to_end: Vec<Row>,
-    #[serde(default)]
-    pub pipeline: Option<pipeline::Pipeline>,
+    /// The local stack as `localstack/up` runs it (`stockroom-bench stack`).
+    pub local_stack: Option<local_stack::LocalStack>,
     pub pgbench: Vec<pgbench::PgbenchResult>,
     /// pgbench replaying one order's own statements (absent from runs before 2026-12-02).
     #[serde(default)]
@@ -111,10 +107,10 @@ async fn outbox_ends() -> Vec<i64> {
     ends
 }
 
-/// Marks published, without sending, what the "no broker" measurements left in the outboxes
-/// since `start`: the benchmark's own events, for nobody. Left to a relay they would reach the
-/// development stack's broker once it resumes: on 2026-12-01 336,000 of them, an hour of its
-/// relay, its notifications and SQS. Then vacuums the outboxes, so the dead row versions the
+/// Marks published, without sending, what the measurements left in the outboxes since `start`
+/// while the development stack's relay was paused: the benchmark's own events, for nobody. Left
+/// to it they would reach the development stack's broker once it resumes: on 2026-12-01 336,000
+/// of them, an hour of its relay, its notifications and SQS. Then vacuums the outboxes, so the dead row versions the
 /// update leaves do not wait for an autovacuum in the middle of a later measurement.
 async fn discard_unpublished(start: &[i64]) {
     for (var, from) in OUTBOXES.iter().zip(start) {
@@ -184,15 +180,29 @@ fn cold_starts(repo: &std::path::Path, products: Products) -> Vec<coldstart::Col
         .collect()
 }
 
+/// The arm64 bootstraps the last `sam build` left in the target directory.
+fn arm64(repo: &std::path::Path) -> Vec<artifacts::Artifact> {
+    let target =
+        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| repo.join("target"), PathBuf::from);
+    artifacts::measure(repo, &target.join("lambda"))
+}
+
 #[tokio::main(worker_threads = 2)]
 async fn main() {
     let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
     // `stockroom-bench report`: BENCHMARKS.md again from the last results (after editing
-    // bench/analysis.md), without measuring.
+    // bench/analysis.md, or after a `sam build`, whose arm64 bootstraps it reads again), without
+    // measuring anything else.
     if std::env::args().nth(1).as_deref() == Some("report") {
         let json =
             std::fs::read_to_string(repo.join("bench/results.json")).expect("bench/results.json");
-        let results: Results = serde_json::from_str(&json).expect("results.json parses");
+        let mut results: Results = serde_json::from_str(&json).expect("results.json parses");
+        let arm64 = arm64(&repo);
+        if !arm64.is_empty() {
+            results.arm64 = arm64;
+            let json = serde_json::to_string_pretty(&results).expect("results serialise");
+            std::fs::write(repo.join("bench/results.json"), json).expect("bench/results.json");
+        }
         write_report(&repo, &results);
         return;
     }
@@ -217,12 +227,47 @@ async fn main() {
         return;
     }
     let seconds = env("STOCKROOM_BENCH_SECONDS").map_or(10, |s| s.parse().expect("seconds"));
+    let work = std::env::temp_dir().join("stockroom-bench");
+    std::fs::create_dir_all(&work).expect("a scratch folder");
+    let stack_result = work.join("local-stack.json");
+    // `stockroom-bench stack URL TRIGGER_LOG`: only the local stack's level, into the scratch
+    // folder, where the full run (with the stack paused) finds it.
+    if std::env::args().nth(1).as_deref() == Some("stack") {
+        let args: Vec<String> = std::env::args().skip(2).collect();
+        let [base, trigger_log] = args.as_slice() else {
+            panic!("usage: stockroom-bench stack URL TRIGGER_LOG");
+        };
+        let _ = std::fs::remove_file(&stack_result);
+        println!(
+            "==> Level 3, the local stack at {base}: a burst of single orders, the events after it"
+        );
+        let products = Products::create(&format!("{}-stack", run_id())).await;
+        let burst = Duration::from_secs(2 * seconds);
+        let level = local_stack::run(base, products, trigger_log.as_ref(), &work, 32, burst).await;
+        println!(
+            "    {} orders in {:.0} s ({}); on the topic p50 {:.0} ms, p99 {:.0} ms; all recorded {}",
+            level.orders,
+            level.burst_seconds,
+            report::line(&level.measured),
+            level.event_latency.p50_ms,
+            level.event_latency.p99_ms,
+            level
+                .recorded_after_s
+                .map_or("NOT within the limit".to_owned(), |s| format!(
+                    "{s:.1} s after the burst"
+                )),
+        );
+        if let Err(problem) = products.check().await {
+            panic!("the stock invariant after the local stack's level: {problem}");
+        }
+        let json = serde_json::to_string_pretty(&level).expect("the level serialises");
+        std::fs::write(&stack_result, json).expect("the level's result");
+        return;
+    }
     let warmup = Duration::from_secs(2);
     let measure = Duration::from_secs(seconds);
     let out = repo.join("bench");
     std::fs::create_dir_all(&out).expect("bench/");
-    let work = std::env::temp_dir().join("stockroom-bench");
-    std::fs::create_dir_all(&work).expect("a scratch folder");
 
     let run = run_id();
     let products = Products::create(&run).await;
@@ -237,8 +282,6 @@ async fn main() {
     println!("==> Level 1, in process: handlers with real HTTP API events");
     let outbox_start = outbox_ends().await;
     let mut in_process = Vec::new();
-    // No request publishes any more (the relay does): the "no broker" rows of older runs are gone.
-    let without_broker = Vec::new();
     for &c in &CONCURRENCY {
         let mut envs = Vec::with_capacity(c);
         for _ in 0..c {
@@ -346,55 +389,29 @@ async fn main() {
 
     let cold_starts = cold_starts(&repo, products);
     checked(products, "the cold starts", &mut violations).await;
-    let target =
-        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| repo.join("target"), PathBuf::from);
-    let arm64 = artifacts::measure(&repo, &target.join("lambda"));
+    let arm64 = arm64(&repo);
     println!(
         "==> arm64 bootstraps from the last sam build: {}",
         arm64.len()
     );
 
-    let pipeline = match (env("STOCKROOM_BENCH_URL"), env("STOCKROOM_BENCH_TRIGGER")) {
-        (Some(base), Some(trigger)) => {
-            println!("==> Level 3, the full pipeline: a burst of orders while notifications run");
-            let burst = Duration::from_secs(2 * seconds);
-            let level = pipeline::run(&base, products, trigger.as_ref(), &work, 32, burst).await;
-            println!(
-                "    {} orders in {:.0} s ({}); all recorded {}; SQS requests per alert {}; notification_db commits per event {:.3}",
-                level.orders,
-                level.burst_seconds,
-                report::line(&level.measured),
-                level
-                    .recorded_after_s
-                    .map_or("NOT within the limit".to_owned(), |s| format!(
-                        "{s:.1} s after the burst"
-                    )),
-                level
-                    .sqs_requests_per_alert
-                    .map_or("unknown".to_owned(), |r| format!("{r:.3}")),
-                level.notification_commits_per_event
-            );
-            checked(products, "the full pipeline", &mut violations).await;
-            Some(level)
-        }
-        _ => {
-            println!(
-                "==> Level 3 skipped: STOCKROOM_BENCH_URL or STOCKROOM_BENCH_TRIGGER is not set"
-            );
-            None
-        }
-    };
+    let local_stack = std::fs::read_to_string(&stack_result)
+        .ok()
+        .map(|json| serde_json::from_str(&json).expect("the local stack's result parses"));
+    if local_stack.is_none() {
+        println!(
+            "==> Level 3 missing: `stockroom-bench stack` left no {}",
+            stack_result.display()
+        );
+    }
 
     let results = Results {
         date: chrono::Utc::now().format("%Y-%m-%d %H:%M UTC").to_string(),
         cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
         seconds,
-        kafka: env("KAFKA_BROKERS").is_some(),
-        broker: env("STOCKROOM_BENCH_BROKER").unwrap_or_else(|| "stack".into()),
         in_process,
-        in_process_without_broker: without_broker,
         end_to_end,
-        pipeline,
+        local_stack,
         pgbench,
         replay,
         cost,

@@ -1,10 +1,11 @@
-//! Level 3, the full pipeline: a burst of single orders end to end through the router while the
-//! broker, a Kafka trigger, the notifications function and SQS all run; then how long after the
-//! burst every order's `order_created` is recorded in notification_db, how many SQS requests each
-//! forwarded alert cost, and how many notification_db commits each recorded event.
+//! The local stack as `localstack/up` runs it: a burst of single orders over HTTP through its
+//! gateway and router (debug builds, as a developer has them) while everything else of the stack
+//! runs, its durable broker, relay, Kafka trigger, notifications and SQS included. Then how soon
+//! after its commit each order's `order_created` was on the topic (the relay marks an event
+//! published once the broker acknowledged it), how long until every one was recorded in
+//! notification_db, and what the notifications side spent on them.
 
 use std::path::Path;
-use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
@@ -19,7 +20,7 @@ use crate::wrk;
 const CATCH_UP_LIMIT: Duration = Duration::from_secs(180);
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Pipeline {
+pub struct LocalStack {
     pub connections: usize,
     pub burst_seconds: f64,
     /// The orders the burst placed, as wrk saw them.
@@ -36,41 +37,20 @@ pub struct Pipeline {
     /// subtracted).
     pub notification_commits_per_event: f64,
     /// Events per invocation of the notifications function (the trigger's batches).
-    #[serde(default)]
     pub events_per_invocation: Option<f64>,
+    /// From each order's commit to its `order_created` acknowledged by the broker.
+    pub event_latency: EventLatency,
 }
 
-/// The stack's Kafka trigger binary feeding this router's notifications function, from the end of
-/// the benchmark's topics under a consumer group of its own; stopped when dropped
-/// (a panic included), so it never outlives the benchmark's broker.
-struct Trigger(Child);
-
-impl Trigger {
-    /// Its errors go to `log`, and each invocation's answer to `answers`.
-    fn start(binary: &Path, base: &str, group: &str, log: &Path, answers: &Path) -> Self {
-        let log = std::fs::File::create(log).expect("the trigger's log");
-        let answers = std::fs::File::create(answers).expect("the trigger's answers");
-        let child = Command::new(binary)
-            .env(
-                "STOCKROOM_INVOKE_URL",
-                format!("{base}/2015-03-31/functions/notifications/invocations"),
-            )
-            .env("STOCKROOM_TRIGGER_GROUP", group)
-            // Only what comes after it: the topics hold every earlier level's events.
-            .env("STOCKROOM_TRIGGER_START", "latest")
-            .stdout(answers)
-            .stderr(log)
-            .spawn()
-            .unwrap_or_else(|err| panic!("starting {}: {err}", binary.display()));
-        Self(child)
-    }
-}
-
-impl Drop for Trigger {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
+/// Milliseconds from an event's transaction start (`created_at`, a moment before its commit) to
+/// its `published_at`, which the relay sets once the broker acknowledged it: an upper bound of
+/// commit to topic.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct EventLatency {
+    pub events: i64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
 }
 
 async fn count(var: &str, sql: &str) -> i64 {
@@ -111,8 +91,7 @@ fn answers(log: &str) -> Answers {
 }
 
 /// Places an order over HTTP and waits a few seconds for its `order_created` to be recorded, until
-/// one is: the whole pipeline flows (the trigger reads from the end of the topics, so an order
-/// placed before it had its offsets is never seen; the next one is).
+/// one is: the whole pipeline flows.
 async fn flowing(base: &str, products: Products) {
     let body = format!(r#"{{"product_id":{},"quantity":1}}"#, products.nth(0));
     let started = Instant::now();
@@ -143,23 +122,16 @@ async fn flowing(base: &str, products: Products) {
     }
 }
 
+/// The level, against the stack at `base`; `answers_log` is its Kafka trigger's log, where each
+/// invocation's answer is a line.
 pub async fn run(
     base: &str,
     products: Products,
-    trigger: &Path,
+    answers_log: &Path,
     work: &Path,
     connections: usize,
     burst: Duration,
-) -> Pipeline {
-    let group = format!("bench-{}", products.first);
-    let answers_log = work.join("trigger.answers");
-    let trigger = Trigger::start(
-        trigger,
-        base,
-        &group,
-        &work.join("trigger.log"),
-        &answers_log,
-    );
+) -> LocalStack {
     flowing(base, products).await;
     // Warm the router's order instances (each starts through `cargo run`).
     for _ in 0..8 {
@@ -177,7 +149,7 @@ pub async fn run(
     }
     let since: String = admin_query(ORDER_DATABASE_URL, "SELECT now()::text").await[0].get(0);
     let commits_before = notification_commits().await;
-    let answered_before = answers(&std::fs::read_to_string(&answers_log).unwrap_or_default());
+    let answered_before = answers(&std::fs::read_to_string(answers_log).unwrap_or_default());
     // The benchmark's own notification_db statements from here on, each a commit of its own.
     let mut own_queries = 1;
     let recorded_before = count(
@@ -233,14 +205,14 @@ pub async fn run(
     .await
         - recorded_before;
     let commits = notification_commits().await - commits_before - own_queries;
-    drop(trigger);
-    let answered = answers(&std::fs::read_to_string(&answers_log).unwrap_or_default());
+    let answered = answers(&std::fs::read_to_string(answers_log).unwrap_or_default());
+    let event_latency = event_latency(&list).await;
     let (invocations, alerts, requests) = (
         answered.invocations - answered_before.invocations,
         answered.forwarded - answered_before.forwarded,
         answered.sqs_requests - answered_before.sqs_requests,
     );
-    Pipeline {
+    LocalStack {
         connections,
         burst_seconds: burst.as_secs_f64(),
         measured,
@@ -250,6 +222,33 @@ pub async fn run(
         sqs_requests_per_alert: (alerts > 0).then(|| requests as f64 / alerts as f64),
         notification_commits_per_event: commits.max(0) as f64 / (events.max(1) as f64),
         events_per_invocation: (invocations > 0).then(|| events as f64 / invocations as f64),
+        event_latency,
+    }
+}
+
+/// [`EventLatency`] of the `order_created` events of the orders `ids` (a comma-separated list).
+async fn event_latency(ids: &str) -> EventLatency {
+    if ids.is_empty() {
+        return EventLatency::default();
+    }
+    let row = &admin_query(
+        ORDER_DATABASE_URL,
+        &format!(
+            "WITH waited AS (SELECT extract(epoch FROM published_at - created_at) * 1000 AS ms \
+             FROM outbox WHERE event_type = 'order_created' AND order_id IN ({ids}) \
+             AND published_at IS NOT NULL) \
+             SELECT count(*), \
+                    coalesce(percentile_cont(0.5) WITHIN GROUP (ORDER BY ms), 0)::float8, \
+                    coalesce(percentile_cont(0.99) WITHIN GROUP (ORDER BY ms), 0)::float8, \
+                    coalesce(max(ms), 0)::float8 FROM waited"
+        ),
+    )
+    .await[0];
+    EventLatency {
+        events: row.get(0),
+        p50_ms: row.get(1),
+        p99_ms: row.get(2),
+        max_ms: row.get(3),
     }
 }
 
