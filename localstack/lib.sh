@@ -631,6 +631,8 @@ start_broker() {
 
 ensure_moto() {
     MOTO="$TOOLS_DIR/venv/bin/moto_server"
+    # The SQS client's TLS test (shared/sqs/tests/https.rs) starts one of its own.
+    export STOCKROOM_MOTO="$MOTO"
     if [ -x "$MOTO" ]; then
         info "moto server is installed"
         return

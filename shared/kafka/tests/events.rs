@@ -80,7 +80,7 @@ fn consume(topic: &str, keys: &[i64], expected: usize) -> (BTreeMap<String, Valu
 
 /// Queues of one test alone on the SQS endpoint.
 async fn sqs_queues() -> stockroom_sqs::SqsQueues {
-    let client = aws_sdk_sqs::Client::new(&aws_config::load_from_env().await);
+    let client = aws_sdk_sqs::Client::new(&stockroom_sqs::sdk_config().await);
     let (alerts, dead) = stockroom_test_support::queue::fresh_pair(&client).await;
     stockroom_sqs::SqsQueues::new(client, alerts, dead)
 }

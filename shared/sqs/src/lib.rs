@@ -16,7 +16,9 @@ use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, SdkConfig};
 use aws_sdk_sqs::Client;
+use aws_sdk_sqs::config::SharedHttpClient;
 use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
+use aws_smithy_http_client::tls;
 use futures_util::{StreamExt, stream};
 use stockroom::config::{ConfigError, Vars as _, env};
 use stockroom::notifications::{Queue, Queues, SendFuture, Sent};
@@ -41,9 +43,20 @@ const BATCH_BYTES: usize = 200 * 1024;
 const IN_FLIGHT: usize = 8;
 const FAST_REQUEST: Duration = Duration::from_millis(100);
 
-/// The environment's AWS configuration with Stockroom's timeouts and retries.
+/// The SDK's HTTP client: HTTPS through rustls with ring (the crypto PostgreSQL's TLS uses), the
+/// system's root certificates; plain HTTP to a local endpoint.
+pub fn https_client() -> SharedHttpClient {
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(
+            tls::rustls_provider::CryptoMode::Ring,
+        ))
+        .build_https()
+}
+
+/// The environment's AWS configuration with Stockroom's HTTP client, timeouts and retries.
 pub async fn sdk_config() -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())
+        .http_client(https_client())
         .timeout_config(
             TimeoutConfig::builder()
                 .connect_timeout(CONNECT_TIMEOUT)

@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 /// Queues of this test alone, so what arrives in them can be counted.
 async fn queues() -> (SqsQueues, String, String) {
-    let client = aws_sdk_sqs::Client::new(&aws_config::load_from_env().await);
+    let client = aws_sdk_sqs::Client::new(&stockroom_sqs::sdk_config().await);
     let (alerts, dead) = stockroom_test_support::queue::fresh_pair(&client).await;
     (
         SqsQueues::new(client, alerts.clone(), dead.clone()),

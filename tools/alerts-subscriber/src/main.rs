@@ -17,6 +17,7 @@ const RETRY_PAUSE: Duration = Duration::from_secs(2);
 async fn main() {
     let url = std::env::var("ALERTS_QUEUE_URL").expect("ALERTS_QUEUE_URL is not set");
     let config = aws_config::defaults(BehaviorVersion::latest())
+        .http_client(stockroom_sqs::https_client())
         .timeout_config(
             TimeoutConfig::builder()
                 .operation_timeout(CALL_TIMEOUT)
