@@ -15,9 +15,14 @@ impl Moto {
     /// Starts moto with TLS, and makes the certificate file `roots` (in the test CA's folder) the
     /// roots this process trusts.
     pub fn start(roots: &str) -> Self {
-        let ca = std::env::var("STOCKROOM_PG_CA").expect("STOCKROOM_PG_CA (localstack/test sets it)");
-        let dir = PathBuf::from(ca).parent().expect("the test CA's folder").to_owned();
-        let moto = std::env::var("STOCKROOM_MOTO").expect("STOCKROOM_MOTO (localstack/test sets it)");
+        let ca =
+            std::env::var("STOCKROOM_PG_CA").expect("STOCKROOM_PG_CA (localstack/test sets it)");
+        let dir = PathBuf::from(ca)
+            .parent()
+            .expect("the test CA's folder")
+            .to_owned();
+        let moto =
+            std::env::var("STOCKROOM_MOTO").expect("STOCKROOM_MOTO (localstack/test sets it)");
         // SAFETY: set before any thread of the test reads the environment.
         unsafe { std::env::set_var("SSL_CERT_FILE", dir.join(roots)) };
         let port = TcpListener::bind("127.0.0.1:0")
@@ -35,7 +40,10 @@ impl Moto {
             .expect("starting moto");
         let started = Instant::now();
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(started.elapsed() < Duration::from_secs(30), "moto did not listen");
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "moto did not listen"
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
         Self { child, port }
