@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use common::template::{cloudwatch_metric_refs, document};
 use common::{Client, unique};
 use serde_json::{Value, json};
+use stockroom_test_support::watch_log::json_lines;
 
 fn api() -> Client {
     Client::from_var("STOCKROOM_E2E_EMF_URL")
@@ -133,9 +134,7 @@ fn violations(doc: &Value) -> Vec<String> {
 /// The EMF documents written to the log after byte `from`.
 fn documents(from: usize) -> Vec<Value> {
     let log = std::fs::read(log_path()).unwrap();
-    String::from_utf8_lossy(&log[from.min(log.len())..])
-        .lines()
-        .filter_map(|line| serde_json::from_str::<Value>(line.trim()).ok())
+    json_lines(&String::from_utf8_lossy(&log[from.min(log.len())..]))
         .filter(|doc| doc.get("_aws").is_some())
         .collect()
 }

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use common::{call, unique};
 use serde_json::Value;
+use stockroom_test_support::watch_log::json_lines;
 
 fn watch_log() -> String {
     std::env::var("STOCKROOM_WATCH_LOG").unwrap_or_else(|_| {
@@ -18,9 +19,7 @@ fn watch_log() -> String {
 /// The JSON request lines of `function` written to the log after byte `from`.
 fn request_lines(from: usize, function: &str) -> Vec<Value> {
     let log = std::fs::read(watch_log()).unwrap();
-    String::from_utf8_lossy(&log[from.min(log.len())..])
-        .lines()
-        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+    json_lines(&String::from_utf8_lossy(&log[from.min(log.len())..]))
         .filter(|line| {
             line["fields"]["message"] == "request" && line["fields"]["function"] == function
         })
@@ -95,8 +94,9 @@ fn each_request_logs_one_json_line_with_its_context_and_no_body() {
         .lines()
         .filter(|line| line.contains(&secret))
         .filter(|line| {
-            serde_json::from_str::<Value>(line)
-                .map_or(true, |l| l["fields"]["message"] != "notification")
+            json_lines(line)
+                .next()
+                .is_none_or(|l| l["fields"]["message"] != "notification")
         })
         .map(str::to_owned)
         .collect();
