@@ -44,6 +44,13 @@ pub struct Cost {
     pub note: Option<String>,
 }
 
+impl Cost {
+    /// PostgreSQL's CPU per order in all: the request's and the relay's.
+    pub fn postgres_cpu_total_ms(&self) -> f64 {
+        self.postgres_cpu_ms + self.relay_postgres_cpu_ms
+    }
+}
+
 /// Rows of the tables an order writes, by `db.table`.
 async fn row_counts() -> BTreeMap<String, i64> {
     let mut counts = BTreeMap::new();

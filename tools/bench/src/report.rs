@@ -36,6 +36,11 @@ fn at_most(value: f64, limit: f64) -> bool {
     (value * 10.0).round() / 10.0 <= limit
 }
 
+/// A per-database figure summed over the databases.
+fn sum(per_database: &std::collections::BTreeMap<String, f64>) -> f64 {
+    per_database.values().sum()
+}
+
 fn verdict(ok: bool) -> &'static str {
     if ok { "met" } else { "**not met**" }
 }
@@ -197,7 +202,6 @@ pub fn markdown(r: &Results) -> String {
     }
 
     let c = &r.cost;
-    let sum = |m: &std::collections::BTreeMap<String, f64>| m.values().sum::<f64>();
     let _ = writeln!(
         md,
         "\n## What one order costs\n\n{} single orders placed one after another in process, on a single-threaded runtime as in a function{}. Round trips are counted on the wire by a relay in front of PostgreSQL (a request sent after an answer came back; requests pipelined behind one another share one), in a pass of their own; statements (pg_stat_statements, `BEGIN` and `COMMIT` included), commits and CPU in another, without the relay.\n",
@@ -243,7 +247,7 @@ pub fn markdown(r: &Results) -> String {
     let _ = writeln!(
         md,
         "| PostgreSQL CPU, in all (ms) | {:.3} |",
-        c.postgres_cpu_ms + c.relay_postgres_cpu_ms
+        c.postgres_cpu_total_ms()
     );
     let _ = writeln!(md, "| relay transactions | {:.3} |", c.relay_commits);
     let _ = writeln!(
@@ -324,7 +328,6 @@ pub fn markdown(r: &Results) -> String {
 /// The targets of issue #23 (the order path), each with what this run measured.
 fn targets(md: &mut String, r: &Results) {
     let c = &r.cost;
-    let sum = |m: &std::collections::BTreeMap<String, f64>| m.values().sum::<f64>();
     let _ = writeln!(
         md,
         "\n## Targets (issue #23)\n\n| target | measured | |\n|---|---|---|"
@@ -361,7 +364,7 @@ fn targets(md: &mut String, r: &Results) {
             m.p99_ms < 100.0,
         );
     }
-    let pg = c.postgres_cpu_ms + c.relay_postgres_cpu_ms;
+    let pg = c.postgres_cpu_total_ms();
     row(
         "PostgreSQL CPU ≤ 1.3 ms per order (the request and relaying its events)",
         format!(
