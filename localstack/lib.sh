@@ -38,7 +38,13 @@ NOTIFICATION_DATABASE_URL=${NOTIFICATION_DATABASE_URL:-postgres://postgres@127.0
 export INVENTORY_DATABASE_URL ORDER_DATABASE_URL STOCK_RESERVATION_DATABASE_URL NOTIFICATION_DATABASE_URL
 
 if [ -t 1 ]; then BOLD=$'\033[1m' RED=$'\033[31m' PLAIN=$'\033[0m'; else BOLD='' RED='' PLAIN=''; fi
-step() { printf '%s==> %s%s\n' "$BOLD" "$*" "$PLAIN"; }
+# Each step says how long the command has been running, so a slow one shows; scripts it runs
+# (localstack/fuzz from localstack/test) count from its start, not their own.
+export STOCKROOM_STARTED=${STOCKROOM_STARTED:-$EPOCHSECONDS}
+step() {
+    local elapsed=$((EPOCHSECONDS - STOCKROOM_STARTED))
+    printf '%s==> [%d:%02d] %s%s\n' "$BOLD" $((elapsed / 60)) $((elapsed % 60)) "$*" "$PLAIN"
+}
 info() { printf '    %s\n' "$*"; }
 die() { printf '%serror: %s%s\n' "$RED" "$*" "$PLAIN" >&2; exit 1; }
 
@@ -534,6 +540,22 @@ ensure_template_tools() {
         rustup target add aarch64-unknown-linux-gnu || ARM64_TARGET=false
 }
 
+# The fuzzer of localstack/fuzz, in the venv localstack/up keeps cargo-lambda, cfn-lint and moto in;
+# pinned, so that a seed generates the same requests every time. localstack/test installs it in
+# the background with the template's checkers.
+SCHEMATHESIS_VERSION=4.32.5
+ensure_schemathesis() {
+    SCHEMATHESIS="$TOOLS_DIR/venv/bin/schemathesis"
+    if [ -x "$SCHEMATHESIS" ] && "$SCHEMATHESIS" --version 2>/dev/null | grep -q "$SCHEMATHESIS_VERSION"; then
+        info "schemathesis $SCHEMATHESIS_VERSION is installed"
+        return
+    fi
+    step "Installing schemathesis $SCHEMATHESIS_VERSION from PyPI into $TOOLS_DIR/venv"
+    ensure_base_tools
+    [ -x "$TOOLS_DIR/venv/bin/pip" ] || { mkdir -p "$TOOLS_DIR"; python3 -m venv "$TOOLS_DIR/venv"; }
+    "$TOOLS_DIR/venv/bin/pip" install -q "schemathesis==$SCHEMATHESIS_VERSION"
+}
+
 # tansu, a Kafka-compatible broker in Rust: built once per machine (about 13 minutes on 2 cores)
 # with the storage engines its default build lacks, and reused while the pinned version matches.
 # libsql is sqlite://, the stack's; dynostore is memory://, localstack/bench's, and costs no
@@ -549,7 +571,11 @@ ensure_tansu() {
     # A sign of life every 25 crates compiled, and cargo's errors in full.
     local started=$SECONDS
     set +o pipefail
-    CARGO_TARGET_DIR="$TOOLS_DIR/tansu-build" cargo install tansu --version "$TANSU_VERSION" --locked \
+    # opt-level 1, not the release default of 3: LLVM's work is most of this build (6 min 20 s
+    # alone on 2 cores so), and a broker on loopback for tests and a development stack needs
+    # no more speed than that gives.
+    CARGO_PROFILE_RELEASE_OPT_LEVEL=1 \
+        CARGO_TARGET_DIR="$TOOLS_DIR/tansu-build" cargo install tansu --version "$TANSU_VERSION" --locked \
         --features dynostore,libsql --root "$TOOLS_DIR/tansu-$TANSU_VERSION" 2>&1 |
         awk '/^ *Compiling / { if (++n % 25 == 0) { printf "    %d crates compiled\n", n; fflush() } }
                                   /^(error|warning: build failed)/ || failed { failed = 1; print }'
