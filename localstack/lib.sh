@@ -556,7 +556,7 @@ ensure_schemathesis() {
     "$TOOLS_DIR/venv/bin/pip" install -q "schemathesis==$SCHEMATHESIS_VERSION"
 }
 
-# tansu, a Kafka-compatible broker in Rust: built once per machine (about 13 minutes on 2 cores)
+# tansu, a Kafka-compatible broker in Rust: built once per machine (about 7 minutes on 2 cores)
 # with the storage engines its default build lacks, and reused while the pinned version matches.
 # libsql is sqlite://, the stack's; dynostore is memory://, localstack/bench's, and costs no
 # crate: `cargo tree` lists the same 422 crates with libsql alone, since tansu-schema pulls
@@ -567,7 +567,7 @@ ensure_tansu() {
         info "tansu $TANSU_VERSION is installed"
         return
     fi
-    step "Building tansu $TANSU_VERSION (Kafka-compatible broker; once per machine, about 13 minutes)"
+    step "Building tansu $TANSU_VERSION (Kafka-compatible broker; once per machine, about 7 minutes)"
     # A sign of life every 25 crates compiled, and cargo's errors in full.
     local started=$SECONDS
     set +o pipefail
